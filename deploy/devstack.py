@@ -1,0 +1,295 @@
+"""The dev stack: Redis, PostgreSQL, the verification simulator, the gateway (gunicorn) and the workers,
+on loopback, with their data under one folder of the project. Runs in the foreground; SIGINT or SIGTERM
+stops every process it started.
+
+    python deploy/devstack.py [--data .data] [--port 8080] [--redis-port 6390] [--pg-port 5440] ...
+
+The tests import ``Stack`` to start the same parts on free ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+VENV_BIN = Path(sys.executable).parent
+DEV_CLIENTS = (
+    ("demo-channel", "demo-channel-secret", "channel"),
+    ("demo-channel-2", "demo-channel-2-secret", "channel"),
+    ("demo-draw", "demo-draw-secret", "draw"),
+    ("demo-admin", "demo-admin-secret", "admin"),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(what: str, ready: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    """Poll ``ready`` until it is true; never a fixed sleep."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
+        time.sleep(0.05)
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+class Stack:
+    """The processes of one dev stack; ``stop`` ends them all, in reverse order."""
+
+    def __init__(self, data: Path, *, redis_port: int, pg_port: int, sim_port: int, port: int) -> None:
+        self.data = data.resolve()
+        self.redis_port, self.pg_port, self.sim_port, self.port = redis_port, pg_port, sim_port, port
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.logs = self.data / "logs"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of the stack's own processes (and of a test that talks to them)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        env.update(
+            GATEWAY_REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
+            GATEWAY_DATABASE_URL=f"postgresql://gateway@127.0.0.1:{self.pg_port}/gateway",
+            GATEWAY_VERIFY_URL=f"http://127.0.0.1:{self.sim_port}",
+            GATEWAY_CAMPAIGN_FILE=str(ROOT / "deploy" / "campaigns" / "hefei-2026.toml"),
+            PROMETHEUS_MULTIPROC_DIR=str(self.data / "metrics"),
+        )
+        return env
+
+    def _spawn(self, name: str, argv: list[str], user: str | None = None) -> subprocess.Popen[bytes]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it open
+        proc = subprocess.Popen(
+            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, user=user, cwd=ROOT, start_new_session=True
+        )
+        self.procs.append((name, proc))
+        return proc
+
+    def _alive(self, name: str, proc: subprocess.Popen[bytes], check: Callable[[], bool]) -> Callable[[], bool]:
+        def ready() -> bool:
+            if proc.poll() is not None:
+                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+            return check()
+
+        return ready
+
+    def start_redis(self) -> None:
+        folder = self.data / "redis"
+        folder.mkdir(parents=True, exist_ok=True)
+        argv = [
+            shutil.which("redis-server") or "redis-server",
+            str(ROOT / "deploy" / "redis" / "redis.conf"),
+            "--port",
+            str(self.redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(folder),
+        ]
+        proc = self._spawn("redis", argv)
+        wait_until("redis", self._alive("redis", proc, lambda: listening(self.redis_port)))
+
+    def start_postgres(self) -> None:
+        folder = self.data / "postgres"
+        as_root = os.geteuid() == 0
+        user = "postgres" if as_root else None
+        if not (folder / "PG_VERSION").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            if as_root:
+                pw = pwd.getpwnam("postgres")
+                os.chown(folder, pw.pw_uid, pw.pw_gid)
+            subprocess.run(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(folder),
+                    "-U",
+                    "gateway",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                check=True,
+                user=user,
+                stdout=subprocess.DEVNULL,
+                cwd="/",
+            )
+        argv = [
+            str(PG_BIN / "postgres"),
+            "-D",
+            str(folder),
+            "-p",
+            str(self.pg_port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={folder}",
+            "-c",
+            "shared_buffers=256MB",
+            "-c",
+            "max_connections=200",
+        ]
+        proc = self._spawn("postgres", argv, user=user)
+        wait_until("postgres", self._alive("postgres", proc, self._postgres_answers))
+        self._create_database()
+
+    def _postgres_answers(self) -> bool:
+        probe = subprocess.run(
+            [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "gateway", "-d", "postgres"], capture_output=True
+        )
+        return probe.returncode == 0
+
+    def _create_database(self) -> None:
+        import asyncpg
+
+        async def create() -> None:
+            conn = await asyncpg.connect(f"postgresql://gateway@127.0.0.1:{self.pg_port}/postgres")
+            try:
+                if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'gateway'"):
+                    await conn.execute("CREATE DATABASE gateway")
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+
+    def prepare_database(self, clients: tuple[tuple[str, str, str], ...] = DEV_CLIENTS) -> None:
+        self._run_cli(["gateway", "migrate"])
+        for client_id, secret, role in clients:
+            self._run_cli(["gateway", "add-client", client_id, secret, role])
+
+    def _run_cli(self, argv: list[str]) -> None:
+        subprocess.run(
+            [str(VENV_BIN / argv[0]), *argv[1:]], env=self.env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL
+        )
+
+    def start_simulator(self) -> None:
+        proc = self._spawn("simulator", [str(VENV_BIN / "gateway-worker"), "simulator", "--port", str(self.sim_port)])
+        url = f"http://127.0.0.1:{self.sim_port}/healthz"
+        wait_until("simulator", self._alive("simulator", proc, lambda: http_ok(url)))
+
+    def reset_metrics(self) -> None:
+        """Start the multiprocess metrics folder empty: it holds the live processes' files only."""
+        metrics = self.data / "metrics"
+        shutil.rmtree(metrics, ignore_errors=True)
+        metrics.mkdir(parents=True)
+
+    def start_gateway(self, processes: int = 2) -> None:
+        argv = [
+            str(VENV_BIN / "gunicorn"),
+            "-c",
+            str(ROOT / "deploy" / "gunicorn.conf.py"),
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "-w",
+            str(processes),
+        ]
+        proc = self._spawn("gateway", argv)
+        url = f"http://127.0.0.1:{self.port}/readyz"
+        wait_until("gateway", self._alive("gateway", proc, lambda: http_ok(url)))
+
+    def start_workers(self, processes: int = 1) -> None:
+        for i in range(processes):
+            self._spawn(f"worker-{i}", [str(VENV_BIN / "gateway-worker"), "run"])
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM each process (newest first), then SIGKILL whatever outlives the grace period."""
+        for _, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT if proc.args[0].endswith("postgres") else signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT / ".data")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--redis-port", type=int, default=6390)
+    parser.add_argument("--pg-port", type=int, default=5440)
+    parser.add_argument("--sim-port", type=int, default=8090)
+    parser.add_argument("--gateway-processes", type=int, default=2)
+    parser.add_argument("--worker-processes", type=int, default=1)
+    args = parser.parse_args()
+    stack = Stack(args.data, redis_port=args.redis_port, pg_port=args.pg_port, sim_port=args.sim_port, port=args.port)
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.reset_metrics()
+        stack.start_redis()
+        stack.start_postgres()
+        stack.prepare_database()
+        stack.start_simulator()
+        stack.start_gateway(args.gateway_processes)
+        stack.start_workers(args.worker_processes)
+        print_banner(stack)
+        while not stopping:
+            for name, proc in stack.procs:
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; see {stack.logs / (name + '.log')}", flush=True)
+                    stopping = True
+            time.sleep(0.2)
+    finally:
+        print("stopping the dev stack ...", flush=True)
+        stack.stop()
+        print("stopped.", flush=True)
+    return 0
+
+
+def print_banner(stack: Stack) -> None:
+    print(
+        f"""
+Prize-invoice gateway dev stack is up (data in {stack.data}, logs in {stack.logs})
+  gateway     http://127.0.0.1:{stack.port}   (/healthz /readyz /metrics, /v1/...)
+  redis       127.0.0.1:{stack.redis_port}    postgres 127.0.0.1:{stack.pg_port} (db gateway, user gateway)
+  simulator   http://127.0.0.1:{stack.sim_port}/verify
+Dev clients (client id / secret / role):""",
+        flush=True,
+    )
+    for client_id, secret, role in DEV_CLIENTS:
+        print(f"  {client_id:16} {secret:24} {role}", flush=True)
+    print("Try: .venv/bin/python -m loadtest.try_it   Ctrl-C stops everything.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""gunicorn settings of the gateway. The worker class was chosen by measurement (README, "Server").
+
+Bind elsewhere with `-b HOST:PORT`; WEB_CONCURRENCY sets the processes (default: one per core).
+"""
+
+import os
+
+from prometheus_client import multiprocess
+
+wsgi_app = "gateway.asgi:app"
+bind = "127.0.0.1:8080"
+workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
+worker_class = "uvicorn_worker.UvicornWorker"
+graceful_timeout = 20
+timeout = 30
+keepalive = 5
+backlog = 2048
+accesslog = None
+errorlog = "-"
+loglevel = "info"
+
+
+def child_exit(server, worker):
+    # Merge a dead worker's metrics into the totals so /metrics keeps counting across restarts.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

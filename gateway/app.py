@@ -1,0 +1,83 @@
+"""The gateway's one wiring function: ``create_app(settings)`` opens every client in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dedup.claim import Claimer
+from gateway import campaign as campaigns
+from gateway.clients import ClientTable
+from gateway.deps import Deps
+from gateway.errors import Problem, handle_problem, problem_response
+from gateway.feed import feed
+from gateway.feedwatch import FeedWatch
+from gateway.middleware import Metrics
+from gateway.ops import healthz, metrics_endpoint, readyz
+from gateway.settings import Settings
+from gateway.status import status
+from gateway.upload import upload
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> Starlette:
+    routes = [
+        Route("/v1/invoices", upload, methods=["POST"]),
+        Route("/v1/invoices/{key}", status, methods=["GET"]),
+        Route("/v1/feed", feed, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Deps]]:
+        campaign = campaigns.load(settings.campaign_file)
+        timeout_s = settings.redis_timeout_ms / 1000
+        redis = Redis.from_url(settings.redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        pool = await asyncpg.create_pool(
+            settings.database_url, min_size=1, max_size=8, command_timeout=settings.database_timeout_ms / 1000
+        )
+        clients = ClientTable()
+        await clients.load(pool)
+        feed_watch = FeedWatch()
+        await feed_watch.start(settings.database_url)
+        refresh = asyncio.create_task(clients.refresh_forever(pool, settings.clients_refresh_s))
+        app.state.draining = False
+        try:
+            yield {"deps": Deps(settings, campaign, redis, pool, clients, Claimer(redis), feed_watch)}
+        finally:
+            app.state.draining = True
+            refresh.cancel()
+            await feed_watch.stop()
+            await pool.close()
+            await redis.aclose()
+
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(Metrics, routes=routes)],
+        exception_handlers={Problem: handle_problem, Exception: handle_unexpected},
+        lifespan=lifespan,
+    )
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """A store that fails mid-request is a 503 the caller may retry; anything else is our bug, a 500."""
+    if isinstance(exc, RedisError | OSError | asyncpg.PostgresError | asyncpg.InterfaceError | TimeoutError):
+        return problem_response(
+            503, "Service unavailable", "store_unavailable", "a store did not answer in time", {"Retry-After": "1"}
+        )
+    log.exception("unexpected error on %s", request.url.path)
+    return problem_response(500, "Internal error", "internal_error", "an unexpected error; it has been logged")

@@ -1,0 +1,53 @@
+"""The table of callers (client id, secret, role), kept in PostgreSQL and cached in each process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+import msgspec
+
+ROLES = ("channel", "draw", "admin")
+log = logging.getLogger(__name__)
+
+
+class Client(msgspec.Struct, frozen=True):
+    client_id: str
+    secret: str
+    role: str
+
+
+class ClientTable:
+    """An in-process copy of ``api_clients``, refreshed in the background so no request waits on it."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, Client] = {}
+
+    def get(self, client_id: str) -> Client | None:
+        return self._clients.get(client_id)
+
+    async def load(self, pool: asyncpg.Pool) -> None:
+        rows = await pool.fetch("SELECT client_id, secret, role FROM api_clients")
+        self._clients = {r["client_id"]: Client(r["client_id"], r["secret"], r["role"]) for r in rows}
+
+    async def refresh_forever(self, pool: asyncpg.Pool, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.load(pool)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("client table refresh failed, keeping the cached one: %s", type(exc).__name__)
+
+
+async def add(pool: asyncpg.Pool, client_id: str, secret: str, role: str) -> None:
+    """Create a client, or replace its secret and role."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    await pool.execute(
+        "INSERT INTO api_clients (client_id, secret, role) VALUES ($1, $2, $3)"
+        " ON CONFLICT (client_id) DO UPDATE SET secret = excluded.secret, role = excluded.role",
+        client_id,
+        secret,
+        role,
+    )

@@ -1,0 +1,67 @@
+"""One small hierarchy of errors, each mapped to an RFC 9457 problem+json answer in one place."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+PROBLEM_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class BadRequest(Problem):
+    status = 400
+    title = "Bad request"
+
+
+class Unauthorized(Problem):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(Problem):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(Problem):
+    status = 404
+    title = "Not found"
+
+
+class PayloadTooLarge(Problem):
+    status = 413
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(Problem):
+    status = 415
+    title = "Unsupported media type"
+
+
+class Unavailable(Problem):
+    status = 503
+    title = "Service unavailable"
+
+
+def problem_response(
+    status: int, title: str, code: str, detail: str, headers: dict[str, str] | None = None
+) -> Response:
+    body = {"type": "about:blank", "title": title, "status": status, "code": code, "detail": detail}
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_TYPE)
+
+
+async def handle_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem_response(exc.status, exc.title, exc.code, exc.detail, exc.headers)

@@ -1,0 +1,89 @@
+"""``GET /v1/feed``: sealed batches after a cursor, oldest first, with an optional long poll."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import asyncpg
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import auth
+from gateway.body import read_limited
+from gateway.deps import deps
+from gateway.errors import BadRequest
+
+
+async def feed(request: Request) -> Response:
+    d = deps(request)
+    client = auth.check_headers(request, d.clients, time.time(), d.settings.clock_skew_s)
+    body = await read_limited(request, d.settings.max_body_bytes)
+    await auth.check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role="draw")
+    after = _int_param(request, "after", 0, 0, 2**62)
+    limit = _int_param(request, "limit", 10, 1, d.settings.feed_max_limit)
+    wait_s = _float_param(request, "wait", 0.0, d.settings.feed_max_wait_s)
+    deadline = time.monotonic() + wait_s
+    batches = await read_batches(d.pool, after, limit)
+    while not batches and (left := deadline - time.monotonic()) > 0:
+        await d.feed_watch.wait(min(left, 1.0))
+        batches = await read_batches(d.pool, after, limit)
+    return Response(orjson.dumps({"batches": batches}), media_type="application/json")
+
+
+async def read_batches(pool: asyncpg.Pool, after: int, limit: int) -> list[dict[str, Any]]:
+    """Batches with seq > ``after``, each with its entries exactly as they were hashed."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT seq, sealed_at, count, prev_sha256, sha256 FROM feed_batches WHERE seq > $1 ORDER BY seq LIMIT $2",
+            after,
+            limit,
+        )
+        if not rows:
+            return []
+        entries = await conn.fetch(
+            "SELECT batch_seq, body FROM feed_entries WHERE batch_seq = ANY($1::bigint[]) ORDER BY batch_seq, id",
+            [r["seq"] for r in rows],
+        )
+    by_seq: dict[int, list[orjson.Fragment]] = {r["seq"]: [] for r in rows}
+    for e in entries:
+        by_seq[e["batch_seq"]].append(orjson.Fragment(e["body"]))
+    return [
+        {
+            "seq": r["seq"],
+            "sealed_at": iso_ms(r["sealed_at"]),
+            "count": r["count"],
+            "prev_sha256": r["prev_sha256"],
+            "sha256": r["sha256"],
+            "entries": by_seq[r["seq"]],
+        }
+        for r in rows
+    ]
+
+
+def iso_ms(at: Any) -> str:
+    """A UTC timestamp as ``2026-03-01T20:00:01.250Z``."""
+    return str(at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z")
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest("bad_parameter", f"{name} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def _float_param(request: Request, name: str, default: float, high: float) -> float:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= high:
+        raise BadRequest("bad_parameter", f"{name} must be a number of seconds from 0 to {high:g}")
+    return value

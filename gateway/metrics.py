@@ -1,0 +1,37 @@
+"""The gateway's Prometheus metrics; labels are bounded (route, status, channel, outcome, reason).
+
+Under gunicorn every process writes to ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` merges them all.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUESTS = Counter("gateway_http_requests_total", "HTTP requests answered", ["route", "status"])
+LATENCY = Histogram(
+    "gateway_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0),
+)
+INVOICES = Counter(
+    "gateway_invoices_total", "Uploaded invoices by outcome and reason", ["channel", "outcome", "reason"]
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of every process of the server (or of this one outside gunicorn)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

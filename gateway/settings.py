@@ -1,0 +1,80 @@
+"""Every setting of every process, read from the environment once.
+
+Each field is read from ``GATEWAY_<FIELD NAME IN UPPER CASE>``. An unknown ``GATEWAY_*`` variable is an
+error rather than silently ignored, so a typo cannot leave a default in force. The README's configuration
+table lists the same fields.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+PREFIX = "GATEWAY_"
+
+
+class SettingsError(ValueError):
+    """The environment holds a setting that is unknown or of the wrong type."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    redis_url: str = "redis://127.0.0.1:6390/0"
+    database_url: str = "postgresql://gateway@127.0.0.1:5440/gateway"
+    verify_url: str = "http://127.0.0.1:8090"
+    campaign_file: str = "deploy/campaigns/hefei-2026.toml"
+
+    # Request shape.
+    max_body_bytes: int = 1024 * 1024
+    max_invoices: int = 500
+
+    # Authentication.
+    clock_skew_s: int = 300
+    nonce_ttl_s: int = 600
+    clients_refresh_s: float = 30.0
+
+    # Keys of the gateway's own signatures: receipts, and the person hash of the feed.
+    receipt_secret: str = "dev-receipt-secret"
+    person_secret: str = "dev-person-secret"
+
+    # Timeouts of the gateway's calls to its stores.
+    redis_timeout_ms: int = 500
+    database_timeout_ms: int = 2000
+
+    # Feed.
+    feed_max_limit: int = 100
+    feed_max_wait_s: float = 30.0
+
+    # Workers.
+    worker_batch: int = 50
+    worker_block_ms: int = 200
+    worker_verify_concurrency: int = 64
+    verify_timeout_ms: int = 3000
+    seal_interval_ms: int = 500
+    seal_max_entries: int = 1000
+
+    # Verification-service simulator.
+    simulator_latency_ms: float = 5.0
+    simulator_jitter_ms: float = 5.0
+
+    # Logging.
+    log_level: str = "info"
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from ``environ`` (the process environment by default)."""
+    environ = os.environ if environ is None else environ
+    fields = set(Settings.__struct_fields__)
+    values: dict[str, str] = {}
+    for name, value in environ.items():
+        if not name.startswith(PREFIX):
+            continue
+        field = name[len(PREFIX) :].lower()
+        if field not in fields:
+            raise SettingsError(f"unknown setting {name}")
+        values[field] = value
+    try:
+        return msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"bad setting: {exc}") from exc

@@ -1,0 +1,78 @@
+"""``GET /v1/invoices/{key}``: an invoice's status and history, for the channel that submitted it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import auth, keys
+from gateway.body import read_limited
+from gateway.deps import Deps, deps
+from gateway.errors import NotFound, Unavailable
+from gateway.feed import iso_ms
+
+
+async def status(request: Request) -> Response:
+    d = deps(request)
+    client = auth.check_headers(request, d.clients, time.time(), d.settings.clock_skew_s)
+    body = await read_limited(request, d.settings.max_body_bytes)
+    await auth.check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role="channel")
+    key = request.path_params["key"]
+    found = await lookup(d, key, client.client_id)
+    if found is None:
+        raise NotFound("unknown_invoice", "no invoice with this key was submitted by this channel")
+    return Response(orjson.dumps(found), media_type="application/json")
+
+
+async def lookup(d: Deps, key: str, channel: str) -> dict[str, Any] | None:
+    """The status as this channel may see it: committed, duplicate, or still queued."""
+    if len(key) > 32 or not key.isdigit():
+        return None
+    async with d.pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT channel, status, reason, batch_seq FROM invoices WHERE key = $1", key)
+        if row is not None and row["channel"] == channel:
+            events = await conn.fetch(
+                "SELECT status, reason, at FROM invoice_events WHERE key = $1 AND channel = $2 ORDER BY id",
+                key,
+                channel,
+            )
+            found = {"key": key, "status": row["status"], "history": [_event(e) for e in events]}
+            if row["reason"] is not None:
+                found["reason"] = row["reason"]
+            if row["batch_seq"] is not None:
+                found["batch_seq"] = row["batch_seq"]
+            return found
+        dup_at = await conn.fetchval("SELECT at FROM duplicate_uploads WHERE key = $1 AND channel = $2", key, channel)
+    if dup_at is not None:
+        return {"key": key, "status": "duplicate", "history": [{"status": "duplicate", "at": iso_ms(dup_at)}]}
+    if row is not None:
+        return None
+    return await _queued(d, key, channel)
+
+
+async def _queued(d: Deps, key: str, channel: str) -> dict[str, Any] | None:
+    try:
+        claim: bytes | None = await d.redis.hget(  # type: ignore[assignment]
+            keys.CLAIMS, key
+        )
+    except (RedisError, OSError) as exc:
+        raise Unavailable("store_unavailable", "the intake queue cannot be read now") from exc
+    if claim is None:
+        return None
+    owner, _, at_ms = claim.decode().partition("|")
+    if owner != channel:
+        return None
+    at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(at_ms) / 1000)) + f".{int(at_ms) % 1000:03d}Z"
+    return {"key": key, "status": "accepted", "history": [{"status": "accepted", "at": at}]}
+
+
+def _event(e: Any) -> dict[str, Any]:
+    event = {"status": e["status"], "at": iso_ms(e["at"])}
+    if e["reason"] is not None:
+        event["reason"] = e["reason"]
+    return event

@@ -1,0 +1,62 @@
+"""``gateway-worker``: run the stream workers, or the verification-service simulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import uvloop
+from aiohttp import web
+from redis.asyncio import Redis
+
+from gateway.settings import Settings, from_env
+from workers import simulator
+from workers.main import Worker, open_pool, open_session
+from workers.verify import Verifier
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gateway-worker", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="consume the intake stream until SIGINT or SIGTERM")
+    run.add_argument("--burst", action="store_true", help="drain the stream, seal, and exit")
+    sim = sub.add_parser("simulator", help="serve the verification-service simulator")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8090)
+    args = parser.parse_args(argv)
+    settings = from_env()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.command == "simulator":
+        app = simulator.create_app(settings.simulator_latency_ms, settings.simulator_jitter_ms)
+        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+        return 0
+    uvloop.run(run_worker(settings, args.burst))
+    return 0
+
+
+async def run_worker(settings: Settings, burst: bool) -> None:
+    """The worker process's wiring: open every client, run, close every client."""
+    redis = Redis.from_url(settings.redis_url)
+    pool = await open_pool(settings)
+    session = open_session(settings)
+    try:
+        verifier = Verifier(
+            session, settings.verify_url, settings.worker_verify_concurrency, settings.verify_timeout_ms
+        )
+        worker = Worker(settings, redis, pool, verifier)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, worker.stopping.set)
+        done = await worker.run(burst=burst)
+        logging.getLogger("workers").info("stopped after %d entries", done)
+    finally:
+        await session.close()
+        await pool.close()
+        await redis.aclose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The sealer: closes pending feed entries into numbered batches, each chained to the one before.
+
+Any number of worker processes may run it: a transaction-scoped advisory lock lets one seal at a time, so the
+chain never forks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import asyncpg
+
+from workers.chain import GENESIS, batch_sha256
+
+SEAL_LOCK = 7002
+
+
+async def seal_once(pool: asyncpg.Pool, max_entries: int) -> int | None:
+    """Seal up to ``max_entries`` pending entries into one batch; returns its seq, or None if none was due."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEAL_LOCK):
+            return None
+        pending = await conn.fetch(
+            "SELECT id, key, kind, body FROM feed_entries WHERE batch_seq IS NULL ORDER BY id LIMIT $1",
+            max_entries,
+        )
+        if not pending:
+            return None
+        last = await conn.fetchrow("SELECT seq, sha256 FROM feed_batches ORDER BY seq DESC LIMIT 1")
+        seq, prev = (1, GENESIS) if last is None else (last["seq"] + 1, last["sha256"])
+        sha = batch_sha256(prev, [r["body"] for r in pending])
+        now = dt.datetime.now(dt.UTC)
+        await conn.execute(
+            "INSERT INTO feed_batches (seq, sealed_at, count, prev_sha256, sha256) VALUES ($1, $2, $3, $4, $5)",
+            seq,
+            now,
+            len(pending),
+            prev,
+            sha,
+        )
+        await conn.execute(
+            "UPDATE feed_entries SET batch_seq = $1 WHERE id = ANY($2::bigint[])", seq, [r["id"] for r in pending]
+        )
+        added = [r["key"] for r in pending if r["kind"] == "add"]
+        await conn.execute(
+            """
+            WITH fed AS (
+                UPDATE invoices SET status = 'eligible', batch_seq = $1, updated_at = $2
+                WHERE key = ANY($3::text[]) AND status = 'verified'
+                RETURNING key, channel
+            )
+            INSERT INTO invoice_events (key, channel, status, at) SELECT key, channel, 'eligible', $2 FROM fed
+            """,
+            seq,
+            now,
+            added,
+        )
+        await conn.execute("SELECT pg_notify('feed_sealed', $1)", str(seq))
+    return int(seq)
+
+
+async def seal_all(pool: asyncpg.Pool, max_entries: int) -> list[int]:
+    """Seal until nothing is pending (or another process holds the lock)."""
+    sealed: list[int] = []
+    while (seq := await seal_once(pool, max_entries)) is not None:
+        sealed.append(seq)
+    return sealed

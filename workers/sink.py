@@ -1,0 +1,150 @@
+"""The PostgreSQL sink: one transaction per batch, COPY into staging, then an idempotent upsert.
+
+``INSERT .. ON CONFLICT DO NOTHING RETURNING key`` names the invoices that are new in this transaction, and
+only those get status events and feed entries: a batch delivered twice (a worker died before XACK) writes
+nothing the second time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import asyncpg
+import msgspec
+
+from gateway.model import Queued
+from workers.chain import entry_text
+from workers.judge import Judgement
+
+STAGING_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS staging (
+    key text, channel text, number text, code text, issue_date date, amount_fen bigint,
+    seller_tax_id text, seller_name text, category text, person text, user_ref text, device_ref text,
+    status text, reason text, accepted_at timestamptz, verified_at timestamptz, feed_body text
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS staging_dups (key text, channel text, at timestamptz) ON COMMIT DELETE ROWS;
+"""
+
+STAGING_COLUMNS = (
+    "key",
+    "channel",
+    "number",
+    "code",
+    "issue_date",
+    "amount_fen",
+    "seller_tax_id",
+    "seller_name",
+    "category",
+    "person",
+    "user_ref",
+    "device_ref",
+    "status",
+    "reason",
+    "accepted_at",
+    "verified_at",
+    "feed_body",
+)
+
+UPSERT = """
+WITH new AS (
+    INSERT INTO invoices (key, channel, number, code, issue_date, amount_fen, seller_tax_id, seller_name,
+                          category, person, user_ref, device_ref, status, reason, accepted_at, updated_at)
+    SELECT key, channel, number, code, issue_date, amount_fen, seller_tax_id, seller_name, category,
+           person, user_ref, device_ref, status, reason, accepted_at, coalesce(verified_at, now())
+    FROM staging
+    ON CONFLICT (key) DO NOTHING
+    RETURNING key
+), events AS (
+    INSERT INTO invoice_events (key, channel, status, reason, at)
+    SELECT s.key, s.channel, e.status, e.reason, e.at
+    FROM staging s JOIN new USING (key)
+    CROSS JOIN LATERAL (VALUES
+        (0, 'accepted', NULL, s.accepted_at),
+        (1, 'verified', NULL, s.verified_at),
+        (2, s.status, s.reason, coalesce(s.verified_at, now()))
+    ) AS e(step, status, reason, at)
+    WHERE e.at IS NOT NULL AND NOT (e.step = 2 AND s.status = 'verified')
+    ORDER BY s.key, e.step
+), fed AS (
+    INSERT INTO feed_entries (key, kind, body)
+    SELECT s.key, 'add', s.feed_body FROM staging s JOIN new USING (key) WHERE s.feed_body IS NOT NULL
+)
+SELECT count(*) FROM new
+"""
+
+DUPLICATES = """
+INSERT INTO duplicate_uploads (key, channel, at) SELECT key, channel, at FROM staging_dups
+ON CONFLICT DO NOTHING
+"""
+
+
+class Judged(msgspec.Struct, frozen=True):
+    queued: Queued
+    judgement: Judgement
+    verified_at: dt.datetime | None
+
+
+class Dup(msgspec.Struct, frozen=True):
+    key: str
+    channel: str
+    at: dt.datetime
+
+
+async def prepare(conn: asyncpg.Connection) -> None:
+    """Per-connection setup (the pool's ``init``): the session's staging tables."""
+    await conn.execute(STAGING_DDL)
+
+
+async def write(pool: asyncpg.Pool, judged: Sequence[Judged], dups: Sequence[Dup]) -> int:
+    """Write one batch in one transaction; returns how many invoices were new."""
+    async with pool.acquire() as conn, conn.transaction():
+        new = 0
+        if judged:
+            await conn.copy_records_to_table("staging", records=[_row(j) for j in judged], columns=STAGING_COLUMNS)
+            new = await conn.fetchval(UPSERT)
+        if dups:
+            await conn.copy_records_to_table("staging_dups", records=[(d.key, d.channel, d.at) for d in dups])
+            await conn.execute(DUPLICATES)
+    return int(new)
+
+
+def _row(j: Judged) -> tuple[object, ...]:
+    q = j.queued
+    accepted_at = dt.datetime.fromtimestamp(q.accepted_at_ms / 1000, dt.UTC)
+    body = entry_text(feed_entry(q)) if j.judgement.feeds else None
+    return (
+        q.key,
+        q.channel,
+        q.number,
+        q.code,
+        dt.date.fromisoformat(q.issue_date),
+        q.amount_fen,
+        q.seller_tax_id,
+        q.seller_name,
+        q.category,
+        q.person,
+        q.user_ref,
+        q.device_ref,
+        j.judgement.status,
+        j.judgement.reason,
+        accepted_at,
+        j.verified_at,
+        body,
+    )
+
+
+def feed_entry(q: Queued) -> dict[str, object]:
+    """The ``add`` entry of the draw feed: no name, no ID number; the person is a keyed hash."""
+    at = dt.datetime.fromtimestamp(q.accepted_at_ms / 1000, dt.UTC)
+    return {
+        "key": q.key,
+        "kind": "add",
+        "person": q.person,
+        "channel": q.channel,
+        "amount_fen": q.amount_fen,
+        "issue_date": q.issue_date,
+        "seller_tax_id": q.seller_tax_id,
+        "category": q.category,
+        "accepted_at": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{q.accepted_at_ms % 1000:03d}Z",
+    }
