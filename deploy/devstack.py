@@ -86,10 +86,10 @@ class Stack:
 
     def _spawn(self, name: str, argv: list[str], user: str | None = None) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it open
-        proc = subprocess.Popen(
-            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, user=user, cwd=ROOT, start_new_session=True
-        )
+        with open(self.logs / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, user=user, cwd=ROOT, start_new_session=True
+            )
         self.procs.append((name, proc))
         return proc
 
@@ -165,7 +165,8 @@ class Stack:
 
     def _postgres_answers(self) -> bool:
         probe = subprocess.run(
-            [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "gateway", "-d", "postgres"], capture_output=True
+            [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "gateway", "-d", "postgres"],
+            capture_output=True,
         )
         return probe.returncode == 0
 

@@ -52,3 +52,9 @@ class SignedClient:
 
     def close(self) -> None:
         self.http.close()
+
+    def __enter__(self) -> SignedClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def run_worker(settings: Settings, burst: bool) -> None:
+async def run_worker(settings: Settings, burst: bool, handle_signals: bool = True) -> int:
     """The worker process's wiring: open every client, run, close every client."""
     redis = Redis.from_url(settings.redis_url)
     pool = await open_pool(settings)
@@ -47,11 +47,13 @@ async def run_worker(settings: Settings, burst: bool) -> None:
             session, settings.verify_url, settings.worker_verify_concurrency, settings.verify_timeout_ms
         )
         worker = Worker(settings, redis, pool, verifier)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, worker.stopping.set)
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, worker.stopping.set)
         done = await worker.run(burst=burst)
         logging.getLogger("workers").info("stopped after %d entries", done)
+        return done
     finally:
         await session.close()
         await pool.close()

@@ -1,0 +1,117 @@
+"""One real dev stack for the whole test session: Redis, PostgreSQL, the simulator and gunicorn, on free
+ports, with fresh data under .data/test. Workers run in burst mode inside the tests, for determinism."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import asyncpg
+import pytest
+
+from gateway.settings import Settings, from_env
+from loadtest.client import SignedClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_devstack() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("devstack", ROOT / "deploy" / "devstack.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["devstack"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+devstack = load_devstack()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Any]:
+    data = ROOT / ".data" / "test"
+    shutil.rmtree(data, ignore_errors=True)
+    port = devstack.free_port
+    s = devstack.Stack(data, redis_port=port(), pg_port=port(), sim_port=port(), port=port())
+    try:
+        s.reset_metrics()
+        s.start_redis()
+        s.start_postgres()
+        s.prepare_database()
+        s.start_simulator()
+        s.start_gateway(processes=2)
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Any) -> Settings:
+    env = {k: v for k, v in stack.env.items() if k.startswith("GATEWAY_")}
+    return from_env(env)
+
+
+@pytest.fixture(scope="session")
+def base_url(stack: Any) -> str:
+    return f"http://127.0.0.1:{stack.port}"
+
+
+@pytest.fixture
+def channel(base_url: str) -> Iterator[SignedClient]:
+    client = SignedClient(base_url, "demo-channel", "demo-channel-secret")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def channel2(base_url: str) -> Iterator[SignedClient]:
+    client = SignedClient(base_url, "demo-channel-2", "demo-channel-2-secret")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def draw(base_url: str) -> Iterator[SignedClient]:
+    client = SignedClient(base_url, "demo-draw", "demo-draw-secret")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def drain(settings: Settings) -> Any:
+    """Run a worker in burst mode: process every queued entry, seal, return the entries processed."""
+    from workers.cli import run_worker
+
+    def run() -> int:
+        return asyncio.run(run_worker(settings, burst=True, handle_signals=False))
+
+    return run
+
+
+@pytest.fixture
+def sql(settings: Settings) -> Any:
+    """Run one query on the stack's PostgreSQL and return its rows."""
+
+    def run(query: str, *args: object) -> list[asyncpg.Record]:
+        async def go() -> list[asyncpg.Record]:
+            conn = await asyncpg.connect(settings.database_url)
+            try:
+                return list(await conn.fetch(query, *args))
+            finally:
+                await conn.close()
+
+        return asyncio.run(go())
+
+    return run
+
+
+@pytest.fixture
+def wait_for() -> Any:
+    """``wait_for(condition, timeout_s)``: poll until true, never a fixed sleep."""
+    return lambda condition, timeout_s: devstack.wait_until("condition", condition, timeout_s)

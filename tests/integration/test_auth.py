@@ -1,0 +1,97 @@
+"""Each authentication failure of SPEC.md, on the real server."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+
+import orjson
+import pytest
+
+from gateway.signing import sign_headers
+from loadtest import sample
+from loadtest.client import SignedClient
+
+
+def body() -> bytes:
+    return orjson.dumps({"invoices": [sample.invoice(random.Random())]})
+
+
+def assert_problem(resp: object, status: int, code: str) -> None:
+    assert resp.status_code == status, resp.text  # type: ignore[attr-defined]
+    assert resp.headers["content-type"] == "application/problem+json"  # type: ignore[attr-defined]
+    problem = resp.json()  # type: ignore[attr-defined]
+    assert problem["code"] == code and problem["status"] == status and problem["title"] and problem["detail"]
+
+
+@pytest.mark.parametrize("header", ["X-Client-Id", "X-Timestamp", "X-Nonce", "X-Signature"])
+def test_missing_header_is_401(channel: SignedClient, header: str) -> None:
+    payload = body()
+    headers = sign_headers(
+        "demo-channel", "demo-channel-secret", "POST", "/v1/invoices", payload, int(time.time()), secrets.token_hex(16)
+    )
+    del headers[header]
+    resp = channel.http.post("/v1/invoices", content=payload, headers=headers)
+    assert_problem(resp, 401, "missing_auth_header")
+
+
+def test_unknown_client_is_401(base_url: str) -> None:
+    with SignedClient(base_url, "nobody", "demo-channel-secret") as stranger:
+        assert_problem(stranger.upload([sample.invoice(random.Random())]), 401, "unknown_client")
+
+
+def test_wrong_secret_is_401(base_url: str) -> None:
+    with SignedClient(base_url, "demo-channel", "not-the-secret") as forger:
+        assert_problem(forger.upload([sample.invoice(random.Random())]), 401, "bad_signature")
+
+
+def test_body_changed_after_signing_is_401(channel: SignedClient) -> None:
+    headers = sign_headers(
+        "demo-channel", "demo-channel-secret", "POST", "/v1/invoices", body(), int(time.time()), secrets.token_hex(16)
+    )
+    assert_problem(channel.http.post("/v1/invoices", content=body(), headers=headers), 401, "bad_signature")
+
+
+@pytest.mark.parametrize("offset_s", [-301, 301])
+def test_timestamp_outside_300_s_is_401(channel: SignedClient, offset_s: int) -> None:
+    resp = channel.request("POST", "/v1/invoices", body(), timestamp=int(time.time()) + offset_s)
+    assert_problem(resp, 401, "stale_timestamp")
+
+
+def test_timestamp_inside_the_window_is_accepted(channel: SignedClient) -> None:
+    resp = channel.request("POST", "/v1/invoices", body(), timestamp=int(time.time()) - 250)
+    assert resp.status_code == 202
+
+
+def test_replayed_nonce_is_401(channel: SignedClient) -> None:
+    nonce = secrets.token_hex(16)
+    payload = body()
+    first = channel.request("POST", "/v1/invoices", payload, nonce=nonce)
+    replay = channel.request("POST", "/v1/invoices", payload, nonce=nonce)
+    assert first.status_code == 202
+    assert_problem(replay, 401, "replayed_nonce")
+
+
+def test_nonce_of_bad_shape_is_401(channel: SignedClient) -> None:
+    assert_problem(channel.request("POST", "/v1/invoices", body(), nonce="short"), 401, "bad_nonce")
+
+
+def test_forged_request_does_not_spend_the_nonce(base_url: str, channel: SignedClient) -> None:
+    nonce = secrets.token_hex(16)
+    with SignedClient(base_url, "demo-channel", "not-the-secret") as forger:
+        assert forger.request("POST", "/v1/invoices", body(), nonce=nonce).status_code == 401
+    assert channel.request("POST", "/v1/invoices", body(), nonce=nonce).status_code == 202
+
+
+def test_wrong_role_is_403(channel: SignedClient, draw: SignedClient) -> None:
+    assert_problem(channel.feed(), 403, "wrong_role")
+    assert_problem(draw.upload([sample.invoice(random.Random())]), 403, "wrong_role")
+    assert_problem(draw.status("26341000000000000001"), 403, "wrong_role")
+
+
+def test_signature_covers_the_query_string(draw: SignedClient) -> None:
+    headers = sign_headers(
+        "demo-draw", "demo-draw-secret", "GET", "/v1/feed?after=0", b"", int(time.time()), secrets.token_hex(16)
+    )
+    assert_problem(draw.http.get("/v1/feed?after=1", headers=headers), 401, "bad_signature")

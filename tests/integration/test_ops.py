@@ -1,0 +1,43 @@
+"""Operations endpoints: liveness, readiness that follows Redis, metrics of every process."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import httpx
+
+
+def test_healthz_answers(base_url: str) -> None:
+    assert httpx.get(f"{base_url}/healthz").status_code == 200
+
+
+def test_readyz_turns_503_while_redis_is_stopped_and_200_after(stack: Any, base_url: str, wait_for: Any) -> None:
+    assert httpx.get(f"{base_url}/readyz").status_code == 200
+    _, redis = next((n, p) for n, p in stack.procs if n == "redis" and p.poll() is None)
+    redis.send_signal(signal.SIGTERM)
+    redis.wait(10)
+    try:
+        wait_for(lambda: httpx.get(f"{base_url}/readyz").status_code == 503, 10)
+        body = httpx.get(f"{base_url}/readyz").json()
+        assert body == {"ready": False, "redis": False, "postgres": True, "draining": False}
+    finally:
+        stack.start_redis()
+    wait_for(lambda: httpx.get(f"{base_url}/readyz").status_code == 200, 15)
+
+
+def test_metrics_merge_every_gateway_process(base_url: str) -> None:
+    before = _count(httpx.get(f"{base_url}/metrics").text, 'gateway_http_requests_total{route="/healthz",status="200"}')
+    for _ in range(40):
+        httpx.get(f"{base_url}/healthz")  # a new connection each time: spread over the processes
+    text = httpx.get(f"{base_url}/metrics").text
+    after = _count(text, 'gateway_http_requests_total{route="/healthz",status="200"}')
+    assert after - before == 40
+    assert "# TYPE gateway_invoices_total counter" in text
+
+
+def _count(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
