@@ -30,8 +30,13 @@ def test_devstack_carries_uploads_to_the_feed_and_stops_cleanly_on_sigint(wait_f
         assert launcher.poll() is None, launcher.stdout.read() if launcher.stdout else ""
         # The try-it script: a mixed upload, a cross-channel duplicate, the feed read by long poll with its
         # chain recomputed, one status; it exits non-zero if the valid invoices do not reach the feed.
-        tried = subprocess.run([sys.executable, "-m", "loadtest.try_it", "--url", url], capture_output=True,
-                               text=True, timeout=60, cwd=ROOT)
+        tried = subprocess.run(
+            [sys.executable, "-m", "loadtest.try_it", "--url", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
         assert tried.returncode == 0, tried.stdout + tried.stderr
         assert "chain ok" in tried.stdout and "BROKEN" not in tried.stdout
         assert "same invoice from demo-channel-2 -> duplicate" in tried.stdout
