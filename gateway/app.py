@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -27,6 +26,7 @@ from gateway.middleware import Metrics
 from gateway.ops import healthz, metrics_endpoint, readyz
 from gateway.settings import Settings
 from gateway.status import status
+from gateway.stores import open_redis
 from gateway.upload import upload
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,7 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Deps]]:
         campaign = campaigns.load(settings.campaign_file)
-        timeout_s = settings.redis_timeout_ms / 1000
-        redis = Redis.from_url(settings.redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        redis = open_redis(settings)
         pool = await asyncpg.create_pool(
             settings.database_url, min_size=1, max_size=8, command_timeout=settings.database_timeout_ms / 1000
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from redis.asyncio import Redis
@@ -59,11 +60,16 @@ async def check_signature(
     )
     if not signature_matches(client.secret, canonical, headers["x-signature"]):
         raise Unauthorized("bad_signature", "signature does not match")
+    token = os.urandom(8)
     try:
-        fresh = await redis.set(keys.nonce(client.client_id, headers["x-nonce"]), b"1", nx=True, ex=nonce_ttl_s)
+        # SET NX GET answers the value already there: None when the nonce is fresh, our own token when a
+        # retried command had already spent it for this very request.
+        earlier = await redis.set(
+            keys.nonce(client.client_id, headers["x-nonce"]), token, nx=True, ex=nonce_ttl_s, get=True
+        )
     except (RedisError, OSError) as exc:
         raise Unavailable("store_unavailable", "the replay guard cannot be checked now") from exc
-    if not fresh:
+    if earlier is not None and earlier != token:
         raise Unauthorized("replayed_nonce", "this nonce was already used")
     if client.role != role:
         raise Forbidden("wrong_role", f"this endpoint is for role {role}")

@@ -64,7 +64,7 @@ async def _queued(d: Deps, key: str, channel: str) -> dict[str, Any] | None:
         raise Unavailable("store_unavailable", "the intake queue cannot be read now") from exc
     if claim is None:
         return None
-    owner, _, at_ms = claim.decode().partition("|")
+    owner, at_ms, _ = claim.decode().split("|", 2)
     if owner != channel:
         return None
     at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(at_ms) / 1000)) + f".{int(at_ms) % 1000:03d}Z"

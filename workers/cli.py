@@ -10,9 +10,9 @@ import sys
 
 import uvloop
 from aiohttp import web
-from redis.asyncio import Redis
 
 from gateway.settings import Settings, from_env
+from gateway.stores import open_redis
 from workers import simulator
 from workers.main import Worker, open_pool, open_session
 from workers.verify import Verifier
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def run_worker(settings: Settings, burst: bool, handle_signals: bool = True) -> int:
     """The worker process's wiring: open every client, run, close every client."""
-    redis = Redis.from_url(settings.redis_url)
+    redis = open_redis(settings)
     pool = await open_pool(settings)
     session = open_session(settings)
     try:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import signal
 from typing import Any
 
 import httpx
+
+from loadtest import sample
+from loadtest.client import SignedClient
 
 
 def test_healthz_answers(base_url: str) -> None:
@@ -26,14 +30,30 @@ def test_readyz_turns_503_while_redis_is_stopped_and_200_after(stack: Any, base_
     wait_for(lambda: httpx.get(f"{base_url}/readyz").status_code == 200, 15)
 
 
-def test_metrics_merge_every_gateway_process(base_url: str) -> None:
+def test_uploads_succeed_right_after_a_redis_restart(stack: Any, base_url: str) -> None:
+    """Every process's pooled Redis connections go stale with a restart; the next upload must not fail."""
+    for _ in range(12):  # fill both processes' pools
+        with SignedClient(base_url, "demo-channel", "demo-channel-secret") as warm:
+            assert warm.upload([sample.invoice(random.Random())]).status_code == 202
+    _, redis = next((n, p) for n, p in stack.procs if n == "redis" and p.poll() is None)
+    redis.send_signal(signal.SIGTERM)
+    redis.wait(10)
+    stack.start_redis()
+    for _ in range(12):
+        with SignedClient(base_url, "demo-channel", "demo-channel-secret") as fresh:
+            resp = fresh.upload([sample.invoice(random.Random())])
+            assert resp.status_code == 202, resp.text
+
+
+def test_metrics_merge_every_gateway_process(base_url: str, channel: SignedClient) -> None:
     before = _count(httpx.get(f"{base_url}/metrics").text, 'gateway_http_requests_total{route="/healthz",status="200"}')
     for _ in range(40):
         httpx.get(f"{base_url}/healthz")  # a new connection each time: spread over the processes
+    channel.upload([sample.invoice(random.Random())])
     text = httpx.get(f"{base_url}/metrics").text
     after = _count(text, 'gateway_http_requests_total{route="/healthz",status="200"}')
     assert after - before == 40
-    assert "# TYPE gateway_invoices_total counter" in text
+    assert 'gateway_invoices_total{channel="demo-channel",outcome="accepted",reason=""}' in text
 
 
 def _count(text: str, series: str) -> float:
