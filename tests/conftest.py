@@ -62,25 +62,24 @@ def base_url(stack: Any) -> str:
     return f"http://127.0.0.1:{stack.port}"
 
 
+def signed(base_url: str, client_id: str) -> Iterator[SignedClient]:
+    with SignedClient(base_url, client_id, f"{client_id}-secret") as client:
+        yield client
+
+
 @pytest.fixture
 def channel(base_url: str) -> Iterator[SignedClient]:
-    client = SignedClient(base_url, "demo-channel", "demo-channel-secret")
-    yield client
-    client.close()
+    yield from signed(base_url, "demo-channel")
 
 
 @pytest.fixture
 def channel2(base_url: str) -> Iterator[SignedClient]:
-    client = SignedClient(base_url, "demo-channel-2", "demo-channel-2-secret")
-    yield client
-    client.close()
+    yield from signed(base_url, "demo-channel-2")
 
 
 @pytest.fixture
 def draw(base_url: str) -> Iterator[SignedClient]:
-    client = SignedClient(base_url, "demo-draw", "demo-draw-secret")
-    yield client
-    client.close()
+    yield from signed(base_url, "demo-draw")
 
 
 @pytest.fixture
