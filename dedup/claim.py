@@ -1,39 +1,131 @@
-"""Cross-channel deduplication and durable enqueue (SPEC.md, pipeline stages 4 and 5), one round trip."""
+"""Cross-channel deduplication and durable enqueue (SPEC.md, pipeline stages 4 and 5).
+
+One pipelined Redis round trip per request (one script call per intake shard the request touches). Keys the
+filter has seen and that are not in flight are looked up in PostgreSQL, once per request; those absent there
+are the filter's false positives and are claimed in a second round ("force"), so a new invoice is never
+refused because of the filter.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
-from importlib import resources
 
+import asyncpg
 from redis.asyncio import Redis
 
+from dedup import metrics, scripts
+from dedup.digest import digest, shard_of
 from gateway import keys
 
-SCRIPT = resources.files(__package__).joinpath("claim_enqueue.lua").read_text()
+SCRIPT = scripts.load("claim_enqueue.lua")
+MAX_GENERATIONS = 8  # bitmaps the script may touch per shard: KEYS must name them all
 
 
 class Claimer:
-    """Runs ``claim_enqueue.lua`` (by EVALSHA, loaded on first use) against one Redis."""
-
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, pool: asyncpg.Pool, shards: int) -> None:
+        self._redis = redis
+        self._pool = pool
+        self._shards = shards
         self._script = redis.register_script(SCRIPT)
 
     async def claim_and_enqueue(
         self, channel: str, accepted_at_ms: int, request_id: str, items: Sequence[tuple[str, bytes]]
     ) -> list[str | None]:
-        """Claim each (key, packed invoice); enqueue the new ones with this request's duplicates.
+        """Claim each (key, packed invoice), no key twice; enqueue the new ones with this request's duplicates.
 
-        Returns, per item, None when it was new and is now queued, else the earlier claim's channel.
+        Returns, per item, None when it was new and is now queued, else the channel whose upload came first.
         """
-        argv: list[str | bytes | int] = [channel, accepted_at_ms, request_id]
-        for key, packed in items:
-            argv.append(key)
-            argv.append(packed)
-        raw = await self._script(keys=[keys.CLAIMS, keys.STREAM], args=argv)
-        return [_owner(value) for value in raw]
+        by_shard: dict[int, list[tuple[int, str, bytes, bytes]]] = defaultdict(list)
+        for i, (key, packed) in enumerate(items):
+            d = digest(key)
+            by_shard[shard_of(d, self._shards)].append((i, key, packed, d))
+        first = await self._round(channel, accepted_at_ms, request_id, by_shard, "check")
+        answers = [first[i] for i in range(len(items))]
+        maybe = [i for i, a in enumerate(answers) if a == "?"]
+        metrics.CHECKED.inc(len(items))
+        if maybe:
+            metrics.MAYBE.inc(len(maybe))
+            await self._resolve(channel, accepted_at_ms, request_id, items, answers, maybe, by_shard)
+        owners = [None if not a else a.partition("|")[0] for a in answers]
+        metrics.DUPLICATES.labels("in_flight").inc(sum(1 for a in answers if a and "|" in a))
+        return owners
+
+    async def _resolve(
+        self,
+        channel: str,
+        accepted_at_ms: int,
+        request_id: str,
+        items: Sequence[tuple[str, bytes]],
+        answers: list[str],
+        maybe: list[int],
+        by_shard: dict[int, list[tuple[int, str, bytes, bytes]]],
+    ) -> None:
+        """The exact check behind the filter: committed keys are duplicates, the rest are false positives."""
+        committed = await committed_owners(self._pool, [items[i][0] for i in maybe])
+        if committed:
+            metrics.DUPLICATES.labels("committed").inc(len(committed))
+            await record_duplicates(
+                self._pool, [(key, channel) for key, owner in committed.items() if owner != channel], accepted_at_ms
+            )
+        wanted = {i for i in maybe if items[i][0] not in committed}
+        for i in maybe:
+            if i not in wanted:
+                answers[i] = committed[items[i][0]]
+        if not wanted:
+            return
+        metrics.FALSE_POSITIVES.inc(len(wanted))
+        retry = {s: [e for e in entries if e[0] in wanted] for s, entries in by_shard.items()}
+        forced = await self._round(channel, accepted_at_ms, request_id, {s: e for s, e in retry.items() if e}, "force")
+        for i in wanted:
+            answers[i] = forced[i]
+
+    async def _round(
+        self,
+        channel: str,
+        accepted_at_ms: int,
+        request_id: str,
+        by_shard: dict[int, list[tuple[int, str, bytes, bytes]]],
+        mode: str,
+    ) -> dict[int, str]:
+        """One script call per shard, all in one pipelined round trip; answers by item index."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for shard, entries in by_shard.items():
+                argv: list[str | bytes | int] = [channel, accepted_at_ms, request_id, mode]
+                argv.append(b"".join(e[3] for e in entries))
+                for _, key, packed, _ in entries:
+                    argv.append(key)
+                    argv.append(packed)
+                await self._script(keys=shard_keys(shard), args=argv, client=pipe)
+            replies = await pipe.execute()
+        answers: dict[int, str] = {}
+        for entries, reply in zip(by_shard.values(), replies, strict=True):
+            for (i, *_), value in zip(entries, reply, strict=True):
+                answers[i] = value.decode()
+        return answers
 
 
-def _owner(value: bytes) -> str | None:
-    if not value:
-        return None
-    return value.decode().partition("|")[0]
+def shard_keys(shard: int) -> list[str]:
+    """KEYS of the claim script for one shard (the bitmaps of every possible generation)."""
+    bitmaps = [keys.bloom(shard, g) for g in range(1, MAX_GENERATIONS + 1)]
+    return [keys.inflight(shard), keys.stream(shard), keys.bloom_meta(shard), *bitmaps]
+
+
+async def committed_owners(pool: asyncpg.Pool, invoice_keys: list[str]) -> dict[str, str]:
+    """The channel of each key already in PostgreSQL (the unique index is the final guard)."""
+    rows = await pool.fetch("SELECT key, channel FROM invoices WHERE key = ANY($1::text[])", invoice_keys)
+    return {r["key"]: r["channel"] for r in rows}
+
+
+async def record_duplicates(pool: asyncpg.Pool, uploads: list[tuple[str, str]], at_ms: int) -> None:
+    """Remember that a channel uploaded a key another channel got in first, so it may read "duplicate"."""
+    if not uploads:
+        return
+    await pool.execute(
+        "INSERT INTO duplicate_uploads (key, channel, at)"
+        " SELECT k, c, to_timestamp($3::bigint / 1000.0) FROM unnest($1::text[], $2::text[]) AS u(k, c)"
+        " ON CONFLICT DO NOTHING",
+        [k for k, _ in uploads],
+        [c for _, c in uploads],
+        at_ms,
+    )

@@ -54,6 +54,16 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def redis_pong(port: int) -> bool:
+    """Redis answers PING with PONG: it listens and has finished loading its data."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as resp:
@@ -116,7 +126,7 @@ class Stack:
             str(folder),
         ]
         proc = self._spawn("redis", argv)
-        wait_until("redis", self._alive("redis", proc, lambda: listening(self.redis_port)))
+        wait_until("redis", self._alive("redis", proc, lambda: redis_pong(self.redis_port)))
 
     def start_postgres(self) -> None:
         folder = self.data / "postgres"
@@ -187,6 +197,7 @@ class Stack:
         self._run_cli(["gateway", "migrate"])
         for client_id, secret, role in clients:
             self._run_cli(["gateway", "add-client", client_id, secret, role])
+        self._run_cli(["dedup", "ensure"])
 
     def _run_cli(self, argv: list[str]) -> None:
         subprocess.run(

@@ -56,7 +56,11 @@ def create_app(settings: Settings) -> Starlette:
         refresh = asyncio.create_task(clients.refresh_forever(pool, settings.clients_refresh_s))
         app.state.draining = False
         try:
-            yield {"deps": Deps(settings, campaign, redis, pool, clients, Claimer(redis), feed_watch)}
+            yield {
+                "deps": Deps(
+                    settings, campaign, redis, pool, clients, Claimer(redis, pool, campaign.dedup.shards), feed_watch
+                )
+            }
         finally:
             app.state.draining = True
             refresh.cancel()

@@ -15,6 +15,12 @@ class Caps(msgspec.Struct, frozen=True, kw_only=True):
     seller_person_monthly: int
 
 
+class Dedup(msgspec.Struct, frozen=True, kw_only=True):
+    expected_invoices: int
+    false_positive_rate: float
+    shards: int
+
+
 class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     name: str
@@ -25,6 +31,7 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     min_amount_fen: int
     buyer_must_match_real_name: bool = True
     caps: Caps
+    dedup: Dedup
 
 
 def load(path: str | Path) -> Campaign:

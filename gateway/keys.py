@@ -1,15 +1,37 @@
 """Every Redis key name of the project, in one place.
 
-Keys that one Lua script touches together share a hash tag (``{...}``) so that the same script runs on a
-Redis Cluster. The vertical slice has one intake shard, ``{i0}``; the dedup issue shards it by key hash.
+Keys that one Lua script touches together share a hash tag (``{sNN}``) so that the same script runs on a
+Redis Cluster: an intake shard holds its stream, its in-flight claims and its Bloom filter. Invoice keys are
+spread over the shards by hash (dedup.digest).
 """
 
 from __future__ import annotations
 
-INTAKE_TAG = "{i0}"
-STREAM = f"{INTAKE_TAG}:intake"
-CLAIMS = f"{INTAKE_TAG}:claims"
 GROUP = "workers"
+
+
+def tag(shard: int) -> str:
+    return f"{{s{shard:02d}}}"
+
+
+def stream(shard: int) -> str:
+    """The intake stream of a shard: what the workers consume."""
+    return f"{tag(shard)}:intake"
+
+
+def inflight(shard: int) -> str:
+    """Hash of the shard's keys accepted and not yet committed (plus a grace period): key -> claim."""
+    return f"{tag(shard)}:inflight"
+
+
+def bloom_meta(shard: int) -> str:
+    """Hash describing the shard's filter: k, block counts per generation, ready flag, keys per generation."""
+    return f"{tag(shard)}:bloom"
+
+
+def bloom(shard: int, generation: int) -> str:
+    """The bitmap of one generation of the shard's filter."""
+    return f"{tag(shard)}:bloom:{generation}"
 
 
 def nonce(client_id: str, nonce: str) -> str:

@@ -7,6 +7,8 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from dedup import bloom, sizing
+from dedup import metrics as dedup_metrics
 from gateway import metrics
 from gateway.deps import deps
 
@@ -37,5 +39,18 @@ async def _answers(call: object, timeout_s: float) -> bool:
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    d = deps(request)
+    try:
+        filters = await asyncio.wait_for(bloom.describe(d.redis, d.campaign.dedup.shards), 1.0)
+    except Exception:  # the filter gauges keep their last values; the scrape itself must not fail
+        filters = []
+    for f in filters:
+        dedup_metrics.READY.labels(str(f.shard)).set(1 if f.ready else 0)
+        dedup_metrics.FPR.labels(str(f.shard)).set(f.false_positive_rate())
+        for g, gen in enumerate(f.generations, 1):
+            labels = (str(f.shard), str(g))
+            dedup_metrics.KEYS.labels(*labels).set(gen.keys)
+            dedup_metrics.CAPACITY.labels(*labels).set(gen.bytes)
+            dedup_metrics.FILL.labels(*labels).set(sizing.fill_ratio(gen.keys, f.k, gen.blocks))
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)

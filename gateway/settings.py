@@ -53,6 +53,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     verify_timeout_ms: int = 3000
     seal_interval_ms: int = 500
     seal_max_entries: int = 1000
+    # Committed keys stay in the in-flight hashes this long (see workers/release.py).
+    inflight_grace_s: float = 30.0
 
     # Verification-service simulator.
     simulator_latency_ms: float = 5.0

@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dedup.digest import digest, shard_of
 from gateway import auth, keys
 from gateway.body import read_limited
 from gateway.deps import Deps, deps
@@ -57,9 +58,8 @@ async def lookup(d: Deps, key: str, channel: str) -> dict[str, Any] | None:
 
 async def _queued(d: Deps, key: str, channel: str) -> dict[str, Any] | None:
     try:
-        claim: bytes | None = await d.redis.hget(  # type: ignore[assignment]
-            keys.CLAIMS, key
-        )
+        shard = shard_of(digest(key), d.campaign.dedup.shards)
+        claim: bytes | None = await d.redis.hget(keys.inflight(shard), key)  # type: ignore[assignment]
     except (RedisError, OSError) as exc:
         raise Unavailable("store_unavailable", "the intake queue cannot be read now") from exc
     if claim is None:

@@ -6,6 +6,7 @@ import os
 import time
 from typing import Any
 
+import asyncpg
 import msgspec
 import orjson
 from redis.exceptions import RedisError
@@ -89,14 +90,21 @@ async def admit(
         item if isinstance(item, Rejection) else check(item, d.campaign, channel, d.settings.person_secret, now_ms)
         for item in items
     ]
-    valid = [(i, q) for i, q in enumerate(checked) if isinstance(q, Queued)]
+    first: dict[str, int] = {}  # a key twice in one request: the first is claimed, the rest are duplicates
+    for i, q in enumerate(checked):
+        if isinstance(q, Queued):
+            first.setdefault(q.key, i)
+    valid = [(i, checked[i]) for i in first.values()]
     owners: list[str | None] = []
     if valid:
         try:
             owners = await d.claimer.claim_and_enqueue(
-                channel, now_ms, request_id, [(q.key, QUEUED.encode(q)) for _, q in valid]
+                channel,
+                now_ms,
+                request_id,
+                [(q.key, QUEUED.encode(q)) for _, q in valid],  # type: ignore[union-attr]
             )
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise Unavailable(
                 "store_unavailable", "the intake queue cannot take invoices now", {"Retry-After": "1"}
             ) from exc
@@ -106,7 +114,11 @@ async def admit(
             results[i] = {"index": i, "status": "rejected", "reason": item.reason, "detail": item.detail}
             metrics.INVOICES.labels(channel, "rejected", item.reason).inc()
     secret = d.settings.receipt_secret
-    for (i, q), owner in zip(valid, owners, strict=True):
+    outcome = dict(zip((i for i, _ in valid), owners, strict=True))
+    for i, q in enumerate(checked):
+        if not isinstance(q, Queued):
+            continue
+        owner = outcome[i] if first[q.key] == i else channel
         if owner is None:
             results[i] = {
                 "index": i,

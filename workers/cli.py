@@ -11,6 +11,7 @@ import sys
 import uvloop
 from aiohttp import web
 
+from gateway import campaign as campaigns
 from gateway.settings import Settings, from_env
 from gateway.stores import open_redis
 from workers import simulator
@@ -46,7 +47,8 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
         verifier = Verifier(
             session, settings.verify_url, settings.worker_verify_concurrency, settings.verify_timeout_ms
         )
-        worker = Worker(settings, redis, pool, verifier)
+        shards = campaigns.load(settings.campaign_file).dedup.shards
+        worker = Worker(settings, shards, redis, pool, verifier)
         if handle_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

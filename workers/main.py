@@ -18,6 +18,7 @@ from gateway.model import Queued
 from gateway.settings import Settings
 from workers import metrics, seal, sink, stream
 from workers.judge import judge
+from workers.release import Releaser
 from workers.sink import Judged
 from workers.verify import Verification, Verifier
 
@@ -27,8 +28,10 @@ CLAIM_EVERY_S = 5.0
 
 
 class Worker:
-    def __init__(self, settings: Settings, redis: Redis, pool: asyncpg.Pool, verifier: Verifier) -> None:
+    def __init__(self, settings: Settings, shards: int, redis: Redis, pool: asyncpg.Pool, verifier: Verifier) -> None:
         self.settings = settings
+        self.shards = shards
+        self.releaser = Releaser(settings.inflight_grace_s)
         self.redis = redis
         self.pool = pool
         self.verifier = verifier
@@ -37,7 +40,7 @@ class Worker:
 
     async def run(self, burst: bool = False) -> int:
         """Process entries until stopped (or, in burst mode, until the stream is drained); returns entries done."""
-        await stream.ensure_group(self.redis)
+        await stream.ensure_groups(self.redis, self.shards)
         done = await self._drain_own_pending()
         sealer = None if burst else asyncio.create_task(self._seal_forever())
         last_claim = 0.0
@@ -46,12 +49,20 @@ class Worker:
                 if time.monotonic() - last_claim > CLAIM_EVERY_S:
                     last_claim = time.monotonic()
                     done += await self.process(
-                        await stream.claim_idle(self.redis, self.consumer, CLAIM_IDLE_MS, self.settings.worker_batch)
+                        await stream.claim_idle(
+                            self.redis, self.consumer, self.shards, CLAIM_IDLE_MS, self.settings.worker_batch
+                        )
                     )
                 batch = await stream.read(
-                    self.redis, self.consumer, self.settings.worker_batch, self.settings.worker_block_ms, pending=False
+                    self.redis,
+                    self.consumer,
+                    self.shards,
+                    self.settings.worker_batch,
+                    self.settings.worker_block_ms,
+                    pending=False,
                 )
-                if not batch.ids and burst:
+                await self.releaser.release_due(self.redis)
+                if batch.empty and burst:
                     break
                 done += await self.process(batch)
         finally:
@@ -59,17 +70,21 @@ class Worker:
                 sealer.cancel()
         if burst:
             await seal.seal_all(self.pool, self.settings.seal_max_entries)
+            if self.settings.inflight_grace_s <= 0:
+                await self.releaser.release_due(self.redis, everything=True)
         return done
 
     async def _drain_own_pending(self) -> int:
         done = 0
-        while (batch := await stream.read(self.redis, self.consumer, self.settings.worker_batch, 0, True)).ids:
+        while not (
+            batch := await stream.read(self.redis, self.consumer, self.shards, self.settings.worker_batch, 0, True)
+        ).empty:
             done += await self.process(batch)
         return done
 
     async def process(self, batch: stream.Batch) -> int:
         """Verify and judge a batch, commit it in one transaction, then acknowledge it."""
-        if not batch.ids:
+        if batch.empty:
             return 0
         started = time.perf_counter()
         verifications = await asyncio.gather(*(self._verify(q) for q in batch.queued))
@@ -80,8 +95,9 @@ class Worker:
             metrics.PROCESSED.labels(j.status, j.reason or "").inc()
         await sink.write(self.pool, judged, batch.dups)
         await stream.ack(self.redis, batch.ids)
+        self.releaser.schedule(batch.keys)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        return len(batch.ids)
+        return sum(len(ids) for ids in batch.ids.values())
 
     async def _verify(self, q: Queued) -> tuple[Verification, dt.datetime | None]:
         started = time.perf_counter()

@@ -1,13 +1,18 @@
-"""The claim + enqueue script on the real Redis: atomic, and safe to retry."""
+"""Deduplication on the real Redis and PostgreSQL: atomic, exact behind the filter, safe to retry, rebuildable."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
+import asyncpg
 import msgspec
+from prometheus_client import REGISTRY
 
+from dedup import bloom, rebuild
 from dedup.claim import Claimer
 from gateway import campaign as campaigns
 from gateway import keys
@@ -16,11 +21,15 @@ from gateway.settings import Settings
 from gateway.stores import open_redis
 from gateway.validate import check
 from loadtest import sample
+from loadtest.client import SignedClient
+
+T = TypeVar("T")
+SHARDS = 4
 
 
-def packed_invoices(settings: Settings, n: int) -> list[tuple[str, bytes]]:
+def packed_invoices(settings: Settings, n: int, rng: random.Random | None = None) -> list[tuple[str, bytes]]:
     camp = campaigns.load(settings.campaign_file)
-    rng = random.Random()
+    rng = rng or random.Random()
     items = []
     for _ in range(n):
         q = check(msgspec.convert(sample.invoice(rng), Invoice, strict=False), camp, "demo-channel", "k", 1)
@@ -28,43 +37,145 @@ def packed_invoices(settings: Settings, n: int) -> list[tuple[str, bytes]]:
     return items
 
 
+def with_stores(settings: Settings, body: Callable[[Any, asyncpg.Pool], Coroutine[Any, Any, T]]) -> T:
+    async def run() -> T:
+        redis = open_redis(settings)
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+        try:
+            return await body(redis, pool)
+        finally:
+            await pool.close()
+            await redis.aclose()
+
+    return asyncio.run(run())
+
+
+async def stream_lengths(redis: Any) -> int:
+    return sum([await redis.xlen(keys.stream(s)) for s in range(SHARDS)])
+
+
 def test_retried_call_answers_accepted_again_and_enqueues_once(settings: Settings, drain: Any) -> None:
-    items = packed_invoices(settings, 3)
+    items = packed_invoices(settings, 30)
 
-    async def twice() -> tuple[list[str | None], list[str | None], int, int]:
-        redis = open_redis(settings)
-        try:
-            claimer = Claimer(redis)
-            before = await redis.xlen(keys.STREAM)
-            first = await claimer.claim_and_enqueue("demo-channel", 1, "req-retry-1", items)
-            second = await claimer.claim_and_enqueue("demo-channel", 1, "req-retry-1", items)
-            other = await claimer.claim_and_enqueue("demo-channel", 1, "req-retry-2", items)
-            return first, second + other, before, await redis.xlen(keys.STREAM)
-        finally:
-            await redis.aclose()
+    async def body(redis: Any, pool: asyncpg.Pool) -> tuple[list[Any], list[Any], list[Any], int]:
+        claimer = Claimer(redis, pool, SHARDS)
+        before = await stream_lengths(redis)
+        first = await claimer.claim_and_enqueue("demo-channel", 1, "req-retry-1", items)
+        again = await claimer.claim_and_enqueue("demo-channel", 1, "req-retry-1", items)
+        other = await claimer.claim_and_enqueue("demo-channel", 1, "req-retry-2", items)
+        return first, again, other, await stream_lengths(redis) - before
 
-    first, again, before, after = asyncio.run(twice())
-    assert first == [None, None, None]
-    assert again == [None, None, None, "demo-channel", "demo-channel", "demo-channel"]
-    assert after - before == 1
+    first, again, other, added = with_stores(settings, body)
+    assert first == again == [None] * 30
+    assert other == ["demo-channel"] * 30
+    assert 1 <= added <= SHARDS  # one entry per shard the request touched, written once
     drain()
 
 
-def test_concurrent_uploads_of_one_key_from_two_channels_accept_exactly_one(settings: Settings, drain: Any) -> None:
-    ((key, packed),) = packed_invoices(settings, 1)
+def test_concurrent_uploads_of_one_key_from_both_channels_accept_exactly_one(
+    base_url: str, draw: SignedClient, drain: Any
+) -> None:
+    inv = sample.invoice(random.Random())
+    statuses: list[str] = []
+    lock = threading.Lock()
 
-    async def race() -> list[list[str | None]]:
-        redis = open_redis(settings)
-        try:
-            claimer = Claimer(redis)
-            calls = [
-                claimer.claim_and_enqueue(f"demo-channel{'-2' if i % 2 else ''}", 1, f"race-{i}", [(key, packed)])
-                for i in range(40)
-            ]
-            return list(await asyncio.gather(*calls))
-        finally:
-            await redis.aclose()
+    def upload(client_id: str) -> None:
+        with SignedClient(base_url, client_id, f"{client_id}-secret") as client:
+            status = client.upload([inv]).json()["results"][0]["status"]
+        with lock:
+            statuses.append(status)
 
-    answers = [a[0] for a in asyncio.run(race())]
-    assert answers.count(None) == 1
+    threads = [threading.Thread(target=upload, args=(("demo-channel", "demo-channel-2")[i % 2],)) for i in range(48)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(set(statuses)) == ["accepted", "duplicate"]
+    assert statuses.count("accepted") == 1
     drain()
+
+
+def test_duplicate_of_in_flight_and_of_committed_key(
+    channel: SignedClient, channel2: SignedClient, settings: Settings, drain: Any
+) -> None:
+    inv = sample.invoice(random.Random())
+    key = channel.upload([inv]).json()["results"][0]["key"]
+    assert channel2.upload([inv]).json()["results"][0]["status"] == "duplicate"  # in flight
+    drain()  # committed, and released from the in-flight hash (grace 0 in the tests)
+
+    async def in_flight(redis: Any, pool: asyncpg.Pool) -> int:
+        return sum([await redis.hexists(keys.inflight(s), key) for s in range(SHARDS)])
+
+    assert with_stores(settings, in_flight) == 0
+    before = REGISTRY.get_sample_value("dedup_duplicates_total", {"where": "committed"}) or 0.0
+    assert channel2.upload([inv]).json()["results"][0]["status"] == "duplicate"  # committed: PostgreSQL says so
+    assert channel.upload([inv]).json()["results"][0]["status"] == "duplicate"
+    assert channel2.status(key).json()["status"] == "duplicate"
+    assert channel.status(key).json()["status"] == "eligible"
+    assert before == (REGISTRY.get_sample_value("dedup_duplicates_total", {"where": "committed"}) or 0.0)
+
+
+def test_200000_new_keys_through_an_overfull_filter_are_never_refused(settings: Settings) -> None:
+    """A filter sized for 2,000 keys is saturated early: nearly every key is a "maybe", resolved exactly."""
+    scratch = msgspec.structs.replace(settings, redis_url=settings.redis_url.rsplit("/", 1)[0] + "/1")
+    rng = random.Random(2026)
+    items = packed_invoices(settings, 500, rng)
+
+    async def body(redis: Any, pool: asyncpg.Pool) -> tuple[int, int, float]:
+        await redis.flushdb()
+        await bloom.add_generation(redis, SHARDS, 2_000, 0.001)
+        await bloom.set_ready(redis, SHARDS, True)
+        claimer = Claimer(redis, pool, SHARDS)
+        refused = 0
+        for r in range(400):
+            batch = [(f"2634{r:06d}{i:010d}", packed) for i, (_, packed) in enumerate(items)]
+            owners = await claimer.claim_and_enqueue("demo-channel", 1, f"big-{r}", batch)
+            refused += sum(1 for o in owners if o is not None)
+        entries = await stream_lengths(redis)
+        await redis.flushdb()
+        return refused, entries, REGISTRY.get_sample_value("dedup_false_positives_total") or 0.0
+
+    refused, entries, false_positives = with_stores(scratch, body)
+    assert refused == 0
+    assert entries >= 400
+    assert false_positives > 100_000  # the exact check really ran behind the filter
+
+
+def test_rebuild_after_the_filter_keys_are_flushed(
+    channel: SignedClient, channel2: SignedClient, draw: SignedClient, settings: Settings, drain: Any
+) -> None:
+    rng = random.Random()
+    committed = sample.invoice(rng)
+    channel.upload([committed])
+    drain()
+
+    async def flush_filters(redis: Any, pool: asyncpg.Pool) -> None:
+        for s in range(SHARDS):
+            await redis.delete(keys.bloom_meta(s), *(keys.bloom(s, g) for g in range(1, 9)))
+
+    with_stores(settings, flush_filters)
+    # The filter is gone: the exact path still catches duplicates and takes new keys.
+    assert channel2.upload([committed]).json()["results"][0]["status"] == "duplicate"
+    during = sample.invoice(rng)
+    assert channel.upload([during]).json()["results"][0]["status"] == "accepted"
+
+    async def rebuild_all(redis: Any, pool: asyncpg.Pool) -> list[bloom.ShardFilter]:
+        config = campaigns.load(settings.campaign_file).dedup
+        await rebuild.rebuild(redis, pool, config, 0.0, lambda done, total: None)
+        return await bloom.describe(redis, SHARDS)
+
+    filters = with_stores(settings, rebuild_all)
+    assert all(f.ready and f.generations for f in filters)
+    for inv in (committed, during):
+        assert channel2.upload([inv]).json()["results"][0]["status"] == "duplicate"
+    assert channel.upload([sample.invoice(rng)]).json()["results"][0]["status"] == "accepted"
+    drain()
+    fed = [e["key"] for b in _whole_feed(draw) for e in b["entries"]]
+    assert len(fed) == len(set(fed))
+
+
+def _whole_feed(draw: SignedClient) -> list[dict[str, Any]]:
+    batches: list[dict[str, Any]] = []
+    while page := draw.feed(after=batches[-1]["seq"] if batches else 0, limit=100).json()["batches"]:
+        batches.extend(page)
+    return batches

@@ -1,0 +1,18 @@
+-- Set the filter bits of keys already known (the rebuild from PostgreSQL); no claim, no stream entry.
+-- (bloom_lib.lua is prepended.)
+--
+-- KEYS[1]  the shard's filter meta hash (k, sizes)
+-- KEYS[2..] the shard's filter bitmaps, one per generation, oldest first
+-- ARGV[1]  digests, 20 bytes per key (dedup/digest.py)
+--
+-- Returns how many keys were not in the filter yet (their bits are set now, in the newest generation).
+-- Idempotent: setting a bit twice changes nothing.
+
+local k, sizes = filter_layout(KEYS[1])
+local digests = ARGV[1]
+local added = 0
+for d = 1, #digests, 20 do
+  if not seen_or_set(digests, d, k, sizes, 2) then added = added + 1 end
+end
+if added > 0 and #sizes > 0 then call("HINCRBY", KEYS[1], "n:" .. #sizes, added) end
+return added

@@ -1,0 +1,19 @@
+"""One hash per invoice key, computed once in the gateway and read by the filter script.
+
+A 20-byte BLAKE2b digest: bytes 0-3 pick the shard, bytes 4-7 the block (modulo the filter's blocks), bytes
+8-19 the bit positions inside the 256-bit block, one byte each.
+"""
+
+from __future__ import annotations
+
+from hashlib import blake2b
+
+DIGEST_BYTES = 20
+
+
+def digest(key: str) -> bytes:
+    return blake2b(key.encode(), digest_size=DIGEST_BYTES).digest()
+
+
+def shard_of(d: bytes, shards: int) -> int:
+    return int.from_bytes(d[:4], "big") % shards

@@ -1,0 +1,10 @@
+"""The dedup Lua scripts, each with the shared filter functions of ``bloom_lib.lua`` prepended."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+
+def load(name: str) -> str:
+    folder = resources.files(__package__)
+    return folder.joinpath("bloom_lib.lua").read_text() + "\n" + folder.joinpath(name).read_text()
