@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest deps system-deps bench clean
+.PHONY: run test lint typecheck pytest deps system-deps bench bench-dedup clean
 
 run: deps
 	$(PY) deploy/devstack.py
@@ -39,6 +39,13 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(STAMP)
+
+# Measurements against this machine's own limits; results under benchmarks/results/.
+bench: bench-dedup
+	benchmarks/server_choice.sh | tee benchmarks/results/server_choice.txt
+
+bench-dedup: deps
+	$(PY) benchmarks/dedup_bench.py $(if $(BENCH_KEYS),--keys $(BENCH_KEYS))
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

@@ -14,8 +14,8 @@ local function filter_layout(meta_key)
 end
 
 -- Has the filter seen the key whose digest starts at byte d of digests (all k bits set in some generation)?
--- If not, set its bits in the newest generation. Bitmaps are KEYS[first], KEYS[first + 1], ...
-local function seen_or_set(digests, d, k, sizes, first)
+-- If not, set its bits in the newest generation (unless only_test). Bitmaps are KEYS[first], KEYS[first + 1], ...
+local function seen_or_set(digests, d, k, sizes, first, only_test)
   local ngen = #sizes
   if ngen == 0 or k == 0 then return false end
   local block = sunpack(">I4", digests, d + 4)
@@ -36,6 +36,7 @@ local function seen_or_set(digests, d, k, sizes, first)
     end
     if all then return true end
   end
+  if only_test then return false end
   call("SETRANGE", KEYS[first + ngen - 1], off, spack(WORDS, w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8]))
   return false
 end

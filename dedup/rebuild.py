@@ -43,7 +43,8 @@ class Adder:
         self._shards = shards
         self._script = redis.register_script(SCRIPT)
 
-    async def add(self, invoice_keys: Iterable[str]) -> int:
+    async def add(self, invoice_keys: Iterable[str], only_test: bool = False) -> int:
+        """Add keys (or, ``only_test``, count those the filter has not seen); returns that count."""
         by_shard: dict[int, list[bytes]] = defaultdict(list)
         for key in invoice_keys:
             d = digest(key)
@@ -53,7 +54,8 @@ class Adder:
         async with self._redis.pipeline(transaction=False) as pipe:
             for shard, digests in by_shard.items():
                 bitmaps = [keys.bloom(shard, g) for g in range(1, MAX_GENERATIONS + 1)]
-                await self._script(keys=[keys.bloom_meta(shard), *bitmaps], args=[b"".join(digests)], client=pipe)
+                args = [b"".join(digests), "test" if only_test else "add"]
+                await self._script(keys=[keys.bloom_meta(shard), *bitmaps], args=args, client=pipe)
             return sum(await pipe.execute())
 
 

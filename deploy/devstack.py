@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 VENV_BIN = Path(sys.executable).parent
+CAMPAIGN = ROOT / "deploy" / "campaigns" / "hefei-2026.toml"
 DEV_CLIENTS = (
     ("demo-channel", "demo-channel-secret", "channel"),
     ("demo-channel-2", "demo-channel-2-secret", "channel"),
@@ -75,8 +76,11 @@ def http_ok(url: str) -> bool:
 class Stack:
     """The processes of one dev stack; ``stop`` ends them all, in reverse order."""
 
-    def __init__(self, data: Path, *, redis_port: int, pg_port: int, sim_port: int, port: int) -> None:
+    def __init__(
+        self, data: Path, *, redis_port: int, pg_port: int, sim_port: int, port: int, campaign: Path = CAMPAIGN
+    ) -> None:
         self.data = data.resolve()
+        self.campaign = campaign
         self.redis_port, self.pg_port, self.sim_port, self.port = redis_port, pg_port, sim_port, port
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.logs = self.data / "logs"
@@ -89,7 +93,7 @@ class Stack:
             GATEWAY_REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
             GATEWAY_DATABASE_URL=f"postgresql://gateway@127.0.0.1:{self.pg_port}/gateway",
             GATEWAY_VERIFY_URL=f"http://127.0.0.1:{self.sim_port}",
-            GATEWAY_CAMPAIGN_FILE=str(ROOT / "deploy" / "campaigns" / "hefei-2026.toml"),
+            GATEWAY_CAMPAIGN_FILE=str(self.campaign),
             PROMETHEUS_MULTIPROC_DIR=str(self.data / "metrics"),
         )
         return env

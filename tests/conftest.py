@@ -39,7 +39,8 @@ def stack() -> Iterator[Any]:
     data = ROOT / ".data" / "test"
     shutil.rmtree(data, ignore_errors=True)
     port = devstack.free_port
-    s = devstack.Stack(data, redis_port=port(), pg_port=port(), sim_port=port(), port=port())
+    campaign = ROOT / "tests" / "campaigns" / "hefei-2026-sharded.toml"
+    s = devstack.Stack(data, redis_port=port(), pg_port=port(), sim_port=port(), port=port(), campaign=campaign)
     try:
         s.reset_metrics()
         s.start_redis()
