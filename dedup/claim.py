@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import asyncpg
 from redis.asyncio import Redis
@@ -20,6 +21,21 @@ from gateway import keys
 
 SCRIPT = scripts.load("claim_enqueue.lua")
 MAX_GENERATIONS = 8  # bitmaps the script may touch per shard: KEYS must name them all
+PERSON_TAG = 16  # hex characters of the person hash kept in a claim: enough to tell two persons apart
+
+
+class Item(NamedTuple):
+    key: str
+    packed: bytes  # the invoice as the workers decode it
+    person: str
+
+
+class Owner(NamedTuple):
+    """Who got an invoice key first: a channel, a tag of the person, and when (Unix ms; 0 if unknown)."""
+
+    channel: str
+    person: str
+    accepted_at_ms: int
 
 
 class Claimer:
@@ -30,16 +46,16 @@ class Claimer:
         self._script = redis.register_script(SCRIPT)
 
     async def claim_and_enqueue(
-        self, channel: str, accepted_at_ms: int, request_id: str, items: Sequence[tuple[str, bytes]]
-    ) -> list[str | None]:
-        """Claim each (key, packed invoice), no key twice; enqueue the new ones with this request's duplicates.
+        self, channel: str, accepted_at_ms: int, request_id: str, items: Sequence[Item]
+    ) -> list[Owner | None]:
+        """Claim each item, no key twice; enqueue the new ones with this request's duplicates.
 
-        Returns, per item, None when it was new and is now queued, else the channel whose upload came first.
+        Returns, per item, None when it was new and is now queued, else the owner of the upload that came first.
         """
-        by_shard: dict[int, list[tuple[int, str, bytes, bytes]]] = defaultdict(list)
-        for i, (key, packed) in enumerate(items):
-            d = digest(key)
-            by_shard[shard_of(d, self._shards)].append((i, key, packed, d))
+        by_shard: dict[int, list[tuple[int, Item, bytes]]] = defaultdict(list)
+        for i, item in enumerate(items):
+            d = digest(item.key)
+            by_shard[shard_of(d, self._shards)].append((i, item, d))
         first = await self._round(channel, accepted_at_ms, request_id, by_shard, "check")
         answers = [first[i] for i in range(len(items))]
         maybe = [i for i, a in enumerate(answers) if a == "?"]
@@ -47,31 +63,29 @@ class Claimer:
         if maybe:
             metrics.MAYBE.inc(len(maybe))
             await self._resolve(channel, accepted_at_ms, request_id, items, answers, maybe, by_shard)
-        owners = [None if not a else a.partition("|")[0] for a in answers]
-        metrics.DUPLICATES.labels("in_flight").inc(sum(1 for a in answers if a and "|" in a))
-        return owners
+        metrics.DUPLICATES.labels("in_flight").inc(sum(1 for a in answers if a.count("|") == 3))
+        return [parse_owner(a) for a in answers]
 
     async def _resolve(
         self,
         channel: str,
         accepted_at_ms: int,
         request_id: str,
-        items: Sequence[tuple[str, bytes]],
+        items: Sequence[Item],
         answers: list[str],
         maybe: list[int],
-        by_shard: dict[int, list[tuple[int, str, bytes, bytes]]],
+        by_shard: dict[int, list[tuple[int, Item, bytes]]],
     ) -> None:
         """The exact check behind the filter: committed keys are duplicates, the rest are false positives."""
-        committed = await committed_owners(self._pool, [items[i][0] for i in maybe])
+        committed = await committed_owners(self._pool, [items[i].key for i in maybe])
         if committed:
             metrics.DUPLICATES.labels("committed").inc(len(committed))
-            await record_duplicates(
-                self._pool, [(key, channel) for key, owner in committed.items() if owner != channel], accepted_at_ms
-            )
-        wanted = {i for i in maybe if items[i][0] not in committed}
+            others = [(key, channel) for key, owner in committed.items() if owner.split("|", 1)[0] != channel]
+            await record_duplicates(self._pool, others, accepted_at_ms)
+        wanted = {i for i in maybe if items[i].key not in committed}
         for i in maybe:
             if i not in wanted:
-                answers[i] = committed[items[i][0]]
+                answers[i] = committed[items[i].key]
         if not wanted:
             return
         metrics.FALSE_POSITIVES.inc(len(wanted))
@@ -85,17 +99,16 @@ class Claimer:
         channel: str,
         accepted_at_ms: int,
         request_id: str,
-        by_shard: dict[int, list[tuple[int, str, bytes, bytes]]],
+        by_shard: dict[int, list[tuple[int, Item, bytes]]],
         mode: str,
     ) -> dict[int, str]:
         """One script call per shard, all in one pipelined round trip; answers by item index."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for shard, entries in by_shard.items():
                 argv: list[str | bytes | int] = [channel, accepted_at_ms, request_id, mode]
-                argv.append(b"".join(e[3] for e in entries))
-                for _, key, packed, _ in entries:
-                    argv.append(key)
-                    argv.append(packed)
+                argv.append(b"".join(d for _, _, d in entries))
+                for _, item, _ in entries:
+                    argv += [item.key, item.packed, item.person[:PERSON_TAG]]
                 await self._script(keys=shard_keys(shard), args=argv, client=pipe)
             replies = await pipe.execute()
         answers: dict[int, str] = {}
@@ -112,9 +125,26 @@ def shard_keys(shard: int) -> list[str]:
 
 
 async def committed_owners(pool: asyncpg.Pool, invoice_keys: list[str]) -> dict[str, str]:
-    """The channel of each key already in PostgreSQL (the unique index is the final guard)."""
-    rows = await pool.fetch("SELECT key, channel FROM invoices WHERE key = ANY($1::text[])", invoice_keys)
-    return {r["key"]: r["channel"] for r in rows}
+    """The owner (as a claim would name it) of each key already in PostgreSQL (the unique index is the final
+    guard)."""
+    rows = await pool.fetch(
+        "SELECT key, channel, person, (extract(epoch FROM accepted_at) * 1000)::bigint AS at_ms"
+        " FROM invoices WHERE key = ANY($1::text[])",
+        invoice_keys,
+    )
+    return {r["key"]: f"{r['channel']}|{r['at_ms']}||{r['person'][:PERSON_TAG]}" for r in rows}
+
+
+def parse_owner(answer: str) -> Owner | None:
+    """None for "" (new); else the owner named by a claim "<channel>|<at ms>|<request>|<person tag>".
+
+    Claims written before the person tag existed have three parts: their person is unknown ("").
+    """
+    if not answer:
+        return None
+    parts = answer.split("|", 3)
+    at = parts[1] if len(parts) > 1 else ""
+    return Owner(parts[0], parts[3] if len(parts) > 3 else "", int(at) if at.isascii() and at.isdigit() else 0)
 
 
 async def record_duplicates(pool: asyncpg.Pool, uploads: list[tuple[str, str]], at_ms: int) -> None:

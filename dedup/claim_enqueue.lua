@@ -1,7 +1,7 @@
 -- Deduplicate invoice keys of one intake shard and enqueue the new ones, in one atomic step.
 -- (bloom_lib.lua is prepended.)
 --
--- KEYS[1]  the shard's in-flight hash: invoice key -> "<channel>|<accepted_at_ms>|<request id>"
+-- KEYS[1]  the shard's in-flight hash: invoice key -> "<channel>|<accepted_at_ms>|<request id>|<person tag>"
 -- KEYS[2]  the shard's intake stream
 -- KEYS[3]  the shard's filter meta hash: k, sizes (blocks per generation, oldest first), ready, n:<generation>
 -- KEYS[4..] the shard's filter bitmaps, one per generation, oldest first (as many as "sizes" lists)
@@ -10,7 +10,7 @@
 -- ARGV[3]  request id (unique per request: a retried call recognises its own claims)
 -- ARGV[4]  mode: "check" (normal) or "force" (keys the caller proved new: false positives of the filter)
 -- ARGV[5]  digests, 20 bytes per invoice in order (dedup/digest.py)
--- ARGV[6..] pairs: invoice key, packed invoice (what the workers decode); no key twice in one call
+-- ARGV[6..] triples: invoice key, packed invoice (what the workers decode), person tag; no key twice in one call
 --
 -- Returns one value per pair, in order:
 --   ""      new: claimed, its filter bits set, enqueued
@@ -25,7 +25,7 @@
 -- channel ride in the stream entry (field "~<key>") so that the workers record them.
 
 local channel, force, digests = ARGV[1], ARGV[4] == "force", ARGV[5]
-local claim = channel .. "|" .. ARGV[2] .. "|" .. ARGV[3]
+local prefix = channel .. "|" .. ARGV[2] .. "|" .. ARGV[3] .. "|"
 local k, sizes, ready_flag = filter_layout(KEYS[3])
 local ngen = #sizes
 local ready = ready_flag and ngen > 0 and k > 0
@@ -33,9 +33,10 @@ local ready = ready_flag and ngen > 0 and k > 0
 local results, claims = {}, {}
 local fields = {"~request", ARGV[3], "~channel", channel, "~at", ARGV[2]}
 local new, dups = 0, 0
-for i = 6, #ARGV, 2 do
+for i = 6, #ARGV, 3 do
   local key = ARGV[i]
-  local d = (i - 6) / 2 * 20 + 1
+  local claim = prefix .. ARGV[i + 2]
+  local d = (i - 6) / 3 * 20 + 1
   local answer = ""
   local bits_seen = seen_or_set(digests, d, k, sizes, 4)
   if bits_seen or force or not ready then

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     config = campaigns.load(settings.campaign_file).dedup
     redis = open_redis(settings)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(settings.database_url, min_size=2, max_size=3)
     try:
         if args.command == "ensure":
             print(await ensure(settings, redis, pool))
@@ -65,10 +65,8 @@ async def ensure(settings: Settings, redis: Redis, pool: asyncpg.Pool) -> str:
     filters = await bloom.describe(redis, config.shards)
     if all(f.ready and f.generations for f in filters):
         return "filters ready"
-    if not any(f.generations for f in filters) and not await pool.fetchval("SELECT EXISTS (SELECT 1 FROM invoices)"):
-        await bloom.add_generation(redis, config.shards, config.expected_invoices, config.false_positive_rate)
-        await bloom.set_ready(redis, config.shards, True)
-        return f"filters created for {config.expected_invoices:,} keys over {config.shards} shards"
+    # Always the full rebuild, even for a new campaign: it also adds the keys in flight, and costs little
+    # when PostgreSQL is empty.
     added = await rebuild.rebuild(redis, pool, config, settings.inflight_grace_s, rebuild.ProgressBar())
     return f"\nfilters rebuilt: {added:,} keys"
 

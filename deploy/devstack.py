@@ -94,6 +94,9 @@ class Stack:
             GATEWAY_DATABASE_URL=f"postgresql://gateway@127.0.0.1:{self.pg_port}/gateway",
             GATEWAY_VERIFY_URL=f"http://127.0.0.1:{self.sim_port}",
             GATEWAY_CAMPAIGN_FILE=str(self.campaign),
+            # The dev stack's own keys; anywhere else these must be real secrets.
+            GATEWAY_RECEIPT_SECRET="dev-stack-receipt-secret",
+            GATEWAY_PERSON_SECRET="dev-stack-person-secret",
             PROMETHEUS_MULTIPROC_DIR=str(self.data / "metrics"),
         )
         return env

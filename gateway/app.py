@@ -24,15 +24,19 @@ from gateway.feed import feed
 from gateway.feedwatch import FeedWatch
 from gateway.middleware import Metrics
 from gateway.ops import healthz, metrics_endpoint, readyz
-from gateway.settings import Settings
+from gateway.settings import Settings, SettingsError
 from gateway.status import status
 from gateway.stores import open_redis
 from gateway.upload import upload
+from ratelimit.caps import Caps
+from ratelimit.limits import RateLimiter
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> Starlette:
+    if len(settings.receipt_secret) < 16 or len(settings.person_secret) < 16:
+        raise SettingsError("set GATEWAY_RECEIPT_SECRET and GATEWAY_PERSON_SECRET (16 characters or more)")
     routes = [
         Route("/v1/invoices", upload, methods=["POST"]),
         Route("/v1/invoices/{key}", status, methods=["GET"]),
@@ -56,11 +60,10 @@ def create_app(settings: Settings) -> Starlette:
         refresh = asyncio.create_task(clients.refresh_forever(pool, settings.clients_refresh_s))
         app.state.draining = False
         try:
-            yield {
-                "deps": Deps(
-                    settings, campaign, redis, pool, clients, Claimer(redis, pool, campaign.dedup.shards), feed_watch
-                )
-            }
+            claimer = Claimer(redis, pool, campaign.dedup.shards)
+            ratelimiter = RateLimiter(redis, campaign.limits)
+            caps = Caps(redis, campaign)
+            yield {"deps": Deps(settings, campaign, redis, pool, clients, claimer, ratelimiter, caps, feed_watch)}
         finally:
             app.state.draining = True
             refresh.cancel()

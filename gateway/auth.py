@@ -15,6 +15,8 @@ from gateway.errors import Forbidden, Unauthorized, Unavailable
 from gateway.signing import canonical_string, signature_matches
 
 NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also accepts "²"
+SIGNATURE = re.compile(r"[0-9a-f]{64}")
 HEADERS = ("x-client-id", "x-timestamp", "x-nonce", "x-signature")
 
 
@@ -40,7 +42,7 @@ def check_headers(request: Request, clients: ClientTable, now_s: float, skew_s: 
     if client is None:
         raise Unauthorized("unknown_client", "unknown client id")
     timestamp = headers["x-timestamp"]
-    if not timestamp.isdigit() or abs(int(timestamp) - now_s) > skew_s:
+    if not TIMESTAMP.fullmatch(timestamp) or abs(int(timestamp) - now_s) > skew_s:
         raise Unauthorized("stale_timestamp", f"X-Timestamp must be Unix seconds within {skew_s} s of now")
     if not NONCE.fullmatch(headers["x-nonce"]):
         raise Unauthorized("bad_nonce", "X-Nonce must be 16 to 64 characters of A-Z a-z 0-9 _ -")
@@ -58,7 +60,8 @@ async def check_signature(
     canonical = canonical_string(
         request.method, path_and_query(request), headers["x-timestamp"], headers["x-nonce"], body
     )
-    if not signature_matches(client.secret, canonical, headers["x-signature"]):
+    presented = headers["x-signature"]
+    if not SIGNATURE.fullmatch(presented) or not signature_matches(client.secret, canonical, presented):
         raise Unauthorized("bad_signature", "signature does not match")
     token = os.urandom(8)
     try:

@@ -11,7 +11,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
     """The whole body, or ``413`` as soon as the declared or received size passes ``limit``."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()) or len(declared) > 19:
             raise BadRequest("bad_content_length", "Content-Length must be a number")
         if int(declared) > limit:
             raise PayloadTooLarge("body_too_large", f"the body is over {limit} bytes")

@@ -9,19 +9,44 @@ from pathlib import Path
 import msgspec
 
 
-class Caps(msgspec.Struct, frozen=True, kw_only=True):
+class Caps(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     person_daily: int
     person_monthly: int
     seller_person_monthly: int
+    timezone: str = "Asia/Shanghai"
+    ineligible_returns_slot: bool = True
 
 
-class Dedup(msgspec.Struct, frozen=True, kw_only=True):
+class ChannelLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Rate limits of one channel (each a rate and, for the channel's, a burst)."""
+
+    channel_requests_per_s: float
+    channel_requests_burst: int
+    channel_invoices_per_s: float
+    channel_invoices_burst: int
+    user_invoices_per_minute: float
+    user_invoices_per_day: float
+    device_invoices_per_minute: float
+    device_invoices_per_day: float
+
+
+class Limits(ChannelLimits, frozen=True, kw_only=True):
+    """The campaign's rate limits, and per-channel overrides of any of them."""
+
+    channels: dict[str, dict[str, int | float]] = {}
+
+    def of(self, channel: str) -> ChannelLimits:
+        base = {f: getattr(self, f) for f in ChannelLimits.__struct_fields__}
+        return msgspec.convert({**base, **self.channels.get(channel, {})}, ChannelLimits)
+
+
+class Dedup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     expected_invoices: int
     false_positive_rate: float
     shards: int
 
 
-class Campaign(msgspec.Struct, frozen=True, kw_only=True):
+class Campaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str
     name: str
     starts: dt.date
@@ -31,6 +56,7 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     min_amount_fen: int
     buyer_must_match_real_name: bool = True
     caps: Caps
+    limits: Limits
     dedup: Dedup
 
 
@@ -41,4 +67,9 @@ def load(path: str | Path) -> Campaign:
     campaign = msgspec.convert(raw, Campaign)
     if campaign.ends < campaign.starts:
         raise ValueError(f"{path}: campaign ends before it starts")
+    for channel in campaign.limits.channels:
+        try:
+            campaign.limits.of(channel)  # a bad override fails here, at start, never on a request
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"{path}: [limits.channels.{channel}]: {exc}") from exc
     return campaign

@@ -13,6 +13,8 @@ from gateway.campaign import Campaign
 from gateway.clients import ClientTable
 from gateway.feedwatch import FeedWatch
 from gateway.settings import Settings
+from ratelimit.caps import Caps
+from ratelimit.limits import RateLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,8 @@ class Deps:
     pool: asyncpg.Pool
     clients: ClientTable
     claimer: Claimer
+    ratelimiter: RateLimiter
+    caps: Caps
     feed_watch: FeedWatch
 
 

@@ -12,6 +12,7 @@ PROBLEM_TYPE = "application/problem+json"
 class Problem(Exception):
     status = 500
     title = "Internal error"
+    type = "about:blank"
 
     def __init__(self, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
@@ -50,18 +51,30 @@ class UnsupportedMediaType(Problem):
     title = "Unsupported media type"
 
 
+class TooManyRequests(Problem):
+    status = 429
+    title = "Too many requests"
+    type = "urn:invoice-gateway:problem:rate-limited"
+
+
 class Unavailable(Problem):
     status = 503
     title = "Service unavailable"
+    type = "urn:invoice-gateway:problem:unavailable"
 
 
 def problem_response(
-    status: int, title: str, code: str, detail: str, headers: dict[str, str] | None = None
+    status: int,
+    title: str,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    problem_type: str = "about:blank",
 ) -> Response:
-    body = {"type": "about:blank", "title": title, "status": status, "code": code, "detail": detail}
+    body = {"type": problem_type, "title": title, "status": status, "code": code, "detail": detail}
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_TYPE)
 
 
 async def handle_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
-    return problem_response(exc.status, exc.title, exc.code, exc.detail, exc.headers)
+    return problem_response(exc.status, exc.title, exc.code, exc.detail, exc.headers, exc.type)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -14,6 +15,8 @@ from gateway import auth
 from gateway.body import read_limited
 from gateway.deps import deps
 from gateway.errors import BadRequest
+
+DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 async def feed(request: Request) -> Response:
@@ -71,7 +74,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
         raise BadRequest("bad_parameter", f"{name} must be an integer from {low} to {high}")
     return int(raw)
 

@@ -36,3 +36,8 @@ def bloom(shard: int, generation: int) -> str:
 
 def nonce(client_id: str, nonce: str) -> str:
     return f"nonce:{{{client_id}}}:{nonce}"
+
+
+def cap(shard: int, person: str, month: str) -> str:
+    """A person's campaign-cap counts for one month (``month`` as ``yyyymm``), in cap shard ``shard``."""
+    return f"{{c{shard:02d}}}:cap:{person}:{month}"

@@ -26,6 +26,12 @@ LATENCY = Histogram(
 INVOICES = Counter(
     "gateway_invoices_total", "Uploaded invoices by outcome and reason", ["channel", "outcome", "reason"]
 )
+RATELIMIT_FAIL_OPEN = Counter(
+    "gateway_ratelimit_fail_open_total", "Requests let through without rate limits because Redis did not answer"
+)
+CAP_RELEASE_FAILED = Counter(
+    "gateway_cap_release_failed_total", "Cap slots of duplicates that could not be given back (Redis did not answer)"
+)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -34,12 +34,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nonce_ttl_s: int = 600
     clients_refresh_s: float = 30.0
 
-    # Keys of the gateway's own signatures: receipts, and the person hash of the feed.
-    receipt_secret: str = "dev-receipt-secret"
-    person_secret: str = "dev-person-secret"
+    # Keys of the gateway's own signatures: receipts, and the person hash of the feed. No default: the
+    # gateway refuses to start without them (the dev stack sets its own).
+    receipt_secret: str = ""
+    person_secret: str = ""
 
     # Timeouts of the gateway's calls to its stores.
     redis_timeout_ms: int = 500
+    # The rate-limit call gets less: past it the limits fail open (caps and dedup fail closed).
+    ratelimit_timeout_ms: int = 50
     database_timeout_ms: int = 2000
 
     # Feed.

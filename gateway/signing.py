@@ -55,4 +55,6 @@ def receipt(secret: str, key: str, channel: str, accepted_at_ms: int) -> str:
 def receipt_valid(secret: str, key: str, channel: str, presented: str) -> bool:
     """Whether ``presented`` is a receipt this gateway issued for ``key`` and ``channel``."""
     at, _, _ = presented.partition(".")
-    return at.isdigit() and hmac.compare_digest(receipt(secret, key, channel, int(at)), presented)
+    if not (at.isascii() and at.isdigit() and len(at) <= 16 and presented.isascii()):
+        return False
+    return hmac.compare_digest(receipt(secret, key, channel, int(at)).encode(), presented.encode())

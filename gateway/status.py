@@ -32,7 +32,7 @@ async def status(request: Request) -> Response:
 
 async def lookup(d: Deps, key: str, channel: str) -> dict[str, Any] | None:
     """The status as this channel may see it: committed, duplicate, or still queued."""
-    if len(key) > 32 or not key.isdigit():
+    if len(key) > 32 or not (key.isascii() and key.isdigit()):
         return None
     async with d.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT channel, status, reason, batch_seq FROM invoices WHERE key = $1", key)

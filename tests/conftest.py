@@ -45,7 +45,7 @@ def stack() -> Iterator[Any]:
         s.reset_metrics()
         s.start_redis()
         s.start_postgres()
-        s.prepare_database()
+        s.prepare_database((*devstack.DEV_CLIENTS, ("tiny-channel", "tiny-channel-secret", "channel")))
         s.start_simulator()
         s.start_gateway(processes=2)
         yield s

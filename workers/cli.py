@@ -47,8 +47,7 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
         verifier = Verifier(
             session, settings.verify_url, settings.worker_verify_concurrency, settings.verify_timeout_ms
         )
-        shards = campaigns.load(settings.campaign_file).dedup.shards
-        worker = Worker(settings, shards, redis, pool, verifier)
+        worker = Worker(settings, campaigns.load(settings.campaign_file), redis, pool, verifier)
         if handle_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

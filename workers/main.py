@@ -13,9 +13,13 @@ import time
 import aiohttp
 import asyncpg
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from dedup.rebuild import release_committed
+from gateway.campaign import Campaign
 from gateway.model import Queued
 from gateway.settings import Settings
+from ratelimit.caps import Caps
 from workers import metrics, seal, sink, stream
 from workers.judge import judge
 from workers.release import Releaser
@@ -28,9 +32,12 @@ CLAIM_EVERY_S = 5.0
 
 
 class Worker:
-    def __init__(self, settings: Settings, shards: int, redis: Redis, pool: asyncpg.Pool, verifier: Verifier) -> None:
+    def __init__(
+        self, settings: Settings, campaign: Campaign, redis: Redis, pool: asyncpg.Pool, verifier: Verifier
+    ) -> None:
         self.settings = settings
-        self.shards = shards
+        self.shards = campaign.dedup.shards
+        self.caps = Caps(redis, campaign) if campaign.caps.ineligible_returns_slot else None
         self.releaser = Releaser(settings.inflight_grace_s)
         self.redis = redis
         self.pool = pool
@@ -41,6 +48,8 @@ class Worker:
     async def run(self, burst: bool = False) -> int:
         """Process entries until stopped (or, in burst mode, until the stream is drained); returns entries done."""
         await stream.ensure_groups(self.redis, self.shards)
+        # Keys a dead worker committed but never released from the in-flight hashes.
+        await release_committed(self.redis, self.pool, self.shards, self.settings.inflight_grace_s)
         done = await self._drain_own_pending()
         sealer = None if burst else asyncio.create_task(self._seal_forever())
         last_claim = 0.0
@@ -95,9 +104,19 @@ class Worker:
             metrics.PROCESSED.labels(j.status, j.reason or "").inc()
         await sink.write(self.pool, judged, batch.dups)
         await stream.ack(self.redis, batch.ids)
+        await self._give_back_slots([j.queued for j in judged if not j.judgement.feeds])
         self.releaser.schedule(batch.keys)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return sum(len(ids) for ids in batch.ids.values())
+
+    async def _give_back_slots(self, invoices: list[Queued]) -> None:
+        """Campaign setting: an invoice that will not be fed gives its cap slot back (idempotent, best effort)."""
+        if self.caps is None or not invoices:
+            return
+        try:
+            await self.caps.release(invoices)
+        except (RedisError, OSError) as exc:
+            log.warning("could not give back %d cap slots: %s", len(invoices), type(exc).__name__)
 
     async def _verify(self, q: Queued) -> tuple[Verification, dt.datetime | None]:
         started = time.perf_counter()

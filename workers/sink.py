@@ -47,18 +47,22 @@ STAGING_COLUMNS = (
 )
 
 UPSERT = """
-WITH new AS (
+WITH s AS (
+    -- A key can only be here twice if it was enqueued twice: keep one row, so one bad pair cannot block
+    -- the batch (the feed's unique index would refuse the second "add" forever).
+    SELECT DISTINCT ON (key) * FROM staging ORDER BY key, accepted_at
+), new AS (
     INSERT INTO invoices (key, channel, number, code, issue_date, amount_fen, seller_tax_id, seller_name,
                           category, person, user_ref, device_ref, status, reason, accepted_at, updated_at)
     SELECT key, channel, number, code, issue_date, amount_fen, seller_tax_id, seller_name, category,
            person, user_ref, device_ref, status, reason, accepted_at, coalesce(verified_at, now())
-    FROM staging
+    FROM s
     ON CONFLICT (key) DO NOTHING
     RETURNING key
 ), events AS (
     INSERT INTO invoice_events (key, channel, status, reason, at)
     SELECT s.key, s.channel, e.status, e.reason, e.at
-    FROM staging s JOIN new USING (key)
+    FROM s JOIN new USING (key)
     CROSS JOIN LATERAL (VALUES
         (0, 'accepted', NULL, s.accepted_at),
         (1, 'verified', NULL, s.verified_at),
@@ -68,7 +72,7 @@ WITH new AS (
     ORDER BY s.key, e.step
 ), fed AS (
     INSERT INTO feed_entries (key, kind, body)
-    SELECT s.key, 'add', s.feed_body FROM staging s JOIN new USING (key) WHERE s.feed_body IS NOT NULL
+    SELECT s.key, 'add', s.feed_body FROM s JOIN new USING (key) WHERE s.feed_body IS NOT NULL
 )
 SELECT count(*) FROM new
 """

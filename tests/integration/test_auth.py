@@ -95,3 +95,22 @@ def test_signature_covers_the_query_string(draw: SignedClient) -> None:
         "demo-draw", "demo-draw-secret", "GET", "/v1/feed?after=0", b"", int(time.time()), secrets.token_hex(16)
     )
     assert_problem(draw.http.get("/v1/feed?after=1", headers=headers), 401, "bad_signature")
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "code"),
+    [
+        ("X-Timestamp", "\xb2", "stale_timestamp"),  # a Unicode digit
+        ("X-Timestamp", "9" * 5000, "stale_timestamp"),
+        ("X-Signature", "\xe9" * 64, "bad_signature"),
+        ("X-Signature", "A" * 64, "bad_signature"),
+    ],
+)
+def test_odd_header_values_are_401_never_500(channel: SignedClient, header: str, value: str, code: str) -> None:
+    payload = body()
+    headers = sign_headers(
+        "demo-channel", "demo-channel-secret", "POST", "/v1/invoices", payload, int(time.time()), secrets.token_hex(16)
+    )
+    headers[header] = value
+    raw = [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
+    assert_problem(channel.http.post("/v1/invoices", content=payload, headers=raw), 401, code)

@@ -13,7 +13,8 @@ import msgspec
 from prometheus_client import REGISTRY
 
 from dedup import bloom, rebuild
-from dedup.claim import Claimer
+from dedup.claim import Claimer, Item, Owner
+from dedup.digest import digest, shard_of
 from gateway import campaign as campaigns
 from gateway import keys
 from gateway.model import Invoice
@@ -27,13 +28,13 @@ T = TypeVar("T")
 SHARDS = 4  # tests/campaigns/hefei-2026-sharded.toml
 
 
-def packed_invoices(settings: Settings, n: int, rng: random.Random | None = None) -> list[tuple[str, bytes]]:
+def packed_invoices(settings: Settings, n: int, rng: random.Random | None = None) -> list[Item]:
     camp = campaigns.load(settings.campaign_file)
     rng = rng or random.Random()
     items = []
     for _ in range(n):
         q = check(msgspec.convert(sample.invoice(rng), Invoice, strict=False), camp, "demo-channel", "k", 1)
-        items.append((q.key, msgspec.msgpack.encode(q)))  # type: ignore[union-attr]
+        items.append(Item(q.key, msgspec.msgpack.encode(q), q.person))  # type: ignore[union-attr]
     return items
 
 
@@ -67,7 +68,7 @@ def test_retried_call_answers_accepted_again_and_enqueues_once(settings: Setting
 
     first, again, other, added = with_stores(settings, body)
     assert first == again == [None] * 30
-    assert other == ["demo-channel"] * 30
+    assert other == [Owner("demo-channel", item.person[:16], 1) for item in items]
     assert 1 <= added <= SHARDS  # one entry per shard the request touched, written once
     drain()
 
@@ -79,13 +80,14 @@ def test_concurrent_uploads_of_one_key_from_both_channels_accept_exactly_one(
     statuses: list[str] = []
     lock = threading.Lock()
 
-    def upload(client_id: str) -> None:
+    def upload(client_id: str, n: int) -> None:
+        mine = {**inv, "user": {"id": f"racer-{n}", "device_id": f"racer-{n}"}}  # each its own user: no rate limit
         with SignedClient(base_url, client_id, f"{client_id}-secret") as client:
-            status = client.upload([inv]).json()["results"][0]["status"]
+            status = client.upload([mine]).json()["results"][0]["status"]
         with lock:
             statuses.append(status)
 
-    threads = [threading.Thread(target=upload, args=(("demo-channel", "demo-channel-2")[i % 2],)) for i in range(48)]
+    threads = [threading.Thread(target=upload, args=(("demo-channel", "demo-channel-2")[i % 2], i)) for i in range(48)]
     for t in threads:
         t.start()
     for t in threads:
@@ -99,7 +101,8 @@ def test_duplicate_of_in_flight_and_of_committed_key(
     channel: SignedClient, channel2: SignedClient, settings: Settings, drain: Any
 ) -> None:
     inv = sample.invoice(random.Random())
-    key = channel.upload([inv]).json()["results"][0]["key"]
+    first = channel.upload([inv]).json()["results"][0]
+    key, receipt = first["key"], first["receipt"]
     assert channel2.upload([inv]).json()["results"][0]["status"] == "duplicate"  # in flight
     drain()  # committed, and released from the in-flight hash (grace 0 in the tests)
 
@@ -109,7 +112,8 @@ def test_duplicate_of_in_flight_and_of_committed_key(
     assert with_stores(settings, in_flight) == 0
     before = REGISTRY.get_sample_value("dedup_duplicates_total", {"where": "committed"}) or 0.0
     assert channel2.upload([inv]).json()["results"][0]["status"] == "duplicate"  # committed: PostgreSQL says so
-    assert channel.upload([inv]).json()["results"][0]["status"] == "duplicate"
+    own = channel.upload([inv]).json()["results"][0]
+    assert own["status"] == "duplicate" and own["receipt"] == receipt  # its own upload: the receipt again
     assert channel2.status(key).json()["status"] == "duplicate"
     assert channel.status(key).json()["status"] == "eligible"
     assert before == (REGISTRY.get_sample_value("dedup_duplicates_total", {"where": "committed"}) or 0.0)
@@ -128,7 +132,7 @@ def test_200000_new_keys_through_an_overfull_filter_are_never_refused(settings: 
         claimer = Claimer(redis, pool, SHARDS)
         refused = 0
         for r in range(400):
-            batch = [(f"2634{r:06d}{i:010d}", packed) for i, (_, packed) in enumerate(items)]
+            batch = [Item(f"2634{r:06d}{i:010d}", it.packed, it.person) for i, it in enumerate(items)]
             owners = await claimer.claim_and_enqueue("demo-channel", 1, f"big-{r}", batch)
             refused += sum(1 for o in owners if o is not None)
         entries = await stream_lengths(redis)
@@ -205,3 +209,33 @@ def test_grown_filter_still_knows_old_keys_and_adds_new_ones_to_the_newest(setti
     assert all(len(f.generations) == 2 and f.k == filters[0].k for f in filters)
     assert sum(f.generations[1].keys for f in filters) == added_new
     assert sum(f.generations[0].keys for f in filters) == 3_000
+
+
+def test_only_one_rebuild_runs_at_a_time(settings: Settings) -> None:
+    config = campaigns.load(settings.campaign_file).dedup
+
+    async def body(redis: Any, pool: asyncpg.Pool) -> str:
+        async with pool.acquire() as holder:
+            await holder.execute("SELECT pg_advisory_lock($1)", rebuild.REBUILD_LOCK)
+            try:
+                await rebuild.rebuild(redis, pool, config, 0.0, lambda done, total: None)
+            except RuntimeError as exc:
+                return str(exc)
+            finally:
+                await holder.execute("SELECT pg_advisory_unlock($1)", rebuild.REBUILD_LOCK)
+        return "ran"
+
+    assert with_stores(msgspec.structs.replace(settings), body) == "another dedup rebuild is running"
+
+
+def test_worker_start_releases_committed_keys_left_in_flight_on_every_shard(settings: Settings, drain: Any) -> None:
+    async def body(redis: Any, pool: asyncpg.Pool) -> tuple[int, int, int]:
+        committed = [r["key"] for r in await pool.fetch("SELECT key FROM invoices LIMIT 40")]
+        for key in committed:  # as if dead workers had left them in flight, on whichever shard
+            await redis.hset(keys.inflight(shard_of(digest(key), SHARDS)), key, "demo-channel|1|r|p")
+        released = await rebuild.release_committed(redis, pool, SHARDS, 0.0)
+        return len(committed), len({shard_of(digest(k), SHARDS) for k in committed}), released
+
+    planted, shards_used, released = with_stores(settings, body)
+    assert planted >= 8 and shards_used == SHARDS  # the leftovers sit on every shard
+    assert released >= planted

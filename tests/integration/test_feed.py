@@ -63,3 +63,8 @@ def test_bad_feed_parameters_are_400(draw: SignedClient) -> None:
         resp = draw.request("GET", f"/v1/feed?{query}")
         assert resp.status_code == 400, query
         assert resp.json()["code"] == "bad_parameter"
+
+
+def test_unicode_digits_in_feed_parameters_are_400(draw: SignedClient) -> None:
+    resp = draw.request("GET", "/v1/feed?after=%C2%B2")
+    assert resp.status_code == 400 and resp.json()["code"] == "bad_parameter"

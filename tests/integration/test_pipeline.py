@@ -103,6 +103,7 @@ def test_upload_from_second_channel_is_a_duplicate_and_fed_once(
     again = channel.upload([inv]).json()["results"][0]
     assert (first["status"], second["status"], again["status"]) == ("accepted", "duplicate", "duplicate")
     assert "receipt" not in second
+    assert again["receipt"] == first["receipt"]  # the channel's own earlier upload: its receipt again
     drain()
     keys = [e["key"] for b in read_whole_feed(draw) for e in b["entries"]]
     assert keys.count(first["key"]) == 1
@@ -141,6 +142,26 @@ def test_a_batch_written_twice_is_counted_once(settings: Settings, sql: Any) -> 
             await pool.close()
 
     assert asyncio.run(twice()) == [5, 0]
+
+    async def doubled() -> int:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, init=prepare)
+        try:
+            return await write(pool, [*extra, *extra], [])  # the same key twice in one batch
+        finally:
+            await pool.close()
+
+    extra = [
+        Judged(
+            QUEUED.decode(
+                msgspec.msgpack.encode(
+                    check(msgspec.convert(sample.invoice(rng), Invoice, strict=False), camp, "demo-channel", "k", 1)
+                )
+            ),
+            Judgement("verified"),
+            None,
+        )
+    ]
+    assert asyncio.run(doubled()) == 1
     keys = [q.key for q in channel_queued]
     assert sql("SELECT count(*) FROM feed_entries WHERE key = ANY($1)", keys)[0][0] == 5
     assert sql("SELECT count(*) FROM invoice_events WHERE key = ANY($1)", keys)[0][0] == 5

@@ -48,3 +48,9 @@ def test_receipt_is_bound_to_key_channel_and_time() -> None:
     assert not receipt_valid("secret", "26341000000000000001", "demo-channel-2", r)
     assert not receipt_valid("secret", "26341000000000000001", "demo-channel", "1772366400124" + r[13:])
     assert not receipt_valid("other", "26341000000000000001", "demo-channel", r)
+
+
+def test_receipt_check_refuses_odd_text_without_raising() -> None:
+    assert not receipt_valid("s", "k", "c", "²." + "0" * 64)
+    assert not receipt_valid("s", "k", "c", "1." + "é" * 64)
+    assert not receipt_valid("s", "k", "c", "9" * 5000)

@@ -1,0 +1,90 @@
+"""Campaign caps across all channels (business rules): per person per day, per month, per seller per month.
+
+Reserved before deduplication (SPEC.md's stage order), in one pipelined round trip: one script call per
+cap shard the request touches (persons are spread over shards by hash, so the keys of one call share a
+Redis Cluster slot). A slot is held per (person, invoice): the same invoice never takes two. Slots of
+invoices that do not count are given back: a duplicate of another person's upload (at once, by the
+gateway) and, when the campaign says so, an invoice the workers find ineligible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+
+from dedup import scripts
+from dedup.digest import digest, shard_of
+from gateway import keys
+from gateway.campaign import Campaign
+from gateway.model import Queued
+
+TTL_S = 35 * 24 * 3600
+REFUSALS = ("person_daily_cap", "person_monthly_cap", "seller_person_monthly_cap")
+
+
+class _Call:
+    """The KEYS and ARGV of one script call (one cap shard), and which invoices it answers for."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, int] = {}
+        self.argv: list[str | int] = []
+        self.invoices: list[int] = []
+
+    def index(self, key: str) -> int:
+        return self.keys.setdefault(key, len(self.keys) + 1)
+
+
+class Caps:
+    def __init__(self, redis: Redis, campaign: Campaign) -> None:
+        self._redis = redis
+        self._caps = campaign.caps
+        self._tz = ZoneInfo(campaign.caps.timezone)
+        self._shards = campaign.dedup.shards
+        self._reserve = redis.register_script(scripts.load_plain("ratelimit", "caps.lua"))
+        self._release = redis.register_script(scripts.load_plain("ratelimit", "caps_release.lua"))
+
+    async def reserve(self, invoices: Sequence[Queued]) -> list[str]:
+        """Per invoice: "new", "held" (it already holds a slot) or the refusing cap's reason code."""
+        calls: dict[int, _Call] = {}
+        for i, q in enumerate(invoices):
+            key, day = self.slot(q)
+            call = calls.setdefault(self._shard(q), _Call())
+            call.argv += [call.index(key), day, f"{q.seller_tax_id}|{q.key}"]
+            call.invoices.append(i)
+        c = self._caps
+        head = [c.person_daily, c.person_monthly, c.seller_person_monthly, TTL_S]
+        replies = await self._send(self._reserve, calls, head)
+        answers = [""] * len(invoices)
+        for call, reply in zip(calls.values(), replies, strict=True):
+            for i, value in zip(call.invoices, reply, strict=True):
+                answers[i] = value.decode()
+        return answers
+
+    async def release(self, invoices: Sequence[Queued]) -> int:
+        """Give back the slots these invoices hold (none twice); returns how many were given back."""
+        calls: dict[int, _Call] = {}
+        for q in invoices:
+            key, _ = self.slot(q)
+            call = calls.setdefault(self._shard(q), _Call())
+            call.argv += [call.index(key), q.key]
+        return sum(await self._send(self._release, calls, []))
+
+    async def _send(self, script: Any, calls: dict[int, _Call], head: Sequence[str | int]) -> list[Any]:
+        if not calls:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for call in calls.values():
+                await script(keys=list(call.keys), args=[*head, *call.argv], client=pipe)
+            return list(await pipe.execute())
+
+    def _shard(self, q: Queued) -> int:
+        return shard_of(digest(q.person), self._shards)
+
+    def slot(self, q: Queued) -> tuple[str, str]:
+        """The person-month hash and the day ("dd") an invoice counts in: its upload time, campaign time zone."""
+        local = dt.datetime.fromtimestamp(q.accepted_at_ms / 1000, self._tz)
+        return keys.cap(self._shard(q), q.person, local.strftime("%Y%m")), local.strftime("%d")

@@ -1,0 +1,88 @@
+-- Rate limits of one request, all in one call (GCRA: one stored "theoretical arrival time" per limit).
+--
+-- KEYS[1]  the channel's request-rate state          "{rl:<channel>}:req"
+-- KEYS[2]  the channel's invoice-rate state          "{rl:<channel>}:inv"
+-- KEYS[3..] user and device states, each named once  "{rl:<channel>}:u:<user ref>", "{rl:<channel>}:d:<device ref>"
+--          (a state holds two arrival times, "<per-minute tat>:<per-day tat>", in ms)
+-- ARGV[1..4]  channel: request interval ms, request tolerance ms, invoice interval ms, invoice tolerance ms
+-- ARGV[5..8]  user:   per-minute interval ms, tolerance ms, per-day interval ms, tolerance ms
+-- ARGV[9..12] device: the same
+-- ARGV[13]    invoices in the request (the cost of the channel's invoice rate)
+-- ARGV[14..]  pairs per invoice to limit, in order: index into KEYS of its user, of its device
+--
+-- GCRA: a limit of rate r and burst b has interval T = 1/r and tolerance tau = (b - 1) * T; a cost of n
+-- conforms when max(tat, now) + n*T - now <= tau + T; conforming moves tat there. The clock is Redis TIME, so
+-- gateways with skewed clocks agree. Nothing is consumed by a request the channel limits refuse.
+--
+-- Returns {channel_wait_ms, remaining, reset_ms, wait_1, wait_2, ...}: channel_wait_ms > 0 refuses the whole
+-- request (nothing else follows); otherwise remaining and reset_ms describe the channel's request burst, and
+-- wait_i is 0 for an invoice let through, else the ms until it would be.
+
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local A = {}
+for i = 1, 12 do A[i] = tonumber(ARGV[i]) end
+
+-- The wait (ms) before cost n conforms, and the new tat if it conforms now.
+local function gcra(tat, interval, tolerance, n)
+  local base = math.max(tat, now)
+  local new_tat = base + n * interval
+  local wait = new_tat - now - tolerance - interval
+  if wait > 0 then return math.ceil(wait), tat end
+  return 0, new_tat
+end
+
+local req_tat = tonumber(redis.call("GET", KEYS[1])) or 0
+local inv_tat = tonumber(redis.call("GET", KEYS[2])) or 0
+local req_wait, new_req = gcra(req_tat, A[1], A[2], 1)
+local inv_wait, new_inv = gcra(inv_tat, A[3], A[4], tonumber(ARGV[13]))
+if req_wait > 0 or inv_wait > 0 then
+  return {math.max(req_wait, inv_wait, 1)}
+end
+redis.call("SET", KEYS[1], new_req, "PX", math.max(math.ceil(new_req - now), 1))
+redis.call("SET", KEYS[2], new_inv, "PX", math.max(math.ceil(new_inv - now), 1))
+-- What is left of the channel's request burst, and when it is whole again (for the RateLimit header).
+local remaining = math.floor((A[2] + A[1] - (new_req - now)) / A[1])
+
+-- Per-entity states, read once, updated in a table, written once each.
+local states = {}
+if #KEYS > 2 then
+  local names = {}
+  for i = 3, #KEYS do names[#names + 1] = KEYS[i] end
+  local raw = redis.call("MGET", unpack(names))
+  for i = 3, #KEYS do
+    local v = raw[i - 2]
+    local m, d = 0, 0
+    if v then
+      local colon = string.find(v, ":", 1, true)
+      m, d = tonumber(string.sub(v, 1, colon - 1)), tonumber(string.sub(v, colon + 1))
+    end
+    states[i] = {m, d, false}
+  end
+end
+
+local function check(state, o)
+  local w1, m = gcra(state[1], A[o], A[o + 1], 1)
+  local w2, d = gcra(state[2], A[o + 2], A[o + 3], 1)
+  return math.max(w1, w2), m, d
+end
+
+local result = {0, remaining, math.max(math.ceil(new_req - now), 0)}
+for a = 14, #ARGV, 2 do
+  local u, dv = states[tonumber(ARGV[a])], states[tonumber(ARGV[a + 1])]
+  local uw, um, ud = check(u, 5)
+  local dw, dm, dd = check(dv, 9)
+  local wait = math.max(uw, dw)
+  if wait == 0 then
+    u[1], u[2], u[3] = um, ud, true
+    dv[1], dv[2], dv[3] = dm, dd, true
+  end
+  result[#result + 1] = wait
+end
+for i, state in pairs(states) do
+  if state[3] then
+    -- Once both arrival times are past, the state is as good as empty: let it expire then.
+    redis.call("SET", KEYS[i], state[1] .. ":" .. state[2], "PX", math.max(math.ceil(math.max(state[1], state[2]) - now), 1))
+  end
+end
+return result

@@ -1,0 +1,74 @@
+"""Rate limits (protecting the system): per channel (requests/s, invoices/s), per user and per device
+(invoices per minute and per day). One script call per request does them all (``limits.lua``, GCRA).
+
+GCRA rather than a sliding-window counter: one stored time per limit instead of two counters, an exact
+answer to "when may I retry" (the Retry-After the channels need), and no burst at a window's edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+from redis.asyncio import Redis
+
+from dedup import scripts
+from gateway.campaign import ChannelLimits, Limits
+from gateway.model import Queued
+
+DAY_MS = 86_400_000
+
+
+def gcra(count: float, window_ms: float, burst: float) -> tuple[float, float]:
+    """(interval, tolerance) in ms of a limit of ``count`` per ``window_ms`` with a burst of ``burst``."""
+    interval = window_ms / count
+    return interval, max(burst - 1, 0) * interval
+
+
+def script_argv(c: ChannelLimits) -> list[float]:
+    """ARGV[1..12] of limits.lua."""
+    pairs = [
+        gcra(c.channel_requests_per_s, 1000, c.channel_requests_burst),
+        gcra(c.channel_invoices_per_s, 1000, c.channel_invoices_burst),
+        gcra(c.user_invoices_per_minute, 60_000, c.user_invoices_per_minute),
+        gcra(c.user_invoices_per_day, DAY_MS, c.user_invoices_per_day),
+        gcra(c.device_invoices_per_minute, 60_000, c.device_invoices_per_minute),
+        gcra(c.device_invoices_per_day, DAY_MS, c.device_invoices_per_day),
+    ]
+    return [v for pair in pairs for v in pair]
+
+
+def policy_header(c: ChannelLimits) -> str:
+    """``RateLimit-Policy`` (draft-ietf-httpapi-ratelimit-headers): the channel's request and invoice quotas."""
+    return f'"requests";q={c.channel_requests_burst};w=1, "invoices";q={c.channel_invoices_burst};w=1'
+
+
+class Decision(msgspec.Struct, frozen=True):
+    channel_wait_ms: int  # > 0: the whole request is refused
+    remaining: int  # of the channel's request burst
+    reset_ms: int  # until that burst is whole again
+    invoice_waits_ms: list[int]  # per invoice: 0 let through, else ms until it would be
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis, limits: Limits) -> None:
+        self._script = redis.register_script(scripts.load_plain("ratelimit", "limits.lua"))
+        self._limits = limits
+        self._argv: dict[str, list[float]] = {}
+
+    def of(self, channel: str) -> ChannelLimits:
+        return self._limits.of(channel)
+
+    async def decide(self, channel: str, invoice_count: int, invoices: Sequence[Queued]) -> Decision:
+        """The channel's verdict on the whole request, then the user and device verdict on each invoice."""
+        tag = f"{{rl:{channel}}}"
+        names: dict[str, int] = {}
+        pairs: list[int] = []
+        for q in invoices:
+            for name in (f"{tag}:u:{q.user_ref}", f"{tag}:d:{q.device_ref}"):
+                pairs.append(names.setdefault(name, len(names) + 3))
+        head = self._argv.get(channel) or self._argv.setdefault(channel, script_argv(self.of(channel)))
+        reply = await self._script(keys=[f"{tag}:req", f"{tag}:inv", *names], args=[*head, invoice_count, *pairs])
+        if reply[0] > 0:
+            return Decision(int(reply[0]), 0, int(reply[0]), [])
+        return Decision(0, int(reply[1]), int(reply[2]), [int(w) for w in reply[3:]])

@@ -1,0 +1,154 @@
+"""Admission on the real stack: rate limits per channel, user and device; campaign caps across channels."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from typing import Any
+
+import msgspec
+
+from gateway import campaign as campaigns
+from gateway.model import Invoice, Queued
+from gateway.settings import Settings
+from gateway.stores import open_redis
+from gateway.validate import check
+from loadtest import sample
+from loadtest.client import SignedClient
+from ratelimit.caps import Caps
+
+
+def statuses(resp: Any) -> list[str]:
+    assert resp.status_code == 202, resp.text
+    return [r.get("reason") or r["status"] for r in resp.json()["results"]]
+
+
+def person(rng: random.Random) -> dict[str, str]:
+    """A consumer known by ID number: the same person on every channel."""
+    return {
+        "id": f"u{rng.randrange(10**9)}",
+        "device_id": f"d{rng.randrange(10**9)}",
+        "id_number": sample.id_number(rng),
+    }
+
+
+def test_third_invoice_of_the_day_is_refused_whichever_channel_sends_it(
+    channel: SignedClient, channel2: SignedClient
+) -> None:
+    rng = random.Random()
+    who = person(rng)
+    assert statuses(channel.upload([sample.invoice(rng, user=who)])) == ["accepted"]
+    assert statuses(channel2.upload([sample.invoice(rng, user={**who, "id": "other-app-id"})])) == ["accepted"]
+    assert statuses(channel.upload([sample.invoice(rng, user=who)])) == ["person_daily_cap"]
+    assert statuses(channel2.upload([sample.invoice(rng, user=who)])) == ["person_daily_cap"]
+
+
+def test_fifty_concurrent_uploads_for_one_person_on_both_channels_yield_exactly_the_cap(base_url: str) -> None:
+    rng = random.Random()
+    id_number = sample.id_number(rng)
+    invoices = [
+        sample.invoice(rng, user={"id": f"c{i}", "device_id": f"c{i}", "id_number": id_number}) for i in range(50)
+    ]
+    answers: list[str] = []
+    lock = threading.Lock()
+
+    def send(i: int) -> None:
+        client_id = ("demo-channel", "demo-channel-2")[i % 2]
+        with SignedClient(base_url, client_id, f"{client_id}-secret") as client:
+            got = statuses(client.upload([invoices[i]]))
+        with lock:
+            answers.extend(got)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert answers.count("accepted") == 2
+    assert answers.count("person_daily_cap") == 48
+
+
+def test_a_duplicate_takes_no_slot(channel: SignedClient, channel2: SignedClient) -> None:
+    rng = random.Random()
+    p, q = person(rng), person(rng)
+    first = sample.invoice(rng, user=p)
+    assert statuses(channel.upload([first])) == ["accepted"]
+    assert statuses(channel.upload([first])) == ["duplicate"]  # p again: the same slot, no second one
+    assert statuses(channel2.upload([{**first, "user": q}])) == ["duplicate"]  # q's slot is given back
+    assert statuses(channel.upload([sample.invoice(rng, user=p)])) == ["accepted"]
+    assert statuses(channel.upload([sample.invoice(rng, user=p)])) == ["person_daily_cap"]
+    assert statuses(channel2.upload([sample.invoice(rng, user=q), sample.invoice(rng, user=q)])) == ["accepted"] * 2
+
+
+def test_an_ineligible_invoice_gives_its_slot_back(channel: SignedClient, drain: Any) -> None:
+    rng = random.Random()
+    p = person(rng)
+    assert statuses(channel.upload([sample.invoice(rng, user=p, ending="999") for _ in range(2)])) == ["accepted"] * 2
+    assert statuses(channel.upload([sample.invoice(rng, user=p)])) == ["person_daily_cap"]
+    drain()  # both are not found at the tax authority: ineligible
+    assert statuses(channel.upload([sample.invoice(rng, user=p) for _ in range(3)])) == [
+        "accepted",
+        "accepted",
+        "person_daily_cap",
+    ]
+    drain()
+
+
+def test_monthly_and_seller_caps(settings: Settings) -> None:
+    """The monthly and per-seller caps, with the daily cap lifted (uploads here all fall on one day)."""
+    base = campaigns.load(settings.campaign_file)
+    camp = msgspec.structs.replace(
+        base, caps=msgspec.structs.replace(base.caps, person_daily=100, person_monthly=5, seller_person_monthly=3)
+    )
+    rng = random.Random()
+    p = person(rng)
+    seller = sample.seller_tax_id(rng)
+    same_seller = [sample.invoice(rng, user=p, seller_tax_id=seller) for _ in range(4)]
+    others = [sample.invoice(rng, user=p) for _ in range(3)]
+    queued = [
+        check(msgspec.convert(i, Invoice, strict=False), camp, "demo-channel", "k", 1_780_000_000_000)
+        for i in same_seller + others
+    ]
+    assert all(isinstance(q, Queued) for q in queued)
+
+    async def run() -> tuple[list[str], list[str], int]:
+        redis = open_redis(settings)
+        try:
+            caps = Caps(redis, camp)
+            first = await caps.reserve(queued)  # type: ignore[arg-type]
+            again = await caps.reserve(queued[:3])  # type: ignore[arg-type]
+            released = await caps.release(queued[:1]) + await caps.release(queued[:1])  # type: ignore[arg-type]
+            return first, again, released
+        finally:
+            await redis.aclose()
+
+    first, again, released = asyncio.run(run())
+    assert first == ["new", "new", "new", "seller_person_monthly_cap", "new", "new", "person_monthly_cap"]
+    assert again == ["held", "held", "held"]
+    assert released == 1
+
+
+def test_ticket_farm_device_is_throttled_and_an_honest_user_is_not(channel: SignedClient) -> None:
+    rng = random.Random()
+    farm = [sample.invoice(rng, user={"id": f"f{i}", "device_id": "farm-device"}) for i in range(25)]
+    results = channel.upload(farm).json()["results"]
+    assert [r["status"] for r in results] == ["accepted"] * 20 + ["rate_limited"] * 5
+    assert all(r["retry_after"] >= 1 for r in results[20:])
+    honest = sample.invoice(rng)
+    assert statuses(channel.upload([honest])) == ["accepted"]
+
+
+def test_channel_over_its_rate_gets_429_with_retry_after_and_ratelimit_headers(base_url: str) -> None:
+    rng = random.Random()
+    with SignedClient(base_url, "tiny-channel", "tiny-channel-secret") as tiny:
+        answers = [tiny.upload([sample.invoice(rng)]) for _ in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    assert answers[0].headers["ratelimit-policy"].startswith('"requests";q=2;w=1')
+    assert answers[0].headers["ratelimit"].startswith('"requests";r=1;t=')
+    refused = answers[2]
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "channel_rate_limited"
+    assert refused.json()["type"] == "urn:invoice-gateway:problem:rate-limited"
+    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    assert refused.headers["ratelimit"].startswith('"requests";r=0;t=')
