@@ -77,10 +77,19 @@ class Stack:
     """The processes of one dev stack; ``stop`` ends them all, in reverse order."""
 
     def __init__(
-        self, data: Path, *, redis_port: int, pg_port: int, sim_port: int, port: int, campaign: Path = CAMPAIGN
+        self,
+        data: Path,
+        *,
+        redis_port: int,
+        pg_port: int,
+        sim_port: int,
+        port: int,
+        campaign: Path = CAMPAIGN,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.data = data.resolve()
         self.campaign = campaign
+        self.extra_env = extra_env or {}
         self.redis_port, self.pg_port, self.sim_port, self.port = redis_port, pg_port, sim_port, port
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.logs = self.data / "logs"
@@ -99,13 +108,22 @@ class Stack:
             GATEWAY_PERSON_SECRET="dev-stack-person-secret",
             PROMETHEUS_MULTIPROC_DIR=str(self.data / "metrics"),
         )
+        env.update(self.extra_env)
         return env
 
-    def _spawn(self, name: str, argv: list[str], user: str | None = None) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, argv: list[str], user: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen(
-                argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, user=user, cwd=ROOT, start_new_session=True
+                argv,
+                env={**self.env, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=user,
+                cwd=ROOT,
+                start_new_session=True,
             )
         self.procs.append((name, proc))
         return proc
@@ -222,19 +240,24 @@ class Stack:
         shutil.rmtree(metrics, ignore_errors=True)
         metrics.mkdir(parents=True)
 
-    def start_gateway(self, processes: int = 2) -> None:
+    def start_gateway(
+        self, processes: int = 2, port: int | None = None, env: dict[str, str] | None = None, name: str = "gateway"
+    ) -> subprocess.Popen[bytes]:
+        """A gunicorn serving the gateway (by default the stack's own, on its port)."""
+        port = self.port if port is None else port
         argv = [
             str(VENV_BIN / "gunicorn"),
             "-c",
             str(ROOT / "deploy" / "gunicorn.conf.py"),
             "-b",
-            f"127.0.0.1:{self.port}",
+            f"127.0.0.1:{port}",
             "-w",
             str(processes),
         ]
-        proc = self._spawn("gateway", argv)
-        url = f"http://127.0.0.1:{self.port}/readyz"
-        wait_until("gateway", self._alive("gateway", proc, lambda: http_ok(url)))
+        proc = self._spawn(name, argv, env=env)
+        url = f"http://127.0.0.1:{port}/readyz"
+        wait_until(name, self._alive(name, proc, lambda: http_ok(url)))
+        return proc
 
     def start_workers(self, processes: int = 1) -> None:
         for i in range(processes):

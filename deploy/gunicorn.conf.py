@@ -20,6 +20,11 @@ errorlog = "-"
 loglevel = "info"
 
 
+def post_fork(server, worker):
+    # Each process takes its part of the pipeline's drain rate when shedding (ratelimit/pipeline.py).
+    os.environ["GATEWAY_PROCESSES"] = str(server.cfg.workers)
+
+
 def child_exit(server, worker):
     # Merge a dead worker's metrics into the totals so /metrics keeps counting across restarts.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -22,7 +22,7 @@ from gateway.deps import Deps
 from gateway.errors import Problem, handle_problem, problem_response
 from gateway.feed import feed
 from gateway.feedwatch import FeedWatch
-from gateway.middleware import Metrics
+from gateway.middleware import Metrics, Shed
 from gateway.ops import healthz, metrics_endpoint, readyz
 from gateway.settings import Settings, SettingsError
 from gateway.status import status
@@ -30,6 +30,8 @@ from gateway.stores import open_redis
 from gateway.upload import upload
 from ratelimit.caps import Caps
 from ratelimit.limits import RateLimiter
+from ratelimit.pipeline import PipelineConfig, PipelineMonitor
+from ratelimit.shed import Admission, SheddingConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,22 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> Starlette:
     if len(settings.receipt_secret) < 16 or len(settings.person_secret) < 16:
         raise SettingsError("set GATEWAY_RECEIPT_SECRET and GATEWAY_PERSON_SECRET (16 characters or more)")
+    campaign = campaigns.load(settings.campaign_file)
+    admission = Admission(
+        SheddingConfig(
+            max_in_flight=settings.max_in_flight,
+            busy_share=settings.busy_share,
+            weights=campaign.shedding.weights,
+            default_weight=campaign.shedding.default_weight,
+        )
+    )
+    watch = PipelineConfig(
+        high_age_s=settings.shed_high_age_s,
+        low_age_s=settings.shed_low_age_s,
+        high_backlog=settings.shed_high_backlog,
+        low_backlog=settings.shed_low_backlog,
+        processes=settings.processes,
+    )
     routes = [
         Route("/v1/invoices", upload, methods=["POST"]),
         Route("/v1/invoices/{key}", status, methods=["GET"]),
@@ -48,7 +66,6 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Deps]]:
-        campaign = campaigns.load(settings.campaign_file)
         redis = open_redis(settings)
         pool = await asyncpg.create_pool(
             settings.database_url, min_size=1, max_size=8, command_timeout=settings.database_timeout_ms / 1000
@@ -58,22 +75,29 @@ def create_app(settings: Settings) -> Starlette:
         feed_watch = FeedWatch()
         await feed_watch.start(settings.database_url)
         refresh = asyncio.create_task(clients.refresh_forever(pool, settings.clients_refresh_s))
+        admission.known |= {c.client_id for c in clients.all() if c.role == "channel"}
+        monitor = asyncio.create_task(PipelineMonitor(redis, campaign.dedup.shards, watch, admission).run_forever())
         app.state.draining = False
         try:
             claimer = Claimer(redis, pool, campaign.dedup.shards)
             ratelimiter = RateLimiter(redis, campaign.limits)
             caps = Caps(redis, campaign)
-            yield {"deps": Deps(settings, campaign, redis, pool, clients, claimer, ratelimiter, caps, feed_watch)}
+            yield {
+                "deps": Deps(
+                    settings, campaign, redis, pool, clients, claimer, ratelimiter, caps, admission, feed_watch
+                )
+            }
         finally:
             app.state.draining = True
             refresh.cancel()
+            monitor.cancel()
             await feed_watch.stop()
             await pool.close()
             await redis.aclose()
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(Metrics, routes=routes)],
+        middleware=[Middleware(Metrics, routes=routes), Middleware(Shed, admission=admission)],
         exception_handlers={Problem: handle_problem, Exception: handle_unexpected},
         lifespan=lifespan,
     )

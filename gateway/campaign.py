@@ -40,6 +40,11 @@ class Limits(ChannelLimits, frozen=True, kw_only=True):
         return msgspec.convert({**base, **self.channels.get(channel, {})}, ChannelLimits)
 
 
+class Shedding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    default_weight: float = 1.0
+    weights: dict[str, float] = {}
+
+
 class Dedup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     expected_invoices: int
     false_positive_rate: float
@@ -57,6 +62,7 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     buyer_must_match_real_name: bool = True
     caps: Caps
     limits: Limits
+    shedding: Shedding = Shedding()
     dedup: Dedup
 
 

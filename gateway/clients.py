@@ -27,6 +27,9 @@ class ClientTable:
     def get(self, client_id: str) -> Client | None:
         return self._clients.get(client_id)
 
+    def all(self) -> list[Client]:
+        return list(self._clients.values())
+
     async def load(self, pool: asyncpg.Pool) -> None:
         rows = await pool.fetch("SELECT client_id, secret, role FROM api_clients")
         self._clients = {r["client_id"]: Client(r["client_id"], r["secret"], r["role"]) for r in rows}

@@ -15,6 +15,7 @@ from gateway.feedwatch import FeedWatch
 from gateway.settings import Settings
 from ratelimit.caps import Caps
 from ratelimit.limits import RateLimiter
+from ratelimit.shed import Admission
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class Deps:
     claimer: Claimer
     ratelimiter: RateLimiter
     caps: Caps
+    admission: Admission
     feed_watch: FeedWatch
 
 

@@ -8,6 +8,7 @@ spread over the shards by hash (dedup.digest).
 from __future__ import annotations
 
 GROUP = "workers"
+PIPELINE_DONE = "pipeline:done"  # running total of invoices the workers committed: its rate is the drain
 
 
 def tag(shard: int) -> str:

@@ -8,6 +8,9 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
+from gateway.errors import problem_response
+from ratelimit import metrics as shed_metrics
+from ratelimit.shed import Admission
 
 
 class Metrics:
@@ -43,3 +46,43 @@ class Metrics:
             if match is Match.FULL:
                 return route.path
         return "other"
+
+
+class Shed:
+    """Refuses a /v1 request with a fast 503 before its body is read when ``admission`` says so; counts the
+    requests in flight per channel otherwise. Operations endpoints are never shed."""
+
+    def __init__(self, app: ASGIApp, admission: Admission) -> None:
+        self.app = app
+        self.admission = admission
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        channel = _header(scope, b"x-client-id")[:64]
+        reason = self.admission.refusal(channel)
+        if reason is not None:
+            shed_metrics.SHED.labels(reason, channel if channel in self.admission.known else "other").inc()
+            response = problem_response(
+                503,
+                "Service unavailable",
+                "overloaded",
+                f"the gateway is shedding load ({reason}); retry later",
+                {"Retry-After": "1"},
+                "urn:invoice-gateway:problem:overloaded",
+            )
+            await response(scope, receive, send)
+            return
+        self.admission.enter(channel)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.admission.leave(channel)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return ""

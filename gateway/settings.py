@@ -45,6 +45,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ratelimit_timeout_ms: int = 50
     database_timeout_ms: int = 2000
 
+    # Load shedding (ratelimit/shed.py, ratelimit/pipeline.py).
+    max_in_flight: int = 256
+    busy_share: float = 0.5
+    shed_high_age_s: float = 10.0
+    shed_low_age_s: float = 2.0
+    shed_high_backlog: int = 50_000
+    shed_low_backlog: int = 5_000
+    processes: int = 1  # set by gunicorn's config to its worker count
+
     # Feed.
     feed_max_limit: int = 100
     feed_max_wait_s: float = 30.0

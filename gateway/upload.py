@@ -119,6 +119,7 @@ async def admit(
     reservations = await reserve_caps(d, [q for _, q in going])
     going = _drop_capped(going, reservations, results)
     await claim(d, channel, request_id, now_ms, going, reservations, results)
+    d.admission.spent(channel, sum(1 for r in results.values() if r.get("receipt") and r["status"] == "accepted"))
     _count(channel, results.values())
     headers = {"RateLimit-Policy": limits.policy_header(d.ratelimiter.of(channel))}
     if decision is not None:

@@ -103,7 +103,7 @@ class Worker:
             judged.append(Judged(q, j, at))
             metrics.PROCESSED.labels(j.status, j.reason or "").inc()
         await sink.write(self.pool, judged, batch.dups)
-        await stream.ack(self.redis, batch.ids)
+        await stream.ack(self.redis, batch.ids, len(batch.queued))
         await self._give_back_slots([j.queued for j in judged if not j.judgement.feeds])
         self.releaser.schedule(batch.keys)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)

@@ -85,12 +85,14 @@ def decode_into(batch: Batch, shard: int, entries: Sequence[tuple[bytes, dict[by
                 batch.keys.setdefault(shard, []).append(q.key)
 
 
-async def ack(redis: Redis, ids: dict[int, list[bytes]]) -> None:
-    """Acknowledge and delete committed entries in one round trip (one consumer group reads the streams)."""
+async def ack(redis: Redis, ids: dict[int, list[bytes]], invoices: int) -> None:
+    """Acknowledge and delete committed entries, and count the invoices done, in one round trip (one consumer
+    group reads the streams)."""
     if not ids:
         return
     async with redis.pipeline(transaction=False) as pipe:
         for shard, shard_ids in ids.items():
             pipe.xack(keys.stream(shard), keys.GROUP, *shard_ids)
             pipe.xdel(keys.stream(shard), *shard_ids)
+        pipe.incrby(keys.PIPELINE_DONE, invoices)
         await pipe.execute()

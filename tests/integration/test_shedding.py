@@ -1,0 +1,78 @@
+"""Load shedding through a real gunicorn with tight settings, beside the stack's own gateway."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from loadtest import sample
+from loadtest.client import SignedClient
+
+
+def test_requests_past_the_in_flight_cap_get_a_fast_503_and_ops_endpoints_still_answer(
+    stack: Any, wait_for: Any
+) -> None:
+    from devstack import free_port  # loaded by conftest
+
+    port = free_port()
+    proc = stack.start_gateway(1, port, {"GATEWAY_MAX_IN_FLIGHT": "3"}, name="gateway-tight")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        holders = [threading.Thread(target=_long_poll, args=(url,)) for _ in range(3)]
+        for t in holders:
+            t.start()
+        with SignedClient(url, "demo-channel", "demo-channel-secret") as channel:
+            wait_for(lambda: _shed(channel), 10)
+            started = time.monotonic()
+            refused = channel.upload([sample.invoice(random.Random())])
+            took = time.monotonic() - started
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            assert refused.json()["code"] == "overloaded" and "in_flight" in refused.json()["detail"]
+            assert took < 0.5
+            assert httpx.get(f"{url}/readyz").status_code == 200  # readiness does not flap with shedding
+            assert "gateway_shed_requests_total" in httpx.get(f"{url}/metrics").text
+            for t in holders:
+                t.join(10)
+            assert channel.upload([sample.invoice(random.Random())]).status_code == 202
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_saturated_pipeline_sheds_until_it_drains(stack: Any, drain: Any, wait_for: Any) -> None:
+    from devstack import free_port
+
+    port = free_port()
+    tight = {"GATEWAY_SHED_HIGH_AGE_S": "1", "GATEWAY_SHED_LOW_AGE_S": "0.5"}
+    proc = stack.start_gateway(1, port, tight, name="gateway-saturating")
+    url = f"http://127.0.0.1:{port}"
+    rng = random.Random()
+    try:
+        with SignedClient(url, "demo-channel", "demo-channel-secret") as channel:
+            drain()
+            assert channel.upload([sample.invoice(rng)]).status_code == 202  # nobody drains it: it ages
+
+            def shedding() -> bool:
+                resp = channel.upload([sample.invoice(rng)])
+                return resp.status_code == 503 and "pipeline_saturated" in resp.json()["detail"]
+
+            wait_for(shedding, 15)
+            drain()
+            wait_for(lambda: channel.upload([sample.invoice(rng)]).status_code == 202, 15)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        drain()
+
+
+def _long_poll(url: str) -> None:
+    with SignedClient(url, "demo-draw", "demo-draw-secret") as draw:
+        draw.feed(after=10**9, wait=4)
+
+
+def _shed(channel: SignedClient) -> bool:
+    return channel.upload([sample.invoice(random.Random())]).status_code == 503
