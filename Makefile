@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest deps system-deps bench bench-dedup clean
+.PHONY: run test lint typecheck pytest deps system-deps bench bench-dedup bench-overload clean
 
 run: deps
 	$(PY) deploy/devstack.py
@@ -41,8 +41,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Measurements against this machine's own limits; results under benchmarks/results/.
-bench: bench-dedup
+bench: bench-dedup bench-overload
 	benchmarks/server_choice.sh | tee benchmarks/results/server_choice.txt
+
+bench-overload: deps
+	$(PY) benchmarks/overload_bench.py
 
 bench-dedup: deps
 	$(PY) benchmarks/dedup_bench.py $(if $(BENCH_KEYS),--keys $(BENCH_KEYS))

@@ -97,7 +97,7 @@ def create_app(settings: Settings) -> Starlette:
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(Metrics, routes=routes), Middleware(Shed, admission=admission)],
+        middleware=[Middleware(Shed, admission=admission), Middleware(Metrics, routes=routes)],
         exception_handlers={Problem: handle_problem, Exception: handle_unexpected},
         lifespan=lifespan,
     )

@@ -21,6 +21,8 @@ import msgspec
 
 from ratelimit import metrics
 
+ACTIVE_S = 1.0
+
 
 class SheddingConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_in_flight: int = 256
@@ -52,18 +54,23 @@ class Admission:
         self.saturated = False
         self.drain_per_s = 0.0  # invoices/s the workers drain, this process's part of it
         self.buckets: dict[str, Bucket] = {}
+        self.last_seen: dict[str, float] = {}
 
     def weight(self, channel: str) -> float:
         return self.config.weights.get(channel, self.config.default_weight)
 
     def share(self, channel: str) -> float:
-        """This channel's weighted share among the channels with requests in flight (itself included)."""
-        active = {c for c, n in self.by_channel.items() if n > 0} | {channel}
+        """This channel's weighted share among the channels active lately: with a request in flight or seen in
+        the last ``ACTIVE_S`` (a channel between two requests still counts, or a flood would take its room)."""
+        recent = time.monotonic() - ACTIVE_S
+        active = {c for c, at in self.last_seen.items() if at >= recent} | set(self.by_channel) | {channel}
         return self.weight(channel) / sum(self.weight(c) for c in active)
 
     def refusal(self, channel: str) -> str | None:
         """Why a request of ``channel`` must be shed now, or None to let it in."""
         c = self.config
+        if channel in self.known:
+            self.last_seen[channel] = time.monotonic()
         if self.in_flight >= c.max_in_flight:
             return "in_flight"
         busy = self.in_flight >= c.max_in_flight * c.busy_share
@@ -74,6 +81,7 @@ class Admission:
         return None
 
     def enter(self, channel: str) -> None:
+        self.last_seen[channel] = time.monotonic()
         self.in_flight += 1
         self.by_channel[channel] += 1
         metrics.IN_FLIGHT.inc()

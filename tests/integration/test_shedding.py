@@ -19,7 +19,8 @@ def test_requests_past_the_in_flight_cap_get_a_fast_503_and_ops_endpoints_still_
     from devstack import free_port  # loaded by conftest
 
     port = free_port()
-    proc = stack.start_gateway(1, port, {"GATEWAY_MAX_IN_FLIGHT": "3"}, name="gateway-tight")
+    only_the_cap = {"GATEWAY_MAX_IN_FLIGHT": "3", "GATEWAY_BUSY_SHARE": "1"}  # fair shares off: the hard cap alone
+    proc = stack.start_gateway(1, port, only_the_cap, name="gateway-tight")
     url = f"http://127.0.0.1:{port}"
     try:
         holders = [threading.Thread(target=_long_poll, args=(url,)) for _ in range(3)]
