@@ -40,8 +40,13 @@ def stack() -> Iterator[Any]:
     shutil.rmtree(data, ignore_errors=True)
     port = devstack.free_port
     campaign = ROOT / "tests" / "campaigns" / "hefei-2026-sharded.toml"
-    # Tests leave entries undrained on purpose: this gateway must never think the pipeline is saturated.
-    calm = {"GATEWAY_SHED_HIGH_AGE_S": "86400", "GATEWAY_SHED_HIGH_BACKLOG": "1000000000"}
+    # Tests leave entries undrained on purpose, and race dozens of requests to prove atomicity: this gateway
+    # must not shed (tests/integration/test_shedding.py starts its own with tight settings).
+    calm = {
+        "GATEWAY_SHED_HIGH_AGE_S": "86400",
+        "GATEWAY_SHED_HIGH_BACKLOG": "1000000000",
+        "GATEWAY_MAX_IN_FLIGHT": "512",
+    }
     s = devstack.Stack(
         data, redis_port=port(), pg_port=port(), sim_port=port(), port=port(), campaign=campaign, extra_env=calm
     )
