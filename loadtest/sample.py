@@ -60,7 +60,7 @@ def legacy_invoice(rng: random.Random, **overrides: Any) -> dict[str, Any]:
     """A valid legacy ordinary invoice: 12-digit code (0 + area 3401 + year 26 + batch + kind), 8-digit number."""
     inv = invoice(rng)
     inv["code"] = "034012600111"
-    inv["number"] = f"{rng.randrange(10**8):08d}"
+    inv["number"] = f"{rng.randrange(10**5):05d}{rng.randrange(995):03d}"  # no sandbox ending (995-999)
     inv["check_code"] = f"{rng.randrange(10**6):06d}"
     inv.update(overrides)
     return inv

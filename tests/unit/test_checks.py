@@ -44,3 +44,11 @@ def test_generated_identifiers_are_valid() -> None:
         assert uscc_problem(tax_id) is None
         assert uscc_division(tax_id) == "340104"
         assert id_number_problem(sample.id_number(rng)) is None
+
+
+def test_sample_invoices_never_end_in_a_sandbox_ending_unless_asked() -> None:
+    rng = random.Random(996)
+    numbers = [sample.invoice(rng)["number"] for _ in range(3000)] + [
+        sample.legacy_invoice(rng)["number"] for _ in range(3000)
+    ]
+    assert not [n for n in numbers if n[-3:] in ("995", "996", "997", "998", "999")]
