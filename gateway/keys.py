@@ -25,6 +25,11 @@ def inflight(shard: int) -> str:
     return f"{tag(shard)}:inflight"
 
 
+def recheck(shard: int) -> str:
+    """Sorted set of the shard's invoices waiting for another verification: member -> due time (ms)."""
+    return f"{tag(shard)}:recheck"
+
+
 def bloom_meta(shard: int) -> str:
     """Hash describing the shard's filter: k, block counts per generation, ready flag, keys per generation."""
     return f"{tag(shard)}:bloom"

@@ -65,6 +65,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_block_ms: int = 200
     worker_verify_concurrency: int = 64
     verify_timeout_ms: int = 3000
+    # Attempts of one verification call on 5xx, 429 and timeouts (exponential backoff with jitter from 50 ms).
+    verify_call_attempts: int = 3
+    # "Not found" is checked again after these delays (seconds, comma-separated) before it is final: a new
+    # invoice reaches the tax system late. Production: hours.
+    verify_recheck_s: str = "2,10,30"
+    # A verification that keeps failing (after its attempts) is tried again this many times, backing off.
+    verify_error_retries: int = 5
+    # Circuit breaker: open when this many of the last 20 calls failed, for this long (entries wait meanwhile).
+    breaker_failures: int = 10
+    breaker_cooldown_s: float = 5.0
+    # Calls per second to the tax service, per worker process (0: no cap).
+    verify_qps: float = 0.0
+    recheck_lease_s: float = 60.0
     seal_interval_ms: int = 500
     seal_max_entries: int = 1000
     # Committed keys stay in the in-flight hashes this long (see workers/release.py).

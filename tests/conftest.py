@@ -67,7 +67,10 @@ def settings(stack: Any) -> Settings:
     env = {k: v for k, v in stack.env.items() if k.startswith("GATEWAY_")}
     # Burst workers release committed keys from the in-flight hashes at once, so that tests see the
     # committed-duplicate path without waiting out the grace period.
-    return msgspec.structs.replace(from_env(env), inflight_grace_s=0.0)
+    # Re-checks within a second, so that a drain waits for the sandbox's late answers without slowing the suite.
+    return msgspec.structs.replace(
+        from_env(env), inflight_grace_s=0.0, verify_recheck_s="0.2,0.4", verify_error_retries=1
+    )
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from gateway.settings import Settings, from_env
 from gateway.stores import open_redis
 from workers import simulator
 from workers.main import Worker, open_pool, open_session
-from workers.verify import Verifier
+from workers.verify import Breaker, Verifier
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +45,13 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
     session = open_session(settings)
     try:
         verifier = Verifier(
-            session, settings.verify_url, settings.worker_verify_concurrency, settings.verify_timeout_ms
+            session,
+            settings.verify_url,
+            concurrency=settings.worker_verify_concurrency,
+            timeout_ms=settings.verify_timeout_ms,
+            attempts=settings.verify_call_attempts,
+            breaker=Breaker(settings.breaker_failures, settings.breaker_cooldown_s),
+            qps=settings.verify_qps,
         )
         worker = Worker(settings, campaigns.load(settings.campaign_file), redis, pool, verifier)
         if handle_signals:

@@ -21,7 +21,8 @@ from gateway.model import Queued
 from gateway.settings import Settings
 from ratelimit.caps import Caps
 from workers import metrics, seal, sink, stream
-from workers.judge import judge
+from workers.judge import Defer, judge
+from workers.recheck import Rechecks
 from workers.release import Releaser
 from workers.sink import Judged
 from workers.verify import Verification, Verifier
@@ -39,6 +40,8 @@ class Worker:
         self.shards = campaign.dedup.shards
         self.caps = Caps(redis, campaign) if campaign.caps.ineligible_returns_slot else None
         self.releaser = Releaser(settings.inflight_grace_s)
+        self.rechecks = Rechecks(redis, self.shards, settings.recheck_lease_s)
+        self.recheck_s = [float(s) for s in settings.verify_recheck_s.split(",") if s.strip()]
         self.redis = redis
         self.pool = pool
         self.verifier = verifier
@@ -46,7 +49,8 @@ class Worker:
         self.stopping = asyncio.Event()
 
     async def run(self, burst: bool = False) -> int:
-        """Process entries until stopped (or, in burst mode, until the stream is drained); returns entries done."""
+        """Process invoices until stopped (in burst mode: until nothing is queued or waiting for a re-check,
+        then seal); returns how many were committed."""
         await stream.ensure_groups(self.redis, self.shards)
         # Keys a dead worker committed but never released from the in-flight hashes.
         await release_committed(self.redis, self.pool, self.shards, self.settings.inflight_grace_s)
@@ -62,6 +66,9 @@ class Worker:
                             self.redis, self.consumer, self.shards, CLAIM_IDLE_MS, self.settings.worker_batch
                         )
                     )
+                done += await self.process(
+                    stream.from_rechecks(await self.rechecks.take_due(self.settings.worker_batch))
+                )
                 batch = await stream.read(
                     self.redis,
                     self.consumer,
@@ -71,7 +78,7 @@ class Worker:
                     pending=False,
                 )
                 await self.releaser.release_due(self.redis)
-                if batch.empty and burst:
+                if batch.empty and burst and not await self._wait_for_rechecks():
                     break
                 done += await self.process(batch)
         finally:
@@ -83,6 +90,14 @@ class Worker:
                 await self.releaser.release_due(self.redis, everything=True)
         return done
 
+    async def _wait_for_rechecks(self) -> bool:
+        """Burst mode: sleep until the next re-check is due (at most a second); False when none waits."""
+        waiting, due_in_s = await self.rechecks.pending()
+        if not waiting:
+            return False
+        await asyncio.sleep(min(due_in_s or 0.0, 1.0))
+        return True
+
     async def _drain_own_pending(self) -> int:
         done = 0
         while not (
@@ -92,22 +107,40 @@ class Worker:
         return done
 
     async def process(self, batch: stream.Batch) -> int:
-        """Verify and judge a batch, commit it in one transaction, then acknowledge it."""
+        """Verify and judge a batch; commit the final answers in one transaction; then, in one round trip,
+        schedule the rest for a re-check and acknowledge. Returns how many invoices were committed."""
         if batch.empty:
             return 0
         started = time.perf_counter()
-        verifications = await asyncio.gather(*(self._verify(q) for q in batch.queued))
-        judged = []
-        for q, (v, at) in zip(batch.queued, verifications, strict=True):
-            j = judge(q, v)
-            judged.append(Judged(q, j, at))
-            metrics.PROCESSED.labels(j.status, j.reason or "").inc()
+        answers = await asyncio.gather(*(self._verify(p.queued) for p in batch.items))
+        judged: list[Judged] = []
+        committed: list[stream.Pending] = []
+        deferred: list[tuple[stream.Pending, float, bool]] = []
+        for p, (v, at) in zip(batch.items, answers, strict=True):
+            verdict = judge(
+                p.queued,
+                v,
+                p.tries,
+                self.recheck_s,
+                self.settings.verify_error_retries,
+                self.settings.breaker_cooldown_s,
+            )
+            if isinstance(verdict, Defer):
+                deferred.append((p, verdict.delay_s, verdict.spend_try))
+                metrics.DEFERRED.labels(v.outcome).inc()
+                continue
+            judged.append(Judged(p.queued, verdict, at))
+            committed.append(p)
+            metrics.PROCESSED.labels(verdict.status, verdict.reason or "").inc()
         await sink.write(self.pool, judged, batch.dups)
-        await stream.ack(self.redis, batch.ids, len(batch.queued))
+        await stream.settle(self.redis, batch, deferred, committed)
         await self._give_back_slots([j.queued for j in judged if not j.judgement.feeds])
-        self.releaser.schedule(batch.keys)
+        by_shard: dict[int, list[str]] = {}
+        for p in committed:
+            by_shard.setdefault(p.shard, []).append(p.queued.key)
+        self.releaser.schedule(by_shard)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        return sum(len(ids) for ids in batch.ids.values())
+        return len(committed)
 
     async def _give_back_slots(self, invoices: list[Queued]) -> None:
         """Campaign setting: an invoice that will not be fed gives its cap slot back (idempotent, best effort)."""
@@ -119,9 +152,7 @@ class Worker:
             log.warning("could not give back %d cap slots: %s", len(invoices), type(exc).__name__)
 
     async def _verify(self, q: Queued) -> tuple[Verification, dt.datetime | None]:
-        started = time.perf_counter()
         v = await self.verifier.verify(q)
-        metrics.VERIFY_SECONDS.observe(time.perf_counter() - started)
         return v, dt.datetime.now(dt.UTC) if v.outcome == "found" else None
 
     async def _seal_forever(self) -> None:

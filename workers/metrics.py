@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 PROCESSED = Counter("worker_invoices_total", "Invoices judged by the workers", ["status", "reason"])
 BATCH_SECONDS = Histogram("worker_batch_duration_seconds", "Time to verify, judge and commit one batch")
 VERIFY_SECONDS = Histogram("worker_verify_duration_seconds", "Time of one call to the verification service")
 SEALED = Counter("worker_feed_batches_sealed_total", "Feed batches sealed")
+DEFERRED = Counter("worker_rechecks_scheduled_total", "Invoices scheduled to be verified again, by answer", ["outcome"])
+VERIFY_CALLS = Counter("worker_verify_calls_total", "Calls to the verification service, by HTTP status", ["status"])
+BREAKER_OPEN = Gauge(
+    "worker_verify_breaker_open", "1 while the verification circuit breaker is open", multiprocess_mode="max"
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,24 +13,43 @@ from redis.exceptions import ResponseError
 
 from gateway import keys
 from gateway.model import Queued
+from workers import recheck
 from workers.sink import Dup
 
 QUEUED = msgspec.msgpack.Decoder(Queued)
 
 
+class Pending(msgspec.Struct):
+    """An invoice to verify: from a stream entry (tries 0) or from a re-check item (``member``)."""
+
+    queued: Queued
+    shard: int
+    tries: int
+    packed: bytes
+    member: bytes | None = None
+
+
 class Batch(msgspec.Struct):
-    ids: dict[int, list[bytes]]  # stream entry ids by shard
-    queued: list[Queued]
+    ids: dict[int, list[bytes]]  # stream entry ids by shard, acknowledged once the batch is committed
+    items: list[Pending]
     dups: list[Dup]
-    keys: dict[int, list[str]]  # accepted invoice keys by shard: released from the in-flight hash later
 
     @property
     def empty(self) -> bool:
-        return not self.ids
+        return not self.ids and not self.items
 
 
 def empty() -> Batch:
-    return Batch({}, [], [], {})
+    return Batch({}, [], [])
+
+
+def from_rechecks(taken: dict[int, list[bytes]]) -> Batch:
+    batch = empty()
+    for shard, members in taken.items():
+        for member in members:
+            tries, packed = recheck.parse(member)
+            batch.items.append(Pending(QUEUED.decode(packed), shard, tries, packed, member))
+    return batch
 
 
 async def ensure_groups(redis: Redis, shards: int) -> None:
@@ -80,19 +100,30 @@ def decode_into(batch: Batch, shard: int, entries: Sequence[tuple[bytes, dict[by
                 if name[1:2].isdigit():
                     batch.dups.append(Dup(name[1:].decode(), channel, at))
             else:
-                q = QUEUED.decode(value)
-                batch.queued.append(q)
-                batch.keys.setdefault(shard, []).append(q.key)
+                batch.items.append(Pending(QUEUED.decode(value), shard, 0, value))
 
 
-async def ack(redis: Redis, ids: dict[int, list[bytes]], invoices: int) -> None:
-    """Acknowledge and delete committed entries, and count the invoices done, in one round trip (one consumer
-    group reads the streams)."""
-    if not ids:
-        return
+async def settle(
+    redis: Redis, batch: Batch, deferred: list[tuple[Pending, float, bool]], committed: list[Pending]
+) -> None:
+    """After the batch's commit, in one round trip: schedule the deferred invoices again, acknowledge and
+    delete the stream entries, remove the committed re-check items, count the invoices done.
+
+    Deferred items are written before the entries are acknowledged: a crash in between redelivers the entry,
+    which is deferred again (same item), never lost.
+    """
+    now_ms = time.time() * 1000
     async with redis.pipeline(transaction=False) as pipe:
-        for shard, shard_ids in ids.items():
+        for p, delay_s, spend_try in deferred:
+            new = recheck.item(p.tries + (1 if spend_try else 0), p.packed)
+            pipe.zadd(keys.recheck(p.shard), {new: now_ms + delay_s * 1000})
+            if p.member is not None and p.member != new:
+                pipe.zrem(keys.recheck(p.shard), p.member)
+        for shard, shard_ids in batch.ids.items():
             pipe.xack(keys.stream(shard), keys.GROUP, *shard_ids)
             pipe.xdel(keys.stream(shard), *shard_ids)
-        pipe.incrby(keys.PIPELINE_DONE, invoices)
+        for p in committed:
+            if p.member is not None:
+                pipe.zrem(keys.recheck(p.shard), p.member)
+        pipe.incrby(keys.PIPELINE_DONE, len(committed))
         await pipe.execute()

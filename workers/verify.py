@@ -1,20 +1,24 @@
-"""The verification client (验真): one aiohttp session per process, a cap on calls in flight, a timeout each.
-
-Retries, the circuit breaker, the QPS cap and the cache come with the workers issue; here one answer is final.
-"""
+"""The verification client (验真): one aiohttp session per process, a cap on calls in flight and per second,
+a timeout and a few attempts per call (exponential backoff with jitter on 5xx, 429 and timeouts), and a
+circuit breaker. An answer is one of: found, not found, error (the call failed after its attempts), or
+unavailable (the breaker is open: nothing was asked, the invoice waits without spending a try)."""
 
 from __future__ import annotations
 
 import asyncio
 import decimal
+import random
+import time
+from collections import deque
 from typing import Literal
 
 import aiohttp
 import msgspec
 
 from gateway.model import Queued
+from workers import metrics
 
-Outcome = Literal["found", "not_found", "error"]
+Outcome = Literal["found", "not_found", "error", "unavailable"]
 
 
 class Verified(msgspec.Struct, frozen=True):
@@ -34,15 +38,84 @@ class _Answer(msgspec.Struct):
     invoice: dict[str, str] | None = None
 
 
+class Breaker:
+    """Opens when ``failures`` of the last ``WINDOW`` calls failed, for ``cooldown_s``; then one call decides
+    (half-open). A share of recent calls, not a streak: one invoice the service always fails on (the
+    sandbox's 995) must not stop verification for everyone."""
+
+    WINDOW = 20
+
+    def __init__(self, failures: int, cooldown_s: float) -> None:
+        self.failures = failures
+        self.cooldown_s = cooldown_s
+        self.recent: deque[bool] = deque(maxlen=self.WINDOW)
+        self.open_until = 0.0
+        self.is_open = False
+        self.trying = False
+
+    def allow(self) -> bool:
+        if not self.is_open:
+            return True
+        if time.monotonic() < self.open_until or self.trying:
+            return False
+        self.trying = True  # half-open: one call decides
+        return True
+
+    def record(self, ok: bool) -> None:
+        if self.trying:
+            self.trying = False
+            self.is_open = not ok
+            if ok:
+                self.recent.clear()
+            else:
+                self.open_until = time.monotonic() + self.cooldown_s
+        else:
+            self.recent.append(ok)
+            if sum(1 for r in self.recent if not r) >= self.failures:
+                self.is_open = True
+                self.open_until = time.monotonic() + self.cooldown_s
+        metrics.BREAKER_OPEN.set(1 if self.is_open else 0)
+
+
+class Pace:
+    """At most ``qps`` calls started per second (0: no cap): the tax service allows a fixed rate."""
+
+    def __init__(self, qps: float) -> None:
+        self.interval = 1 / qps if qps > 0 else 0.0
+        self.next_at = 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        at = max(now, self.next_at)
+        self.next_at = at + self.interval
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
 class Verifier:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, concurrency: int, timeout_ms: int) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        concurrency: int,
+        timeout_ms: int,
+        attempts: int = 3,
+        breaker: Breaker | None = None,
+        qps: float = 0.0,
+    ) -> None:
         self._session = session
         self._url = base_url.rstrip("/") + "/verify"
         self._slots = asyncio.Semaphore(concurrency)
         self._timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
+        self._attempts = max(1, attempts)
+        self._breaker = breaker or Breaker(5, 5.0)
+        self._pace = Pace(qps)
 
     async def verify(self, q: Queued) -> Verification:
-        """Ask the tax service about one invoice; any failure is an ``error`` outcome, never an exception."""
+        """Ask the tax service about one invoice; never raises."""
         asked = {
             "number": q.number,
             "code": q.code,
@@ -50,13 +123,31 @@ class Verifier:
             "amount": f"{decimal.Decimal(q.amount_fen) / 100:.2f}",
             "check_code": q.check_code,
         }
-        async with self._slots:
-            try:
-                async with self._session.post(self._url, json=asked, timeout=self._timeout) as resp:
-                    body = await resp.read()
-                    status = resp.status
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                return Verification("error", detail=type(exc).__name__)
+        answer = Verification("error", detail="no attempt")
+        for attempt in range(self._attempts):
+            if not self._breaker.allow():
+                return Verification("unavailable", detail="circuit breaker open")
+            if attempt:
+                await asyncio.sleep(0.05 * 2 ** (attempt - 1) * (0.5 + random.random()))
+            async with self._slots:
+                await self._pace.wait()
+                answer = await self._call(asked)
+            self._breaker.record(answer.outcome != "error")
+            if answer.outcome != "error":
+                return answer
+        return answer
+
+    async def _call(self, asked: dict[str, str]) -> Verification:
+        started = time.perf_counter()
+        try:
+            async with self._session.post(self._url, json=asked, timeout=self._timeout) as resp:
+                body = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return Verification("error", detail=type(exc).__name__)
+        finally:
+            metrics.VERIFY_SECONDS.observe(time.perf_counter() - started)
+        metrics.VERIFY_CALLS.labels(str(status)).inc()
         if status == 404:
             return Verification("not_found")
         if status != 200:

@@ -83,6 +83,7 @@ def test_sandbox_endings_get_final_statuses_and_stay_out_of_the_feed(
         "997": ("reversed", "reversed_at_verification"),
         "995": ("ineligible", "verification_failed"),
     }
+    late = channel.upload([sample.invoice(rng, ending="996")]).json()["results"][0]["key"]
     resp = channel.upload([sample.invoice(rng, ending=e) for e in expected])
     keys = [r["key"] for r in resp.json()["results"]]
     drain()
@@ -92,6 +93,9 @@ def test_sandbox_endings_get_final_statuses_and_stay_out_of_the_feed(
         assert got["history"][-1] == {"status": status, "at": got["history"][-1]["at"], "reason": reason}
     fed = {e["key"] for b in read_whole_feed(draw) for e in b["entries"]}
     assert not fed & set(keys)
+    # 996: not found twice (a new invoice reaches the tax system late), found at the second re-check.
+    assert late in fed
+    assert channel.status(late).json()["status"] == "eligible"
 
 
 def test_upload_from_second_channel_is_a_duplicate_and_fed_once(

@@ -1,0 +1,63 @@
+"""Verification against the simulator: re-checks, the circuit breaker, leases of re-check items."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import threading
+import time
+from typing import Any
+
+import msgspec
+
+from gateway.settings import Settings
+from gateway.stores import open_redis
+from loadtest import sample
+from loadtest.client import SignedClient
+from workers.cli import run_worker
+from workers.recheck import Rechecks, item
+
+
+def test_while_the_tax_service_is_down_invoices_wait_then_finish(
+    stack: Any, settings: Settings, channel: SignedClient, drain: Any, wait_for: Any
+) -> None:
+    drain()
+    _, simulator = next((n, p) for n, p in stack.procs if n == "simulator" and p.poll() is None)
+    simulator.send_signal(signal.SIGTERM)
+    simulator.wait(10)
+    rng = random.Random()
+    keys = [r["key"] for r in channel.upload([sample.invoice(rng) for _ in range(6)]).json()["results"]]
+    quick = msgspec.structs.replace(settings, breaker_failures=3, breaker_cooldown_s=0.5, verify_error_retries=1)
+    done: list[int] = []
+    worker = threading.Thread(target=lambda: done.append(asyncio.run(run_worker(quick, True, False))))
+    worker.start()
+    try:
+        time.sleep(2)  # the breaker opens; the invoices wait for their re-check instead of failing
+        assert {channel.status(k).json()["status"] for k in keys} == {"accepted"}
+    finally:
+        stack.start_simulator()
+    worker.join(60)
+    assert not worker.is_alive()
+    assert {channel.status(k).json()["status"] for k in keys} == {"eligible"}
+
+
+def test_a_taken_recheck_item_comes_back_when_its_lease_ends(settings: Settings) -> None:
+    scratch = msgspec.structs.replace(settings, redis_url=settings.redis_url.rsplit("/", 1)[0] + "/3")
+
+    async def run() -> tuple[int, int, int]:
+        redis = open_redis(scratch)
+        try:
+            await redis.flushdb()
+            rechecks = Rechecks(redis, 1, lease_s=0.3)
+            await redis.zadd("{s00}:recheck", {item(0, b"invoice"): 0})
+            first = await rechecks.take_due(10)
+            again = await rechecks.take_due(10)  # leased: nobody else takes it
+            await asyncio.sleep(0.4)  # the taker died: the lease ends
+            later = await rechecks.take_due(10)
+            await redis.flushdb()
+            return sum(map(len, first.values())), sum(map(len, again.values())), sum(map(len, later.values()))
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(run()) == (1, 0, 1)

@@ -1,0 +1,65 @@
+import asyncio
+import time
+
+from gateway.model import Queued
+from workers.judge import Defer, Judgement, judge
+from workers.verify import Breaker, Pace, Verification, Verified
+
+Q = Queued("k", "n", "", "2026-03-01", 12850, "", "", "", "", "p", "u", "d", "b", "c", 0)
+
+
+def test_pace_keeps_calls_under_the_qps_cap() -> None:
+    async def twenty() -> float:
+        pace = Pace(100)
+        started = time.monotonic()
+        for _ in range(20):
+            await pace.wait()
+        return time.monotonic() - started
+
+    assert asyncio.run(twenty()) >= 0.18
+
+
+def test_breaker_opens_on_a_share_of_failures_not_on_one_bad_invoice() -> None:
+    breaker = Breaker(failures=5, cooldown_s=60)
+    for ok in [False, False, False, True, True, True, True]:
+        breaker.record(ok)
+    assert breaker.allow()
+    for _ in range(2):
+        breaker.record(False)
+    assert not breaker.allow()
+
+
+def test_breaker_half_open_lets_one_call_decide() -> None:
+    breaker = Breaker(failures=2, cooldown_s=0.0)
+    breaker.record(False)
+    breaker.record(False)
+    assert breaker.allow()  # cooldown over: one trial
+    assert not breaker.allow()  # and only one
+    breaker.record(True)
+    assert breaker.allow() and breaker.allow()
+
+
+def test_not_found_is_asked_again_on_schedule_then_final() -> None:
+    v = Verification("not_found")
+    assert judge(Q, v, 0, [2.0, 10.0], 5) == Defer(2.0)
+    assert judge(Q, v, 1, [2.0, 10.0], 5) == Defer(10.0)
+    assert judge(Q, v, 2, [2.0, 10.0], 5) == Judgement("ineligible", "not_found_at_tax_authority")
+
+
+def test_errors_back_off_then_fail_and_an_open_breaker_spends_no_try() -> None:
+    assert judge(Q, Verification("error"), 0, [], 2) == Defer(1.0)
+    assert judge(Q, Verification("error"), 1, [], 2) == Defer(2.0)
+    assert judge(Q, Verification("error"), 2, [], 2) == Judgement("ineligible", "verification_failed")
+    assert judge(Q, Verification("unavailable"), 9, [], 2, 5.0) == Defer(5.0, spend_try=False)
+
+
+def test_verified_facts_must_match_the_upload() -> None:
+    def found(amount: int, date: str, status: str = "normal") -> Verification:
+        return Verification("found", Verified(amount, date, status))
+
+    assert judge(Q, found(12850, "2026-03-01"), 0, [], 0) == Judgement("verified")
+    assert judge(Q, found(12950, "2026-03-01"), 0, [], 0).reason == "amount_mismatch"  # type: ignore[union-attr]
+    assert judge(Q, found(12850, "2026-03-02"), 0, [], 0).reason == "issue_date_mismatch"  # type: ignore[union-attr]
+    assert judge(Q, found(12850, "2026-03-01", "reversed"), 0, [], 0) == Judgement(
+        "reversed", "reversed_at_verification"
+    )
