@@ -24,6 +24,7 @@ from gateway.feed import feed
 from gateway.feedwatch import FeedWatch
 from gateway.middleware import Metrics, Shed
 from gateway.ops import healthz, metrics_endpoint, readyz
+from gateway.reversals import reverse
 from gateway.settings import Settings, SettingsError
 from gateway.status import status
 from gateway.stores import open_redis
@@ -58,6 +59,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/v1/invoices", upload, methods=["POST"]),
         Route("/v1/invoices/{key}", status, methods=["GET"]),
+        Route("/v1/reversals", reverse, methods=["POST"]),
         Route("/v1/feed", feed, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

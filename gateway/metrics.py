@@ -26,6 +26,7 @@ LATENCY = Histogram(
 INVOICES = Counter(
     "gateway_invoices_total", "Uploaded invoices by outcome and reason", ["channel", "outcome", "reason"]
 )
+REVERSALS = Counter("gateway_reversals_total", "Invoices reversed by red-letter invoices, by channel", ["channel"])
 RATELIMIT_FAIL_OPEN = Counter(
     "gateway_ratelimit_fail_open_total", "Requests let through without rate limits because Redis did not answer"
 )

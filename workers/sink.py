@@ -47,10 +47,18 @@ STAGING_COLUMNS = (
 )
 
 UPSERT = """
-WITH s AS (
+WITH d AS (
     -- A key can only be here twice if it was enqueued twice: keep one row, so one bad pair cannot block
     -- the batch (the feed's unique index would refuse the second "add" forever).
     SELECT DISTINCT ON (key) * FROM staging ORDER BY key, accepted_at
+), s AS (
+    -- A reversal that arrived before its invoice: the invoice is reversed, and not fed.
+    SELECT d.key, d.channel, d.number, d.code, d.issue_date, d.amount_fen, d.seller_tax_id, d.seller_name,
+           d.category, d.person, d.user_ref, d.device_ref, d.accepted_at, d.verified_at,
+           CASE WHEN r.key IS NULL THEN d.status ELSE 'reversed' END AS status,
+           CASE WHEN r.key IS NULL THEN d.reason ELSE 'reversed_by_red_invoice' END AS reason,
+           CASE WHEN r.key IS NULL THEN d.feed_body END AS feed_body
+    FROM d LEFT JOIN reversals r USING (key)
 ), new AS (
     INSERT INTO invoices (key, channel, number, code, issue_date, amount_fen, seller_tax_id, seller_name,
                           category, person, user_ref, device_ref, status, reason, accepted_at, updated_at)

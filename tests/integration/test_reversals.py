@@ -1,0 +1,104 @@
+"""Red-letter reversals: before or after the invoice, before or after feeding; the feed stays a valid chain."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import asyncpg
+import msgspec
+import orjson
+
+from gateway import campaign as campaigns
+from gateway.model import Invoice
+from gateway.settings import Settings
+from gateway.validate import check
+from loadtest import sample
+from loadtest.client import SignedClient
+from tests.integration.test_pipeline import read_whole_feed, recompute_chain
+from workers.judge import Judgement
+from workers.seal import seal_all
+from workers.sink import Judged, prepare, write
+from workers.stream import QUEUED
+
+
+def reverse(channel: SignedClient, *reversals: dict[str, Any]) -> Any:
+    body = orjson.dumps({"reversals": list(reversals)})
+    return channel.request("POST", "/v1/reversals", body, {"Content-Type": "application/json"})
+
+
+def red(number: str) -> dict[str, str]:
+    return {"number": number, "red_number": "2634" + "9" * 16, "reason": "refund"}
+
+
+def entries_for(draw: SignedClient, key: str) -> list[str]:
+    batches = read_whole_feed(draw)
+    recompute_chain(batches)
+    return [e["kind"] for b in batches for e in b["entries"] if e["key"] == key]
+
+
+def test_a_fed_invoice_reversed_gets_a_void_entry(channel: SignedClient, draw: SignedClient, drain: Any) -> None:
+    inv = sample.invoice(random.Random())
+    key = channel.upload([inv]).json()["results"][0]["key"]
+    drain()
+    assert channel.status(key).json()["status"] == "eligible"
+    resp = reverse(channel, red(inv["number"]))
+    assert resp.status_code == 202 and resp.json()["results"] == [{"index": 0, "key": key, "status": "reversed"}]
+    drain()  # seals the void entry
+    assert entries_for(draw, key) == ["add", "void"]
+    status = channel.status(key).json()
+    assert status["status"] == "reversed" and status["reason"] == "reversed_by_red_invoice"
+    assert [h["status"] for h in status["history"]][-2:] == ["eligible", "reversed"]
+    assert reverse(channel, red(inv["number"])).json()["results"][0]["status"] == "already_reversed"
+
+
+def test_a_reversal_before_the_commit_or_even_the_upload_is_applied_when_the_invoice_arrives(
+    channel: SignedClient, draw: SignedClient, drain: Any
+) -> None:
+    rng = random.Random()
+    queued, later = sample.invoice(rng), sample.invoice(rng)
+    queued_key = channel.upload([queued]).json()["results"][0]["key"]
+    answers = reverse(channel, red(queued["number"]), red(later["number"])).json()["results"]
+    assert [a["status"] for a in answers] == ["recorded", "recorded"]
+    later_key = channel.upload([later]).json()["results"][0]["key"]
+    drain()
+    for key in (queued_key, later_key):
+        assert channel.status(key).json()["status"] == "reversed"
+        assert entries_for(draw, key) == []
+
+
+def test_a_judged_invoice_reversed_before_its_seal_never_enters_the_feed(
+    settings: Settings, channel: SignedClient, draw: SignedClient
+) -> None:
+    camp = campaigns.load(settings.campaign_file)
+    inv = sample.invoice(random.Random())
+    q = check(msgspec.convert(inv, Invoice, strict=False), camp, "demo-channel", "k", 1_780_000_000_000)
+
+    async def judged_unsealed() -> None:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, init=prepare)
+        try:
+            await write(pool, [Judged(QUEUED.decode(msgspec.msgpack.encode(q)), Judgement("verified"), None)], [])
+        finally:
+            await pool.close()
+
+    asyncio.run(judged_unsealed())
+    assert reverse(channel, red(inv["number"])).json()["results"][0]["status"] == "reversed"
+
+    async def seal() -> None:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+        try:
+            await seal_all(pool, 1000)
+        finally:
+            await pool.close()
+
+    asyncio.run(seal())
+    assert entries_for(draw, inv["number"]) == []
+
+
+def test_bad_reversals_are_refused_one_by_one(channel: SignedClient, draw: SignedClient) -> None:
+    answers = reverse(channel, {"number": "123", "red_number": "2634" + "9" * 16}, {"oops": 1}).json()["results"]
+    assert [a["reason"] for a in answers] == ["invalid_reversal", "invalid_reversal"]
+    malformed = channel.request("POST", "/v1/reversals", b"[]", {"Content-Type": "application/json"})
+    assert malformed.status_code == 400 and malformed.json()["code"] == "malformed_body"
+    assert reverse(draw, red("2634" + "1" * 16)).status_code == 403
