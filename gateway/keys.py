@@ -30,6 +30,11 @@ def recheck(shard: int) -> str:
     return f"{tag(shard)}:recheck"
 
 
+def dead_letters(shard: int) -> str:
+    """Stream of the shard's entries that could not be processed, each with its reason (``~reason``)."""
+    return f"{tag(shard)}:dead"
+
+
 def bloom_meta(shard: int) -> str:
     """Hash describing the shard's filter: k, block counts per generation, ready flag, keys per generation."""
     return f"{tag(shard)}:bloom"

@@ -78,6 +78,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Calls per second to the tax service, per worker process (0: no cap).
     verify_qps: float = 0.0
     recheck_lease_s: float = 60.0
+    # An entry delivered this many times without being committed goes to the dead letters.
+    worker_max_deliveries: int = 5
+    # Entries a worker read but did not acknowledge for this long are taken over by another (it died).
+    worker_claim_idle_ms: int = 30_000
     seal_interval_ms: int = 500
     seal_max_entries: int = 1000
     # Committed keys stay in the in-flight hashes this long (see workers/release.py).

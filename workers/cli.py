@@ -7,11 +7,13 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import Any
 
 import uvloop
 from aiohttp import web
 
 from gateway import campaign as campaigns
+from gateway import keys
 from gateway.settings import Settings, from_env
 from gateway.stores import open_redis
 from workers import simulator
@@ -24,12 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="consume the intake stream until SIGINT or SIGTERM")
     run.add_argument("--burst", action="store_true", help="drain the stream, seal, and exit")
+    dead = sub.add_parser("dead-letters", help="list the entries set aside as dead letters, with their reasons")
+    dead.add_argument("--last", type=int, default=20, help="how many of the newest to show per shard")
     sim = sub.add_parser("simulator", help="serve the verification-service simulator")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8090)
     args = parser.parse_args(argv)
     settings = from_env()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.command == "dead-letters":
+        uvloop.run(show_dead_letters(settings, args.last))
+        return 0
     if args.command == "simulator":
         app = simulator.create_app(settings.simulator_latency_ms, settings.simulator_jitter_ms)
         web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
@@ -64,6 +71,19 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
     finally:
         await session.close()
         await pool.close()
+        await redis.aclose()
+
+
+async def show_dead_letters(settings: Settings, last: int) -> None:
+    redis = open_redis(settings)
+    try:
+        for shard in range(campaigns.load(settings.campaign_file).dedup.shards):
+            letters: Any = await redis.xrevrange(keys.dead_letters(shard), count=last)
+            print(f"shard {shard}: {await redis.xlen(keys.dead_letters(shard))} dead letters")
+            for letter_id, fields in letters:
+                entry = fields.get(b"~entry", b"?").decode()
+                print(f"  {letter_id.decode()} entry {entry}: {fields.get(b'~reason', b'?').decode()}")
+    finally:
         await redis.aclose()
 
 

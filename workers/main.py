@@ -28,8 +28,6 @@ from workers.sink import Judged
 from workers.verify import Verification, Verifier
 
 log = logging.getLogger(__name__)
-CLAIM_IDLE_MS = 30_000
-CLAIM_EVERY_S = 5.0
 
 
 class Worker:
@@ -46,6 +44,7 @@ class Worker:
         self.pool = pool
         self.verifier = verifier
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
+        self._last_claim = 0.0
         self.stopping = asyncio.Event()
 
     async def run(self, burst: bool = False) -> int:
@@ -56,31 +55,18 @@ class Worker:
         await release_committed(self.redis, self.pool, self.shards, self.settings.inflight_grace_s)
         done = await self._drain_own_pending()
         sealer = None if burst else asyncio.create_task(self._seal_forever())
-        last_claim = 0.0
         try:
             while not self.stopping.is_set():
-                if time.monotonic() - last_claim > CLAIM_EVERY_S:
-                    last_claim = time.monotonic()
-                    done += await self.process(
-                        await stream.claim_idle(
-                            self.redis, self.consumer, self.shards, CLAIM_IDLE_MS, self.settings.worker_batch
-                        )
-                    )
-                done += await self.process(
-                    stream.from_rechecks(await self.rechecks.take_due(self.settings.worker_batch))
-                )
-                batch = await stream.read(
-                    self.redis,
-                    self.consumer,
-                    self.shards,
-                    self.settings.worker_batch,
-                    self.settings.worker_block_ms,
-                    pending=False,
-                )
-                await self.releaser.release_due(self.redis)
-                if batch.empty and burst and not await self._wait_for_rechecks():
+                try:
+                    more, done_now = await self._step(burst)
+                except (OSError, RedisError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    # The batch's entries stay pending: taken over once idle, dead letters if they keep failing.
+                    log.error("batch failed, will be retried: %s: %s", type(exc).__name__, exc)
+                    await asyncio.sleep(1.0)
+                    continue
+                done += done_now
+                if not more:
                     break
-                done += await self.process(batch)
         finally:
             if sealer is not None:
                 sealer.cancel()
@@ -89,6 +75,26 @@ class Worker:
             if self.settings.inflight_grace_s <= 0:
                 await self.releaser.release_due(self.redis, everything=True)
         return done
+
+    async def _step(self, burst: bool) -> tuple[bool, int]:
+        """One round: idle entries of dead workers (now and then), due re-checks, new entries. Returns whether
+        to go on (burst mode stops once nothing is queued or waiting) and how many invoices were committed."""
+        done = 0
+        s = self.settings
+        if time.monotonic() - self._last_claim > min(5.0, s.worker_claim_idle_ms / 2000):
+            self._last_claim = time.monotonic()
+            idle = await stream.claim_idle(
+                self.redis, self.consumer, self.shards, s.worker_claim_idle_ms, s.worker_batch, s.worker_max_deliveries
+            )
+            done += await self.process(idle)
+        done += await self.process(stream.from_rechecks(await self.rechecks.take_due(self.settings.worker_batch)))
+        batch = await stream.read(
+            self.redis, self.consumer, self.shards, self.settings.worker_batch, self.settings.worker_block_ms, False
+        )
+        await self.releaser.release_due(self.redis)
+        if batch.empty and burst and not await self._wait_for_rechecks():
+            return False, done
+        return True, done + await self.process(batch)
 
     async def _wait_for_rechecks(self) -> bool:
         """Burst mode: sleep until the next re-check is due (at most a second); False when none waits."""
@@ -111,6 +117,9 @@ class Worker:
         schedule the rest for a re-check and acknowledge. Returns how many invoices were committed."""
         if batch.empty:
             return 0
+        for shard, entry_id, reason, _ in batch.dead:
+            log.error("dead letter %s of shard %d: %s", entry_id, shard, reason)
+            metrics.DEAD_LETTERS.inc()
         started = time.perf_counter()
         answers = await asyncio.gather(*(self._verify(p.queued) for p in batch.items))
         judged: list[Judged] = []

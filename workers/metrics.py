@@ -7,6 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 PROCESSED = Counter("worker_invoices_total", "Invoices judged by the workers", ["status", "reason"])
 BATCH_SECONDS = Histogram("worker_batch_duration_seconds", "Time to verify, judge and commit one batch")
 VERIFY_SECONDS = Histogram("worker_verify_duration_seconds", "Time of one call to the verification service")
+DEAD_LETTERS = Counter("worker_dead_letters_total", "Stream entries set aside as dead letters")
 SEALED = Counter("worker_feed_batches_sealed_total", "Feed batches sealed")
 DEFERRED = Counter("worker_rechecks_scheduled_total", "Invoices scheduled to be verified again, by answer", ["outcome"])
 VERIFY_CALLS = Counter("worker_verify_calls_total", "Calls to the verification service, by HTTP status", ["status"])

@@ -33,6 +33,7 @@ class Batch(msgspec.Struct):
     ids: dict[int, list[bytes]]  # stream entry ids by shard, acknowledged once the batch is committed
     items: list[Pending]
     dups: list[Dup]
+    dead: list[tuple[int, bytes, str, dict[bytes, bytes]]] = []  # (shard, entry id, reason, fields)
 
     @property
     def empty(self) -> bool:
@@ -40,7 +41,7 @@ class Batch(msgspec.Struct):
 
 
 def empty() -> Batch:
-    return Batch({}, [], [])
+    return Batch({}, [], [], [])
 
 
 def from_rechecks(taken: dict[int, list[bytes]]) -> Batch:
@@ -74,12 +75,27 @@ async def read(redis: Redis, consumer: str, shards: int, count: int, block_ms: i
     return batch
 
 
-async def claim_idle(redis: Redis, consumer: str, shards: int, min_idle_ms: int, count: int) -> Batch:
-    """Take over entries that another consumer read but did not acknowledge for ``min_idle_ms``."""
+async def claim_idle(
+    redis: Redis, consumer: str, shards: int, min_idle_ms: int, count: int, max_deliveries: int
+) -> Batch:
+    """Take over entries that another consumer read but did not acknowledge for ``min_idle_ms`` (it died, or
+    the batch failed). An entry delivered ``max_deliveries`` times already goes to the dead letters instead:
+    it is what keeps failing."""
     batch = empty()
     for shard in range(shards):
-        answer: Any = await redis.xautoclaim(keys.stream(shard), keys.GROUP, consumer, min_idle_ms, "0-0", count=count)
-        decode_into(batch, shard, answer[1])
+        idle: Any = await redis.xpending_range(keys.stream(shard), keys.GROUP, "-", "+", count, idle=min_idle_ms)
+        if not idle:
+            continue
+        poison = [p["message_id"] for p in idle if p["times_delivered"] >= max_deliveries]
+        retry = [p["message_id"] for p in idle if p["times_delivered"] < max_deliveries]
+        for entry_id in poison:
+            found: Any = await redis.xrange(keys.stream(shard), entry_id, entry_id)
+            for found_id, fields in found:
+                batch.dead.append((shard, found_id, f"delivered {max_deliveries} times without success", fields))
+            batch.ids.setdefault(shard, []).append(entry_id)
+        if retry:
+            claimed: Any = await redis.xclaim(keys.stream(shard), keys.GROUP, consumer, min_idle_ms, retry)
+            decode_into(batch, shard, claimed)
     return batch
 
 
@@ -93,21 +109,34 @@ def decode_into(batch: Batch, shard: int, entries: Sequence[tuple[bytes, dict[by
         batch.ids.setdefault(shard, []).append(entry_id)
         if not fields:  # deleted after it was read: nothing left to do but acknowledge
             continue
-        channel = fields[b"~channel"].decode()
-        at = dt.datetime.fromtimestamp(int(fields[b"~at"]) / 1000, dt.UTC)
-        for name, value in fields.items():
-            if name.startswith(b"~"):
-                if name[1:2].isdigit():
-                    batch.dups.append(Dup(name[1:].decode(), channel, at))
-            else:
-                batch.items.append(Pending(QUEUED.decode(value), shard, 0, value))
+        try:
+            items, dups = _decode_entry(shard, fields)
+        except (KeyError, ValueError, msgspec.DecodeError) as exc:
+            batch.dead.append((shard, entry_id, f"undecodable entry: {type(exc).__name__}: {exc}", fields))
+            continue
+        batch.items.extend(items)
+        batch.dups.extend(dups)
+
+
+def _decode_entry(shard: int, fields: dict[bytes, bytes]) -> tuple[list[Pending], list[Dup]]:
+    channel = fields[b"~channel"].decode()
+    at = dt.datetime.fromtimestamp(int(fields[b"~at"]) / 1000, dt.UTC)
+    items, dups = [], []
+    for name, value in fields.items():
+        if name.startswith(b"~"):
+            if name[1:2].isdigit():
+                dups.append(Dup(name[1:].decode(), channel, at))
+        else:
+            items.append(Pending(QUEUED.decode(value), shard, 0, value))
+    return items, dups
 
 
 async def settle(
     redis: Redis, batch: Batch, deferred: list[tuple[Pending, float, bool]], committed: list[Pending]
 ) -> None:
-    """After the batch's commit, in one round trip: schedule the deferred invoices again, acknowledge and
-    delete the stream entries, remove the committed re-check items, count the invoices done.
+    """After the batch's commit, in one round trip: schedule the deferred invoices again, keep the dead
+    letters, acknowledge and delete the stream entries, remove the committed re-check items, count the
+    invoices done.
 
     Deferred items are written before the entries are acknowledged: a crash in between redelivers the entry,
     which is deferred again (same item), never lost.
@@ -119,6 +148,9 @@ async def settle(
             pipe.zadd(keys.recheck(p.shard), {new: now_ms + delay_s * 1000})
             if p.member is not None and p.member != new:
                 pipe.zrem(keys.recheck(p.shard), p.member)
+        for shard, entry_id, reason, fields in batch.dead:
+            letter: dict[Any, Any] = {**fields, b"~entry": entry_id, b"~reason": reason.encode()}
+            pipe.xadd(keys.dead_letters(shard), letter)
         for shard, shard_ids in batch.ids.items():
             pipe.xack(keys.stream(shard), keys.GROUP, *shard_ids)
             pipe.xdel(keys.stream(shard), *shard_ids)

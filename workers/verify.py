@@ -123,18 +123,22 @@ class Verifier:
             "amount": f"{decimal.Decimal(q.amount_fen) / 100:.2f}",
             "check_code": q.check_code,
         }
+        if not self._breaker.allow():
+            return Verification("unavailable", detail="circuit breaker open")
         answer = Verification("error", detail="no attempt")
         for attempt in range(self._attempts):
-            if not self._breaker.allow():
-                return Verification("unavailable", detail="circuit breaker open")
             if attempt:
                 await asyncio.sleep(0.05 * 2 ** (attempt - 1) * (0.5 + random.random()))
             async with self._slots:
                 await self._pace.wait()
                 answer = await self._call(asked)
-            self._breaker.record(answer.outcome != "error")
             if answer.outcome != "error":
-                return answer
+                break
+        # One outcome per invoice, not per attempt: an invoice the service always fails on counts once.
+        self._breaker.record(answer.outcome != "error")
+        if answer.outcome == "error" and self._breaker.is_open:
+            # The service is down, not this invoice: it waits without spending a try.
+            return Verification("unavailable", detail=f"circuit breaker open after: {answer.detail}")
         return answer
 
     async def _call(self, asked: dict[str, str]) -> Verification:

@@ -61,3 +61,57 @@ def test_a_taken_recheck_item_comes_back_when_its_lease_ends(settings: Settings)
             await redis.aclose()
 
     assert asyncio.run(run()) == (1, 0, 1)
+
+
+def test_an_undecodable_entry_goes_to_the_dead_letters_and_the_worker_goes_on(
+    settings: Settings, channel: SignedClient, drain: Any
+) -> None:
+    from gateway import keys
+
+    async def plant() -> None:
+        redis = open_redis(settings)
+        try:
+            await redis.xadd(keys.stream(0), {"~channel": "demo-channel", "~at": "1", "26340000000000000001": b"\xc1"})
+        finally:
+            await redis.aclose()
+
+    asyncio.run(plant())
+    good = channel.upload([sample.invoice(random.Random())]).json()["results"][0]["key"]
+    drain()
+    assert channel.status(good).json()["status"] == "eligible"
+
+    async def letters() -> list[Any]:
+        redis = open_redis(settings)
+        try:
+            return list(await redis.xrange(keys.dead_letters(0)))
+        finally:
+            await redis.aclose()
+
+    reasons = [fields[b"~reason"].decode() for _, fields in asyncio.run(letters())]
+    assert any(r.startswith("undecodable entry") for r in reasons)
+
+
+def test_an_entry_that_keeps_failing_goes_to_the_dead_letters_after_its_deliveries(settings: Settings) -> None:
+    from gateway import keys
+    from workers import stream
+
+    scratch = msgspec.structs.replace(settings, redis_url=settings.redis_url.rsplit("/", 1)[0] + "/4")
+
+    async def run() -> tuple[int, int, int]:
+        redis = open_redis(scratch)
+        try:
+            await redis.flushdb()
+            await stream.ensure_groups(redis, 1)
+            entry = await redis.xadd(keys.stream(0), {"~channel": "c", "~at": "1"})
+            await redis.xreadgroup(keys.GROUP, "ghost", {keys.stream(0): ">"})  # delivered once, never acked
+            for _ in range(4):
+                await redis.xclaim(keys.stream(0), keys.GROUP, "ghost", 0, [entry])  # and again, and again
+            batch = await stream.claim_idle(redis, "me", 1, 0, 10, max_deliveries=5)
+            await stream.settle(redis, batch, [], [])
+            dead, left = await redis.xlen(keys.dead_letters(0)), await redis.xlen(keys.stream(0))
+            await redis.flushdb()
+            return len(batch.dead), dead, left
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(run()) == (1, 1, 0)
