@@ -60,6 +60,9 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     invoice_provinces: tuple[str, ...]
     min_amount_fen: int
     buyer_must_match_real_name: bool = True
+    # Seconds an eligible invoice waits before it is sealed into the feed, so that reversals arrive first
+    # (pilots hold payouts a few days); 0 for instant draws.
+    payout_hold_s: float = 0.0
     caps: Caps
     limits: Limits
     shedding: Shedding = Shedding()

@@ -36,6 +36,7 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.shards = campaign.dedup.shards
+        self.payout_hold_s = campaign.payout_hold_s
         self.caps = Caps(redis, campaign) if campaign.caps.ineligible_returns_slot else None
         self.releaser = Releaser(settings.inflight_grace_s)
         self.rechecks = Rechecks(redis, self.shards, settings.recheck_lease_s)
@@ -141,7 +142,7 @@ class Worker:
             judged.append(Judged(p.queued, verdict, at))
             committed.append(p)
             metrics.PROCESSED.labels(verdict.status, verdict.reason or "").inc()
-        await sink.write(self.pool, judged, batch.dups)
+        await sink.write(self.pool, judged, batch.dups, self.payout_hold_s)
         await stream.settle(self.redis, batch, deferred, committed)
         await self._give_back_slots([j.queued for j in judged if not j.judgement.feeds])
         by_shard: dict[int, list[str]] = {}

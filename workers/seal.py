@@ -21,7 +21,8 @@ async def seal_once(pool: asyncpg.Pool, max_entries: int) -> int | None:
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEAL_LOCK):
             return None
         pending = await conn.fetch(
-            "SELECT id, key, kind, body FROM feed_entries WHERE batch_seq IS NULL ORDER BY id LIMIT $1",
+            "SELECT id, key, kind, body FROM feed_entries WHERE batch_seq IS NULL AND ready_at <= now()"
+            " ORDER BY id LIMIT $1",
             max_entries,
         )
         if not pending:

@@ -79,8 +79,9 @@ WITH d AS (
     WHERE e.at IS NOT NULL AND NOT (e.step = 2 AND s.status = 'verified')
     ORDER BY s.key, e.step
 ), fed AS (
-    INSERT INTO feed_entries (key, kind, body)
-    SELECT s.key, 'add', s.feed_body FROM s JOIN new USING (key) WHERE s.feed_body IS NOT NULL
+    INSERT INTO feed_entries (key, kind, body, ready_at)
+    SELECT s.key, 'add', s.feed_body, now() + make_interval(secs => $1)
+    FROM s JOIN new USING (key) WHERE s.feed_body IS NOT NULL
 )
 SELECT count(*) FROM new
 """
@@ -108,13 +109,14 @@ async def prepare(conn: asyncpg.Connection) -> None:
     await conn.execute(STAGING_DDL)
 
 
-async def write(pool: asyncpg.Pool, judged: Sequence[Judged], dups: Sequence[Dup]) -> int:
-    """Write one batch in one transaction; returns how many invoices were new."""
+async def write(pool: asyncpg.Pool, judged: Sequence[Judged], dups: Sequence[Dup], hold_s: float = 0.0) -> int:
+    """Write one batch in one transaction; returns how many invoices were new. Eligible invoices are sealed
+    into the feed no sooner than ``hold_s`` from now (the campaign's payout hold)."""
     async with pool.acquire() as conn, conn.transaction():
         new = 0
         if judged:
             await conn.copy_records_to_table("staging", records=[_row(j) for j in judged], columns=STAGING_COLUMNS)
-            new = await conn.fetchval(UPSERT)
+            new = await conn.fetchval(UPSERT, float(hold_s))
         if dups:
             await conn.copy_records_to_table("staging_dups", records=[(d.key, d.channel, d.at) for d in dups])
             await conn.execute(DUPLICATES)

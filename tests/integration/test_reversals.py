@@ -102,3 +102,38 @@ def test_bad_reversals_are_refused_one_by_one(channel: SignedClient, draw: Signe
     malformed = channel.request("POST", "/v1/reversals", b"[]", {"Content-Type": "application/json"})
     assert malformed.status_code == 400 and malformed.json()["code"] == "malformed_body"
     assert reverse(draw, red("2634" + "1" * 16)).status_code == 403
+
+
+def test_payout_hold_keeps_eligible_invoices_out_of_the_feed_until_it_passes(
+    settings: Settings, channel: SignedClient, draw: SignedClient, wait_for: Any
+) -> None:
+    camp = campaigns.load(settings.campaign_file)
+    rng = random.Random()
+    kept, reversed_ = sample.invoice(rng), sample.invoice(rng)
+    queued = [
+        QUEUED.decode(
+            msgspec.msgpack.encode(
+                check(msgspec.convert(i, Invoice, strict=False), camp, "demo-channel", "k", 1_780_000_000_000)
+            )
+        )
+        for i in (kept, reversed_)
+    ]
+
+    async def with_pool(body: Any) -> Any:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, init=prepare)
+        try:
+            return await body(pool)
+        finally:
+            await pool.close()
+
+    asyncio.run(with_pool(lambda pool: write(pool, [Judged(q, Judgement("verified"), None) for q in queued], [], 1.5)))
+    asyncio.run(with_pool(lambda pool: seal_all(pool, 1000)))
+    assert entries_for(draw, kept["number"]) == []  # held
+    assert reverse(channel, red(reversed_["number"])).json()["results"][0]["status"] == "reversed"
+
+    def sealed() -> bool:
+        asyncio.run(with_pool(lambda pool: seal_all(pool, 1000)))
+        return entries_for(draw, kept["number"]) == ["add"]
+
+    wait_for(sealed, 10)
+    assert entries_for(draw, reversed_["number"]) == []  # reversed during the hold: never fed
