@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest deps system-deps bench bench-dedup bench-overload clean
+.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-dedup bench-overload clean
 
 run: deps
 	$(PY) deploy/devstack.py
 
-test: deps lint typecheck pytest
+test: deps lint typecheck rules pytest
 
 lint: deps
 	$(VENV)/bin/ruff check .
@@ -17,6 +17,11 @@ lint: deps
 
 typecheck: deps
 	$(VENV)/bin/mypy
+
+# Prometheus alert rules: syntax, then their unit tests.
+rules: system-deps
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 pytest: deps
 	$(VENV)/bin/pytest
@@ -28,6 +33,7 @@ system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	test -x /usr/lib/postgresql/15/bin/initdb || missing="$$missing postgresql-15"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

@@ -11,6 +11,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -25,6 +26,9 @@ LATENCY = Histogram(
 )
 INVOICES = Counter(
     "gateway_invoices_total", "Uploaded invoices by outcome and reason", ["channel", "outcome", "reason"]
+)
+STORE_UP = Gauge(
+    "gateway_store_up", "1 when the store answered the last readiness check", ["store"], multiprocess_mode="min"
 )
 REVERSALS = Counter("gateway_reversals_total", "Invoices reversed by red-letter invoices, by channel", ["channel"])
 RATELIMIT_FAIL_OPEN = Counter(

@@ -26,6 +26,8 @@ async def readyz(request: Request) -> Response:
         "postgres": await _answers(d.pool.fetchval("SELECT 1"), d.settings.database_timeout_ms / 1000),
         "draining": request.app.state.draining,
     }
+    metrics.STORE_UP.labels("redis").set(1 if checks["redis"] else 0)
+    metrics.STORE_UP.labels("postgres").set(1 if checks["postgres"] else 0)
     ready = checks["redis"] and checks["postgres"] and not checks["draining"]
     return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
 

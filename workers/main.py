@@ -171,7 +171,9 @@ class Worker:
             await asyncio.sleep(every_s)
             try:
                 sealed = await seal.seal_all(self.pool, self.settings.seal_max_entries)
-                metrics.SEALED.inc(len(sealed))
+                if sealed:
+                    metrics.SEALED.inc(len(sealed))
+                    metrics.LAST_SEALED.set(time.time())
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("sealing failed, will retry: %s", exc)
 

@@ -61,3 +61,22 @@ def _count(text: str, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def test_metrics_pass_promtool_check_metrics(base_url: str, channel: SignedClient) -> None:
+    """Names, types and help text of every series, as Prometheus' own linter reads them."""
+    import subprocess
+
+    channel.upload([sample.invoice(random.Random())])
+    text = httpx.get(f"{base_url}/metrics").text
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    for family in (
+        "gateway_http_requests_total",
+        "gateway_invoices_total",
+        "dedup_checks_total",
+        "gateway_requests_in_flight",
+        "pipeline_stream_entries",
+        "gateway_store_up",
+    ):
+        assert f"# TYPE {family} " in text
