@@ -15,7 +15,7 @@ graceful_timeout = 20
 timeout = 30
 keepalive = 5
 backlog = 2048
-accesslog = None
+accesslog = None  # the app writes its own JSON access log (gateway.access), without paths or queries
 errorlog = "-"
 loglevel = "info"
 

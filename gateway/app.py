@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -37,10 +38,22 @@ from ratelimit.shed import Admission, SheddingConfig
 log = logging.getLogger(__name__)
 
 
+def access_log() -> None:
+    """One JSON line per request on stdout (gateway.access), apart from the error log on stderr."""
+    logger = logging.getLogger("gateway.access")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def create_app(settings: Settings) -> Starlette:
     if len(settings.receipt_secret) < 16 or len(settings.person_secret) < 16:
         raise SettingsError("set GATEWAY_RECEIPT_SECRET and GATEWAY_PERSON_SECRET (16 characters or more)")
     campaign = campaigns.load(settings.campaign_file)
+    access_log()
     admission = Admission(
         SheddingConfig(
             max_in_flight=settings.max_in_flight,

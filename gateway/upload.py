@@ -48,13 +48,13 @@ async def upload(request: Request) -> Response:
     body = await read_limited(request, d.settings.max_body_bytes)
     await auth.check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role="channel")
     decoded = decode(body, request.headers.get("content-type", "application/json"), d.settings.max_invoices)
-    request_id = os.urandom(12).hex()
+    request_id = getattr(request.state, "request_id", None) or os.urandom(12).hex()  # set by the access log
     results, headers = await admit(d, client.client_id, request_id, decoded, int(now * 1000))
     return Response(
         orjson.dumps({"request_id": request_id, "results": results}),
         status_code=202,
         media_type="application/json",
-        headers={"X-Request-Id": request_id, **headers},
+        headers=headers,
     )
 
 
