@@ -56,5 +56,9 @@ bench-overload: deps
 bench-dedup: deps
 	$(PY) benchmarks/dedup_bench.py $(if $(BENCH_KEYS),--keys $(BENCH_KEYS))
 
+# The Kubernetes PrometheusRule carries the same rules as deploy/prometheus/alerts.yml (a test checks it).
+deploy/k8s/prometheusrule.yaml: deploy/prometheus/alerts.yml
+	$(PY) -c 'import sys, yaml; rules = yaml.safe_load(open("$<")); print("# Generated from $< by make $@: edit that file, not this one."); yaml.safe_dump({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "prize-gateway", "labels": {"app.kubernetes.io/name": "prize-gateway"}}, "spec": rules}, sys.stdout, sort_keys=False, allow_unicode=True)' > $@
+
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

@@ -82,6 +82,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_max_deliveries: int = 5
     # Entries a worker read but did not acknowledge for this long are taken over by another (it died).
     worker_claim_idle_ms: int = 30_000
+    # Port of a worker's own /metrics (0: none; the dev stack's workers share the gateway's metrics folder).
+    worker_metrics_port: int = 0
     seal_interval_ms: int = 500
     seal_max_entries: int = 1000
     # Committed keys stay in the in-flight hashes this long (see workers/release.py).

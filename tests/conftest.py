@@ -104,7 +104,8 @@ def drain(settings: Settings) -> Any:
     from workers.cli import run_worker
 
     def run() -> int:
-        return asyncio.run(run_worker(settings, burst=True, handle_signals=False))
+        # A drain that does not end is a failure, never a hung suite.
+        return asyncio.run(asyncio.wait_for(run_worker(settings, burst=True, handle_signals=False), 120))
 
     return run
 

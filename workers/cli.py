@@ -41,8 +41,23 @@ def main(argv: list[str] | None = None) -> int:
         app = simulator.create_app(settings.simulator_latency_ms, settings.simulator_jitter_ms)
         web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
         return 0
+    if settings.worker_metrics_port:
+        serve_metrics(settings.worker_metrics_port)
     uvloop.run(run_worker(settings, args.burst))
     return 0
+
+
+def serve_metrics(port: int) -> None:
+    """The worker's own /metrics, for deployments where workers do not share the gateway's metrics folder."""
+    import os
+
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    start_http_server(port, addr="0.0.0.0", registry=registry)
 
 
 async def run_worker(settings: Settings, burst: bool, handle_signals: bool = True) -> int:

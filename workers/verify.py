@@ -31,6 +31,7 @@ class Verification(msgspec.Struct, frozen=True):
     outcome: Outcome
     invoice: Verified | None = None
     detail: str = ""
+    answered: bool = True  # false when the service did not answer at all (refused, timed out)
 
 
 class _Answer(msgspec.Struct):
@@ -136,8 +137,9 @@ class Verifier:
                 break
         # One outcome per invoice, not per attempt: an invoice the service always fails on counts once.
         self._breaker.record(answer.outcome != "error")
-        if answer.outcome == "error" and self._breaker.is_open:
-            # The service is down, not this invoice: it waits without spending a try.
+        if answer.outcome == "error" and not answer.answered and self._breaker.is_open:
+            # The service is down, not this invoice: it waits without spending a try. (An HTTP error is an
+            # answer about this invoice: it spends one, so an invoice the service always fails on ends.)
             return Verification("unavailable", detail=f"circuit breaker open after: {answer.detail}")
         return answer
 
@@ -148,7 +150,7 @@ class Verifier:
                 body = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return Verification("error", detail=type(exc).__name__)
+            return Verification("error", detail=type(exc).__name__, answered=False)
         finally:
             metrics.VERIFY_SECONDS.observe(time.perf_counter() - started)
         metrics.VERIFY_CALLS.labels(str(status)).inc()

@@ -62,7 +62,7 @@ def test_kill_9_of_workers_under_load_loses_nothing_and_doubles_nothing(
     uploader.join()
     try:
         try:
-            wait_for(lambda: _all_final(sql, accepted), 90)
+            wait_for(lambda: _all_final(sql, accepted), 180)
         except TimeoutError:
             print(_where_they_are(stack, sql, accepted))
             raise

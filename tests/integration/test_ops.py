@@ -80,3 +80,27 @@ def test_metrics_pass_promtool_check_metrics(base_url: str, channel: SignedClien
         "gateway_store_up",
     ):
         assert f"# TYPE {family} " in text
+
+
+def test_a_worker_serves_its_own_metrics_when_given_a_port(stack: Any, wait_for: Any) -> None:
+    from devstack import VENV_BIN, free_port  # loaded by conftest
+
+    port = free_port()
+    worker = stack._spawn(
+        "worker-metrics",
+        [str(VENV_BIN / "gateway-worker"), "run"],
+        env={"GATEWAY_WORKER_METRICS_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": ""},
+    )
+    try:
+
+        def serving() -> bool:
+            try:
+                return "worker_verify_breaker_open" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            except httpx.HTTPError:
+                return False
+
+        wait_for(serving, 20)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(20)
+    assert worker.returncode == 0

@@ -63,3 +63,37 @@ def test_verified_facts_must_match_the_upload() -> None:
     assert judge(Q, found(12850, "2026-03-01", "reversed"), 0, [], 0) == Judgement(
         "reversed", "reversed_at_verification"
     )
+
+
+def test_an_invoice_the_service_always_fails_on_ends_even_when_it_is_the_only_traffic() -> None:
+    """Half-open trials of a 995-like invoice alone must not keep it waiting forever."""
+    import aiohttp
+    from aiohttp import web
+
+    from workers.simulator import create_app
+    from workers.verify import Verifier
+
+    async def run() -> list[str]:
+        runner = web.AppRunner(create_app(0, 0))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with aiohttp.ClientSession() as session:
+                verifier = Verifier(
+                    session,
+                    f"http://127.0.0.1:{port}",
+                    concurrency=4,
+                    timeout_ms=1000,
+                    attempts=1,
+                    breaker=Breaker(failures=2, cooldown_s=0.0),
+                )
+                bad = Queued(
+                    "k", "26341000000000000995", "", "2026-03-01", 100, "", "", "", "", "p", "u", "d", "b", "c", 0
+                )
+                return [(await verifier.verify(bad)).outcome for _ in range(5)]
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(run()) == ["error"] * 5  # each try spent: the invoice becomes final after its retries
