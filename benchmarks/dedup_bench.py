@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
-import json
 import random
-import shutil
 import statistics
 import sys
 import time
@@ -36,23 +33,14 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import bench_stack, save  # noqa: E402
 from dedup import bloom, scripts, sizing  # noqa: E402
-from dedup.claim import Claimer  # noqa: E402
+from dedup.claim import Claimer, Item  # noqa: E402
 from dedup.rebuild import Adder  # noqa: E402
 from gateway import campaign as campaigns  # noqa: E402
 from gateway import keys  # noqa: E402
 from gateway.settings import from_env  # noqa: E402
 from gateway.stores import open_redis  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
-
-
-def load_devstack() -> Any:
-    spec = importlib.util.spec_from_file_location("devstack", ROOT / "deploy" / "devstack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def fresh_keys(rng: random.Random, n: int, prefix: str) -> list[str]:
@@ -121,7 +109,7 @@ async def run(stack: Any, n_keys: int, requests: int) -> dict[str, Any]:
 
         def claim_args() -> tuple[Any, ...]:
             i = next(counter)
-            items = [(key, packed) for key in fresh_keys(rng, 100, "2636")]
+            items = [Item(key, packed, "p" * 64) for key in fresh_keys(rng, 100, "2636")]
             return ("bench", 1, f"bench-{i}", items)
 
         await redis.config_resetstat()
@@ -214,26 +202,9 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=10_000_000)
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
-    devstack = load_devstack()
-    data = ROOT / ".data" / "bench"
-    shutil.rmtree(data, ignore_errors=True)
-    port = devstack.free_port
-    stack = devstack.Stack(data, redis_port=port(), pg_port=port(), sim_port=port(), port=port())
-    try:
-        stack.reset_metrics()
-        stack.start_redis()
-        stack.start_postgres()
-        stack.prepare_database()
+    with bench_stack(full=False) as stack:
         result = asyncio.run(run(stack, args.keys, args.requests))
-    finally:
-        stack.stop()
-        shutil.rmtree(data, ignore_errors=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    (RESULTS / "dedup.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    (RESULTS / "dedup.md").write_text(f"# Dedup benchmark ({result['measured_at']})\n\n{table}")
-    print(table)
+    save("dedup", "Dedup benchmark", result, markdown)
     return 0
 
 

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -30,16 +28,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
 LOADGEN = ROOT / "benchmarks" / "loadgen.py"
 
-
-def load_devstack() -> Any:
-    spec = importlib.util.spec_from_file_location("devstack", ROOT / "deploy" / "devstack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmarks.common import bench_stack, save  # noqa: E402
 
 
 def generate(
@@ -231,29 +222,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--invoices", type=int, default=20)
     args = parser.parse_args()
-    devstack = load_devstack()
-    data = ROOT / ".data" / "bench"
-    shutil.rmtree(data, ignore_errors=True)
-    port = devstack.free_port
-    stack = devstack.Stack(data, redis_port=port(), pg_port=port(), sim_port=port(), port=port())
-    try:
-        stack.reset_metrics()
-        stack.start_redis()
-        stack.start_postgres()
-        stack.prepare_database()
-        stack.start_simulator()
-        stack.start_gateway(2)
-        stack.start_workers(1)
+    with bench_stack(full=True) as stack:
         result = run(stack, args.seconds, args.invoices)
-    finally:
-        stack.stop()
-        shutil.rmtree(data, ignore_errors=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    (RESULTS / "overload.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    (RESULTS / "overload.md").write_text(f"# Overload and fairness ({result['measured_at']})\n\n{table}")
-    print(table)
+    save("overload", "Overload and fairness", result, markdown)
     return 0
 
 

@@ -263,6 +263,20 @@ class Stack:
         for i in range(processes):
             self._spawn(f"worker-{i}", [str(VENV_BIN / "gateway-worker"), "run"])
 
+    def start_stores(self) -> None:
+        """Redis and PostgreSQL, migrated, with the dev clients and the dedup filters."""
+        self.reset_metrics()
+        self.start_redis()
+        self.start_postgres()
+        self.prepare_database()
+
+    def start_all(self, gateway_processes: int = 2, worker_processes: int = 1) -> None:
+        """Every process of the dev stack, in order."""
+        self.start_stores()
+        self.start_simulator()
+        self.start_gateway(gateway_processes)
+        self.start_workers(worker_processes)
+
     def stop(self, grace_s: float = 15.0) -> None:
         """SIGTERM each process (newest first), then SIGKILL whatever outlives the grace period."""
         for _, proc in reversed(self.procs):
@@ -297,13 +311,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        stack.reset_metrics()
-        stack.start_redis()
-        stack.start_postgres()
-        stack.prepare_database()
-        stack.start_simulator()
-        stack.start_gateway(args.gateway_processes)
-        stack.start_workers(args.worker_processes)
+        stack.start_all(args.gateway_processes, args.worker_processes)
         print_banner(stack)
         while not stopping:
             for name, proc in stack.procs:
