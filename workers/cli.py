@@ -41,8 +41,6 @@ def main(argv: list[str] | None = None) -> int:
         app = simulator.create_app(settings.simulator_latency_ms, settings.simulator_jitter_ms)
         web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
         return 0
-    if settings.worker_metrics_port:
-        serve_metrics(settings.worker_metrics_port)
     uvloop.run(run_worker(settings, args.burst))
     return 0
 
@@ -80,6 +78,8 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, worker.stopping.set)
+        if settings.worker_metrics_port:
+            serve_metrics(settings.worker_metrics_port)  # once SIGTERM stops it gracefully: serving means up
         done = await worker.run(burst=burst)
         logging.getLogger("workers").info("stopped after %d entries", done)
         return done
