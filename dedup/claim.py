@@ -80,7 +80,7 @@ class Claimer:
         committed = await committed_owners(self._pool, [items[i].key for i in maybe])
         if committed:
             metrics.DUPLICATES.labels("committed").inc(len(committed))
-            others = [(key, channel) for key, owner in committed.items() if owner.split("|", 1)[0] != channel]
+            others = [(key, channel) for key, owner in committed.items() if _channel_of(owner) != channel]
             await record_duplicates(self._pool, others, accepted_at_ms)
         wanted = {i for i in maybe if items[i].key not in committed}
         for i in maybe:
@@ -133,6 +133,11 @@ async def committed_owners(pool: asyncpg.Pool, invoice_keys: list[str]) -> dict[
         invoice_keys,
     )
     return {r["key"]: f"{r['channel']}|{r['at_ms']}||{r['person'][:PERSON_TAG]}" for r in rows}
+
+
+def _channel_of(claim: str) -> str:
+    owner = parse_owner(claim)
+    return owner.channel if owner else ""
 
 
 def parse_owner(answer: str) -> Owner | None:

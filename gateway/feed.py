@@ -15,6 +15,7 @@ from gateway import auth
 from gateway.body import read_limited
 from gateway.deps import deps
 from gateway.errors import BadRequest
+from workers.chain import iso_ms
 
 DIGITS = re.compile(r"[0-9]{1,19}")
 
@@ -63,11 +64,6 @@ async def read_batches(pool: asyncpg.Pool, after: int, limit: int) -> list[dict[
         }
         for r in rows
     ]
-
-
-def iso_ms(at: Any) -> str:
-    """A UTC timestamp as ``2026-03-01T20:00:01.250Z``."""
-    return str(at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z")
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

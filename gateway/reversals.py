@@ -22,7 +22,7 @@ from gateway.body import read_limited
 from gateway.deps import deps
 from gateway.errors import BadRequest
 from gateway.validate import DIGITAL_NUMBER, LEGACY_CODE, LEGACY_NUMBER, invoice_key
-from workers.chain import entry_text
+from workers.chain import entry_text, feed_entry, iso_ms
 from workers.seal import SEAL_LOCK
 
 
@@ -130,16 +130,15 @@ async def apply(pool: asyncpg.Pool, channel: str, valid: dict[str, tuple[int, Re
 
 
 def _void_entry(r: asyncpg.Record) -> tuple[str, str]:
-    at = r["accepted_at"]
-    entry = {
-        "key": r["key"],
-        "kind": "void",
-        "person": r["person"],
-        "channel": r["channel"],
-        "amount_fen": r["amount_fen"],
-        "issue_date": r["issue_date"].isoformat(),
-        "seller_tax_id": r["seller_tax_id"],
-        "category": r["category"],
-        "accepted_at": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
-    }
+    entry = feed_entry(
+        "void",
+        key=r["key"],
+        person=r["person"],
+        channel=r["channel"],
+        amount_fen=r["amount_fen"],
+        issue_date=r["issue_date"].isoformat(),
+        seller_tax_id=r["seller_tax_id"],
+        category=r["category"],
+        accepted_at=iso_ms(r["accepted_at"]),
+    )
     return r["key"], entry_text(entry)

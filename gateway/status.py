@@ -10,12 +10,13 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dedup.claim import parse_owner
 from dedup.digest import digest, shard_of
 from gateway import auth, keys
 from gateway.body import read_limited
 from gateway.deps import Deps, deps
 from gateway.errors import NotFound, Unavailable
-from gateway.feed import iso_ms
+from workers.chain import iso_from_ms, iso_ms
 
 
 async def status(request: Request) -> Response:
@@ -64,10 +65,10 @@ async def _queued(d: Deps, key: str, channel: str) -> dict[str, Any] | None:
         raise Unavailable("store_unavailable", "the intake queue cannot be read now") from exc
     if claim is None:
         return None
-    owner, at_ms, _ = claim.decode().split("|", 2)
-    if owner != channel:
+    owner = parse_owner(claim.decode())
+    if owner is None or owner.channel != channel:
         return None
-    at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(at_ms) / 1000)) + f".{int(at_ms) % 1000:03d}Z"
+    at = iso_from_ms(owner.accepted_at_ms)
     return {"key": key, "status": "accepted", "history": [{"status": "accepted", "at": at}]}
 
 

@@ -16,9 +16,8 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
-from dedup import scripts
 from dedup.digest import digest, shard_of
-from gateway import keys
+from gateway import keys, lua
 from gateway.campaign import Campaign
 from gateway.model import Queued
 
@@ -44,15 +43,15 @@ class Caps:
         self._caps = campaign.caps
         self._tz = ZoneInfo(campaign.caps.timezone)
         self._shards = campaign.dedup.shards
-        self._reserve = redis.register_script(scripts.load_plain("ratelimit", "caps.lua"))
-        self._release = redis.register_script(scripts.load_plain("ratelimit", "caps_release.lua"))
+        self._reserve = redis.register_script(lua.load("ratelimit", "caps.lua"))
+        self._release = redis.register_script(lua.load("ratelimit", "caps_release.lua"))
 
     async def reserve(self, invoices: Sequence[Queued]) -> list[str]:
         """Per invoice: "new", "held" (it already holds a slot) or the refusing cap's reason code."""
         calls: dict[int, _Call] = {}
         for i, q in enumerate(invoices):
-            key, day = self.slot(q)
-            call = calls.setdefault(self._shard(q), _Call())
+            shard, key, day = self.slot(q)
+            call = calls.setdefault(shard, _Call())
             call.argv += [call.index(key), day, f"{q.seller_tax_id}|{q.key}"]
             call.invoices.append(i)
         c = self._caps
@@ -68,8 +67,8 @@ class Caps:
         """Give back the slots these invoices hold (none twice); returns how many were given back."""
         calls: dict[int, _Call] = {}
         for q in invoices:
-            key, _ = self.slot(q)
-            call = calls.setdefault(self._shard(q), _Call())
+            shard, key, _ = self.slot(q)
+            call = calls.setdefault(shard, _Call())
             call.argv += [call.index(key), q.key]
         return sum(await self._send(self._release, calls, []))
 
@@ -81,10 +80,9 @@ class Caps:
                 await script(keys=list(call.keys), args=[*head, *call.argv], client=pipe)
             return list(await pipe.execute())
 
-    def _shard(self, q: Queued) -> int:
-        return shard_of(digest(q.person), self._shards)
-
-    def slot(self, q: Queued) -> tuple[str, str]:
-        """The person-month hash and the day ("dd") an invoice counts in: its upload time, campaign time zone."""
+    def slot(self, q: Queued) -> tuple[int, str, str]:
+        """The cap shard, the person-month hash and the day ("dd") an invoice counts in: its upload time, in the
+        campaign's time zone."""
+        shard = shard_of(digest(q.person), self._shards)
         local = dt.datetime.fromtimestamp(q.accepted_at_ms / 1000, self._tz)
-        return keys.cap(self._shard(q), q.person, local.strftime("%Y%m")), local.strftime("%d")
+        return shard, keys.cap(shard, q.person, local.strftime("%Y%m")), local.strftime("%d")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import msgspec
 from redis.asyncio import Redis
 
-from dedup import scripts
+from gateway import lua
 from gateway.campaign import ChannelLimits, Limits
 from gateway.model import Queued
 
@@ -52,7 +52,7 @@ class Decision(msgspec.Struct, frozen=True):
 
 class RateLimiter:
     def __init__(self, redis: Redis, limits: Limits) -> None:
-        self._script = redis.register_script(scripts.load_plain("ratelimit", "limits.lua"))
+        self._script = redis.register_script(lua.load("ratelimit", "limits.lua"))
         self._limits = limits
         self._argv: dict[str, list[float]] = {}
 

@@ -12,8 +12,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from dedup import scripts
-from gateway import keys
+from gateway import keys, lua
 
 ITEM = msgspec.msgpack.Decoder(tuple[int, bytes])
 ENCODE = msgspec.msgpack.Encoder()
@@ -33,7 +32,7 @@ class Rechecks:
         self._redis = redis
         self._shards = shards
         self._lease_ms = int(lease_s * 1000)
-        self._take = redis.register_script(scripts.load_plain("workers", "recheck_take.lua"))
+        self._take = redis.register_script(lua.load("workers", "recheck_take.lua"))
 
     async def take_due(self, count: int) -> dict[int, list[bytes]]:
         """Due items per shard, leased to this worker (one pipelined round trip)."""

@@ -14,7 +14,7 @@ import asyncpg
 import msgspec
 
 from gateway.model import Queued
-from workers.chain import entry_text
+from workers.chain import entry_text, feed_entry, iso_from_ms
 from workers.judge import Judgement
 
 STAGING_DDL = """
@@ -126,7 +126,7 @@ async def write(pool: asyncpg.Pool, judged: Sequence[Judged], dups: Sequence[Dup
 def _row(j: Judged) -> tuple[object, ...]:
     q = j.queued
     accepted_at = dt.datetime.fromtimestamp(q.accepted_at_ms / 1000, dt.UTC)
-    body = entry_text(feed_entry(q)) if j.judgement.feeds else None
+    body = entry_text(add_entry(q)) if j.judgement.feeds else None
     return (
         q.key,
         q.channel,
@@ -148,17 +148,16 @@ def _row(j: Judged) -> tuple[object, ...]:
     )
 
 
-def feed_entry(q: Queued) -> dict[str, object]:
-    """The ``add`` entry of the draw feed: no name, no ID number; the person is a keyed hash."""
-    at = dt.datetime.fromtimestamp(q.accepted_at_ms / 1000, dt.UTC)
-    return {
-        "key": q.key,
-        "kind": "add",
-        "person": q.person,
-        "channel": q.channel,
-        "amount_fen": q.amount_fen,
-        "issue_date": q.issue_date,
-        "seller_tax_id": q.seller_tax_id,
-        "category": q.category,
-        "accepted_at": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{q.accepted_at_ms % 1000:03d}Z",
-    }
+def add_entry(q: Queued) -> dict[str, object]:
+    """The ``add`` entry of the draw feed for a queued invoice."""
+    return feed_entry(
+        "add",
+        key=q.key,
+        person=q.person,
+        channel=q.channel,
+        amount_fen=q.amount_fen,
+        issue_date=q.issue_date,
+        seller_tax_id=q.seller_tax_id,
+        category=q.category,
+        accepted_at=iso_from_ms(q.accepted_at_ms),
+    )
