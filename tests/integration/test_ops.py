@@ -82,14 +82,14 @@ def test_metrics_pass_promtool_check_metrics(base_url: str, channel: SignedClien
         assert f"# TYPE {family} " in text
 
 
-def test_a_worker_serves_its_own_metrics_when_given_a_port(stack: Any, wait_for: Any) -> None:
+def test_a_worker_serves_its_own_metrics_when_given_a_port(stack: Any, wait_for: Any, tmp_path: Any) -> None:
     from devstack import VENV_BIN, free_port  # loaded by conftest
 
     port = free_port()
     worker = stack._spawn(
         "worker-metrics",
         [str(VENV_BIN / "gateway-worker"), "run"],
-        env={"GATEWAY_WORKER_METRICS_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": ""},
+        env={"GATEWAY_WORKER_METRICS_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
     )
     try:
 
