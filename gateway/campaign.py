@@ -51,6 +51,38 @@ class Dedup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     shards: int
 
 
+class Eligibility(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Rules judged on the verified data (the uploaded data was checked offline at the gateway)."""
+
+    # Industries or tax classification codes eligible: a category matches an entry equal to it or, for a
+    # code, starting with it. Empty: every category.
+    categories: tuple[str, ...] = ()
+    # Whether an invoice whose category neither the channel nor the tax service gave is eligible.
+    unknown_category_eligible: bool = True
+    # Invoice kinds never eligible: "on_behalf" (代开), "fixed_amount" (定额), "purchase" (收购).
+    excluded_kinds: tuple[str, ...] = ("on_behalf", "fixed_amount", "purchase")
+    buyer_must_be_person: bool = True
+
+
+class Risk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Risk rules: a hit is "held" for review with its reason, never dropped. A threshold of 0 turns its
+    rule off. Counts are over the campaign's invoices accepted in the last ``window_days`` days."""
+
+    blacklist: bool = True  # persons, devices and sellers in the blacklist table (gateway-worker blacklist)
+    window_days: float = 30.0
+    device_max_persons: int = 5  # one device used by more persons than this
+    seller_min_invoices: int = 50  # a seller with at least this many invoices ...
+    seller_max_persons: int = 5  # ... all going to at most this many persons
+    high_value_fen: int = 500_000  # invoices of at least this total ...
+    high_value_burst: int = 20  # ... more than this many from one seller within ...
+    high_value_window_s: float = 3600.0  # ... this many seconds
+    seller_reversals: int = 10  # a seller with more reversed invoices than this in the window
+    # The upload's location, when the channel gives it, must be within this distance of the city (km).
+    center_lat: float = 0.0
+    center_lon: float = 0.0
+    max_distance_km: float = 0.0
+
+
 class Campaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str
     name: str
@@ -67,6 +99,8 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     limits: Limits
     shedding: Shedding = Shedding()
     dedup: Dedup
+    eligibility: Eligibility = Eligibility()
+    risk: Risk = Risk()
 
 
 def load(path: str | Path) -> Campaign:

@@ -52,3 +52,11 @@ def nonce(client_id: str, nonce: str) -> str:
 def cap(shard: int, person: str, month: str) -> str:
     """A person's campaign-cap counts for one month (``month`` as ``yyyymm``), in cap shard ``shard``."""
     return f"{{c{shard:02d}}}:cap:{person}:{month}"
+
+
+def verified(shard: int, invoice_key: str) -> str:
+    """An invoice's verified facts as the tax service gave them (cached: an invoice is verified once)."""
+    return f"{tag(shard)}:verified:{invoice_key}"
+
+
+VERIFY_PACE = "verify:pace"  # the next free start time of a call to the tax service (µs), shared by all workers

@@ -66,6 +66,7 @@ class Queued(msgspec.Struct, frozen=True, array_like=True):
     buyer_ref: str
     channel: str
     accepted_at_ms: int
+    distance_km: float = -1.0  # of the upload from the campaign's centre, when the channel gave a location
 
 
 class Duplicate(msgspec.Struct, frozen=True, array_like=True):

@@ -22,7 +22,7 @@ from gateway.body import read_limited
 from gateway.deps import deps
 from gateway.errors import BadRequest
 from gateway.validate import DIGITAL_NUMBER, LEGACY_CODE, LEGACY_NUMBER, invoice_key
-from workers.chain import entry_text, feed_entry, iso_ms
+from workers.chain import entry_from_row, entry_text
 from workers.seal import SEAL_LOCK
 
 
@@ -130,15 +130,4 @@ async def apply(pool: asyncpg.Pool, channel: str, valid: dict[str, tuple[int, Re
 
 
 def _void_entry(r: asyncpg.Record) -> tuple[str, str]:
-    entry = feed_entry(
-        "void",
-        key=r["key"],
-        person=r["person"],
-        channel=r["channel"],
-        amount_fen=r["amount_fen"],
-        issue_date=r["issue_date"].isoformat(),
-        seller_tax_id=r["seller_tax_id"],
-        category=r["category"],
-        accepted_at=iso_ms(r["accepted_at"]),
-    )
-    return r["key"], entry_text(entry)
+    return r["key"], entry_text(entry_from_row("void", r))

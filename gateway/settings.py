@@ -75,8 +75,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Circuit breaker: open when this many of the last 20 calls failed, for this long (entries wait meanwhile).
     breaker_failures: int = 10
     breaker_cooldown_s: float = 5.0
-    # Calls per second to the tax service, per worker process (0: no cap).
+    # Calls per second to the tax service, all worker processes together (0: no cap): they share one pace
+    # in Redis, so the service never sees more than this however many workers run.
     verify_qps: float = 0.0
+    # How long a verified answer is kept, so that an invoice is verified once (the national platform allows
+    # 5 checks per invoice a day): redeliveries, crashes and re-judging never ask again.
+    verify_cache_s: int = 7 * 86400
     recheck_lease_s: float = 60.0
     # An entry delivered this many times without being committed goes to the dead letters.
     worker_max_deliveries: int = 5
@@ -90,8 +94,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     inflight_grace_s: float = 30.0
 
     # Verification-service simulator.
-    simulator_latency_ms: float = 5.0
-    simulator_jitter_ms: float = 5.0
+    # Its latency is log-normal with this median and 99th percentile; beyond its QPS it answers 429 (0: no cap).
+    simulator_median_ms: float = 5.0
+    simulator_p99_ms: float = 40.0
+    simulator_qps: float = 0.0
 
     # Logging.
     log_level: str = "info"

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 import re
 
 import msgspec
 
 from gateway import checks
 from gateway.campaign import Campaign
-from gateway.model import Invoice, Queued
+from gateway.model import Invoice, Location, Queued
 from gateway.signing import keyed_hash
 
 DIGITAL_NUMBER = re.compile(r"[0-9]{20}")
@@ -61,7 +62,17 @@ def check(invoice: Invoice, campaign: Campaign, channel: str, person_secret: str
         buyer_ref=keyed_hash(person_secret, "name:" + invoice.buyer_name.strip()),
         channel=channel,
         accepted_at_ms=now_ms,
+        distance_km=-1.0 if user.location is None else round(_distance_km(user.location, campaign), 1),
     )
+
+
+def _distance_km(loc: Location, campaign: Campaign) -> float:
+    """Great-circle distance from the campaign's centre (the haversine formula, Earth radius 6371 km): only
+    this number travels on, never the location itself."""
+    lat1, lon1 = math.radians(loc.lat), math.radians(loc.lon)
+    lat2, lon2 = math.radians(campaign.risk.center_lat), math.radians(campaign.risk.center_lon)
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(h))
 
 
 def _format_problem(inv: Invoice) -> Rejection | None:

@@ -49,6 +49,21 @@ def feed_entry(
     }
 
 
+def entry_from_row(kind: str, row: Any) -> dict[str, Any]:
+    """The entry of an invoice as a row of the ``invoices`` table holds it (a mapping by column)."""
+    return feed_entry(
+        kind,
+        key=row["key"],
+        person=row["person"],
+        channel=row["channel"],
+        amount_fen=row["amount_fen"],
+        issue_date=row["issue_date"].isoformat(),
+        seller_tax_id=row["seller_tax_id"],
+        category=row["category"],
+        accepted_at=iso_ms(row["accepted_at"]),
+    )
+
+
 def entry_text(entry: dict[str, Any]) -> str:
     """An entry's JSON with keys sorted, no spaces, non-ASCII kept as is.
 

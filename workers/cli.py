@@ -15,10 +15,11 @@ from aiohttp import web
 from gateway import campaign as campaigns
 from gateway import keys
 from gateway.settings import Settings, from_env
+from gateway.signing import keyed_hash
 from gateway.stores import open_redis
 from workers import simulator
 from workers.main import Worker, open_pool, open_session
-from workers.verify import Breaker, Verifier
+from workers.verify import Breaker, Pace, Verifier
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.run(show_dead_letters(settings, args.last))
         return 0
     if args.command == "simulator":
-        app = simulator.create_app(settings.simulator_latency_ms, settings.simulator_jitter_ms)
+        app = simulator.create_app(settings.simulator_median_ms, settings.simulator_p99_ms, settings.simulator_qps)
         web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
         return 0
     uvloop.run(run_worker(settings, args.burst))
@@ -71,7 +72,8 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
             timeout_ms=settings.verify_timeout_ms,
             attempts=settings.verify_call_attempts,
             breaker=Breaker(settings.breaker_failures, settings.breaker_cooldown_s),
-            qps=settings.verify_qps,
+            pace=Pace(redis, settings.verify_qps),
+            name_ref=lambda name: keyed_hash(settings.person_secret, "name:" + name.strip()),
         )
         worker = Worker(settings, campaigns.load(settings.campaign_file), redis, pool, verifier)
         if handle_signals:

@@ -7,14 +7,16 @@ from collections.abc import Sequence
 
 import msgspec
 
+from gateway.campaign import Eligibility
 from gateway.model import Queued
-from workers.verify import Verification
+from workers.verify import Verification, Verified
 
 MAX_ERROR_BACKOFF_S = 300.0
+ANY_INVOICE = Eligibility()  # no campaign rules beyond the verified facts
 
 
 class Judgement(msgspec.Struct, frozen=True):
-    status: str  # "verified" (to be fed), "ineligible" or "reversed"
+    status: str  # "verified" (to be fed), "ineligible", "reversed" or "held" (risk review)
     reason: str | None = None
 
     @property
@@ -30,9 +32,16 @@ class Defer(msgspec.Struct, frozen=True):
 
 
 def judge(
-    q: Queued, v: Verification, tries: int, recheck_s: Sequence[float], error_retries: int, wait_s: float = 5.0
+    q: Queued,
+    v: Verification,
+    tries: int,
+    recheck_s: Sequence[float],
+    error_retries: int,
+    wait_s: float = 5.0,
+    rules: Eligibility = ANY_INVOICE,
 ) -> Judgement | Defer:
-    """Eligibility on the verified data: the uploaded facts must be the tax authority's facts.
+    """Eligibility on the verified data: the uploaded facts must be the tax authority's facts, and those facts
+    must meet the campaign's ``rules``.
 
     ``tries`` is how many times this invoice was asked again already. "Not found" is asked again after each
     delay of ``recheck_s`` before it is final; a failing call is asked again ``error_retries`` times, backing
@@ -51,8 +60,33 @@ def judge(
     found = v.invoice
     if found.status == "reversed":
         return Judgement("reversed", "reversed_at_verification")
+    reason = _mismatch(q, found) or _ineligible(q, found, rules)
+    return Judgement("verified") if reason is None else Judgement("ineligible", reason)
+
+
+def _mismatch(q: Queued, found: Verified) -> str | None:
+    """An uploaded fact the tax system contradicts. The campaign's window, minimum and region were checked
+    on the uploaded facts at the gateway, so once these agree they hold for the verified ones too."""
     if found.amount_fen != q.amount_fen:
-        return Judgement("ineligible", "amount_mismatch")
+        return "amount_mismatch"
     if found.issue_date != q.issue_date:
-        return Judgement("ineligible", "issue_date_mismatch")
-    return Judgement("verified")
+        return "issue_date_mismatch"
+    if found.seller_tax_id is not None and found.seller_tax_id != q.seller_tax_id:
+        return "seller_mismatch"
+    if found.buyer_ref is not None and found.buyer_ref != q.buyer_ref:
+        return "buyer_name_mismatch"
+    return None
+
+
+def _ineligible(q: Queued, found: Verified, rules: Eligibility) -> str | None:
+    if found.kind in rules.excluded_kinds:
+        return "excluded_invoice_kind"
+    if rules.buyer_must_be_person and found.buyer_kind != "person":
+        return "buyer_not_natural_person"
+    category = found.category or q.category
+    if rules.categories:
+        if not category:
+            return None if rules.unknown_category_eligible else "category_unknown"
+        if not any(category.startswith(c) for c in rules.categories):
+            return "category_not_eligible"
+    return None

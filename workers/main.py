@@ -20,12 +20,12 @@ from gateway.campaign import Campaign
 from gateway.model import Queued
 from gateway.settings import Settings
 from ratelimit.caps import Caps
-from workers import metrics, seal, sink, stream
-from workers.judge import Defer, judge
+from workers import metrics, risk, seal, sink, stream
+from workers.judge import Defer, Judgement, judge
 from workers.recheck import Rechecks
 from workers.release import Releaser
 from workers.sink import Judged
-from workers.verify import Verification, Verifier
+from workers.verify import Cache, Verification, Verified, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class Worker:
         self, settings: Settings, campaign: Campaign, redis: Redis, pool: asyncpg.Pool, verifier: Verifier
     ) -> None:
         self.settings = settings
+        self.campaign = campaign
         self.shards = campaign.dedup.shards
         self.payout_hold_s = campaign.payout_hold_s
         self.caps = Caps(redis, campaign) if campaign.caps.ineligible_returns_slot else None
@@ -44,6 +45,7 @@ class Worker:
         self.redis = redis
         self.pool = pool
         self.verifier = verifier
+        self.cache = Cache(redis, settings.verify_cache_s)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._last_claim = 0.0
         self.stopping = asyncio.Event()
@@ -122,7 +124,15 @@ class Worker:
             log.error("dead letter %s of shard %d: %s", entry_id, shard, reason)
             metrics.DEAD_LETTERS.inc()
         started = time.perf_counter()
-        answers = await asyncio.gather(*(self._verify(p.queued) for p in batch.items))
+        cached = await self.cache.get([(p.shard, p.queued.key) for p in batch.items])
+        answers = await asyncio.gather(*(self._verify(p.queued, cached.get(p.queued.key)) for p in batch.items))
+        await self.cache.put(
+            [
+                (p.shard, p.queued.key, v.invoice)
+                for p, (v, _) in zip(batch.items, answers, strict=True)
+                if v.invoice is not None and p.queued.key not in cached
+            ]
+        )
         judged: list[Judged] = []
         committed: list[stream.Pending] = []
         deferred: list[tuple[stream.Pending, float, bool]] = []
@@ -134,6 +144,7 @@ class Worker:
                 self.recheck_s,
                 self.settings.verify_error_retries,
                 self.settings.breaker_cooldown_s,
+                self.campaign.eligibility,
             )
             if isinstance(verdict, Defer):
                 deferred.append((p, verdict.delay_s, verdict.spend_try))
@@ -141,16 +152,29 @@ class Worker:
                 continue
             judged.append(Judged(p.queued, verdict, at))
             committed.append(p)
-            metrics.PROCESSED.labels(verdict.status, verdict.reason or "").inc()
+        judged = await self._hold_risky(judged)
+        for j in judged:
+            metrics.PROCESSED.labels(j.judgement.status, j.judgement.reason or "").inc()
         await sink.write(self.pool, judged, batch.dups, self.payout_hold_s)
         await stream.settle(self.redis, batch, deferred, committed)
-        await self._give_back_slots([j.queued for j in judged if not j.judgement.feeds])
+        # A held invoice keeps its slot: a review may release it.
+        await self._give_back_slots([j.queued for j in judged if j.judgement.status in ("ineligible", "reversed")])
         by_shard: dict[int, list[str]] = {}
         for p in committed:
             by_shard.setdefault(p.shard, []).append(p.queued.key)
         self.releaser.schedule(by_shard)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(committed)
+
+    async def _hold_risky(self, judged: list[Judged]) -> list[Judged]:
+        """Eligible invoices that hit a risk rule are held for review instead of fed."""
+        held = await risk.holds(self.pool, [j.queued for j in judged if j.judgement.feeds], self.campaign.risk)
+        if not held:
+            return judged
+        return [
+            Judged(j.queued, Judgement("held", held[j.queued.key]), j.verified_at) if j.queued.key in held else j
+            for j in judged
+        ]
 
     async def _give_back_slots(self, invoices: list[Queued]) -> None:
         """Campaign setting: an invoice that will not be fed gives its cap slot back (idempotent, best effort)."""
@@ -161,8 +185,8 @@ class Worker:
         except (RedisError, OSError) as exc:
             log.warning("could not give back %d cap slots: %s", len(invoices), type(exc).__name__)
 
-    async def _verify(self, q: Queued) -> tuple[Verification, dt.datetime | None]:
-        v = await self.verifier.verify(q)
+    async def _verify(self, q: Queued, cached: Verified | None) -> tuple[Verification, dt.datetime | None]:
+        v = Verification("found", cached) if cached is not None else await self.verifier.verify(q)
         return v, dt.datetime.now(dt.UTC) if v.outcome == "found" else None
 
     async def _seal_forever(self) -> None:

@@ -1,7 +1,8 @@
 """The tax authority's verification service (查验), simulated for the dev stack and the tests.
 
-``POST /verify`` with ``{"number", "code", "issue_date", "amount", "check_code"}``. The answer is chosen by
-the number's last three digits, as SPEC.md's sandbox table says:
+``POST /verify`` with ``{"number", "code", "issue_date", "amount", "check_code"}`` answers 200 with the
+invoice as the tax system holds it, 404 when it holds none, 429 beyond its rate, or a server error. The
+answer is chosen by the number's last three digits, as SPEC.md's sandbox table says:
 
 - ``999``: 404 not found, always
 - ``998``: found, with a total 1.00 yuan off the uploaded amount
@@ -9,52 +10,155 @@ the number's last three digits, as SPEC.md's sandbox table says:
 - ``996``: 404 on the first two tries for that invoice, then found
 - ``995``: 500 on every try
 - anything else: found, exactly as uploaded
+
+"Exactly as uploaded" covers what the request carries (number, code, date, amount). The rest of an invoice
+(seller, buyer, kind, category) is known only for invoices registered with ``POST /sandbox/invoices``, which
+plays the tax system's records; for others the answer leaves those fields out and the workers judge the
+uploaded ones. ``GET /sandbox/stats`` counts the calls, so that tests can prove the workers kept to the rate.
+
+Latency follows a log-normal distribution given by its median and its 99th percentile, as a remote service's
+does: most answers quick, a long tail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import decimal
+import math
 import random
-from collections import Counter
+import time
+from collections import Counter, deque
 
+import msgspec
 from aiohttp import web
 
+
+class Issued(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An invoice as the tax system holds it. ``kind``: ``normal``, ``on_behalf`` (代开), ``fixed_amount``
+    (定额) or ``purchase`` (收购); ``buyer_kind``: ``person`` or ``organisation``."""
+
+    number: str
+    issue_date: str
+    amount: str
+    code: str = ""
+    seller_tax_id: str | None = None
+    seller_name: str | None = None
+    buyer_name: str | None = None
+    buyer_kind: str = "person"
+    kind: str = "normal"
+    category: str | None = None
+    status: str = "normal"
+
+
+class Stats(msgspec.Struct):
+    calls: int = 0  # every /verify request, refused or not
+    refused: int = 0  # answered 429
+    max_per_second: int = 0  # the most calls admitted in any one-second window
+
+
+class Latency:
+    """Log-normal latency: ``median_ms`` and ``p99_ms`` fix it (p99 ≤ median means a constant)."""
+
+    Z99 = 2.3263
+
+    def __init__(self, median_ms: float, p99_ms: float) -> None:
+        self.median_s = max(0.0, median_ms) / 1000
+        self.sigma = math.log(p99_ms / median_ms) / self.Z99 if p99_ms > median_ms > 0 else 0.0
+
+    def draw(self) -> float:
+        if not self.median_s:
+            return 0.0
+        return self.median_s * math.exp(random.gauss(0.0, self.sigma)) if self.sigma else self.median_s
+
+
+class Bucket:
+    """The service's own rate limit: a token bucket of ``qps`` a second holding one second's worth (0: none)."""
+
+    def __init__(self, qps: float) -> None:
+        self.qps = qps
+        self.tokens = qps
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        if self.qps <= 0:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.qps, self.tokens + (now - self.at) * self.qps)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+RECORDS: web.AppKey[dict[str, Issued]] = web.AppKey("records", dict)
 TRIES: web.AppKey[Counter[str]] = web.AppKey("tries", Counter)
+STATS: web.AppKey[Stats] = web.AppKey("stats", Stats)
 
 
-def create_app(latency_ms: float, jitter_ms: float) -> web.Application:
+def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Application:
     app = web.Application()
+    app[RECORDS] = {}
     app[TRIES] = Counter()
+    app[STATS] = Stats()
+    latency = Latency(median_ms, p99_ms)
+    bucket = Bucket(qps)
+    admitted: deque[float] = deque()
 
     async def verify(request: web.Request) -> web.Response:
-        await asyncio.sleep(max(0.0, latency_ms + random.uniform(-jitter_ms, jitter_ms)) / 1000)
+        stats = app[STATS]
+        stats.calls += 1
+        if not bucket.take():
+            stats.refused += 1
+            return web.json_response({"error": "rate limited"}, status=429, headers={"Retry-After": "1"})
+        now = time.monotonic()
+        admitted.append(now)
+        while admitted[0] <= now - 1.0:
+            admitted.popleft()
+        stats.max_per_second = max(stats.max_per_second, len(admitted))
+        await asyncio.sleep(latency.draw())
         try:
             asked = await request.json()
             number, amount = str(asked["number"]), decimal.Decimal(str(asked["amount"]))
         except (ValueError, KeyError, TypeError, decimal.InvalidOperation):
             return web.json_response({"error": "bad request"}, status=400)
-        ending = number[-3:]
         key = str(asked.get("code") or "") + number
+        ending = number[-3:]
         app[TRIES][key] += 1
         if ending == "999" or (ending == "996" and app[TRIES][key] <= 2):
             return web.json_response({"found": False}, status=404)
         if ending == "995":
             return web.json_response({"error": "internal error"}, status=500)
-        if ending == "998":
-            amount += 1
-        found = {
-            "number": number,
-            "code": asked.get("code") or "",
-            "issue_date": asked.get("issue_date"),
-            "amount": f"{amount:.2f}",
-            "status": "reversed" if ending == "997" else "normal",
-        }
-        return web.json_response({"found": True, "invoice": found})
+        found = app[RECORDS].get(key)
+        if found is None:
+            found = Issued(
+                number=number,
+                code=str(asked.get("code") or ""),
+                issue_date=str(asked.get("issue_date")),
+                amount=f"{amount + (1 if ending == '998' else 0):.2f}",
+                status="reversed" if ending == "997" else "normal",
+            )
+        return web.Response(
+            body=b'{"found":true,"invoice":' + msgspec.json.encode(found) + b"}", content_type="application/json"
+        )
+
+    async def register(request: web.Request) -> web.Response:
+        try:
+            issued = msgspec.json.decode(await request.read(), type=list[Issued])
+        except msgspec.DecodeError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        for inv in issued:
+            app[RECORDS][inv.code + inv.number] = inv
+        return web.json_response({"registered": len(issued)})
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.Response(body=msgspec.json.encode(app[STATS]), content_type="application/json")
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
 
     app.router.add_post("/verify", verify)
+    app.router.add_post("/sandbox/invoices", register)
+    app.router.add_get("/sandbox/stats", stats)
     app.router.add_get("/healthz", healthz)
     return app

@@ -1,20 +1,28 @@
-"""The verification client (验真): one aiohttp session per process, a cap on calls in flight and per second,
-a timeout and a few attempts per call (exponential backoff with jitter on 5xx, 429 and timeouts), and a
-circuit breaker. An answer is one of: found, not found, error (the call failed after its attempts), or
-unavailable (the breaker is open: nothing was asked, the invoice waits without spending a try)."""
+"""The verification client (验真): one aiohttp session per process, a cap on calls in flight, a pace of calls
+per second shared by all worker processes (in Redis), a timeout and a few attempts per call (exponential
+backoff with jitter on 5xx, 429 and timeouts), and a circuit breaker. An answer is one of: found, not found,
+error (the call failed after its attempts), or unavailable (the breaker is open: nothing was asked, the
+invoice waits without spending a try).
+
+The verified facts keep no personal data: the buyer's name becomes a keyed hash as soon as it arrives, the
+same hash the gateway made of the uploaded name, so the two can be compared and the facts cached."""
 
 from __future__ import annotations
 
 import asyncio
 import decimal
+import math
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Literal
 
 import aiohttp
 import msgspec
+from redis.asyncio import Redis
 
+from gateway import keys, lua
 from gateway.model import Queued
 from workers import metrics
 
@@ -22,9 +30,18 @@ Outcome = Literal["found", "not_found", "error", "unavailable"]
 
 
 class Verified(msgspec.Struct, frozen=True):
+    """What the tax system holds about an invoice. A field the service left out is None: the uploaded value
+    stands for it (the sandbox's simulator knows only what the request carried, unless an invoice was
+    registered with it)."""
+
     amount_fen: int
     issue_date: str
-    status: str
+    status: str  # "normal" or "reversed"
+    seller_tax_id: str | None = None
+    buyer_ref: str | None = None  # keyed hash of the buyer's name, never the name
+    buyer_kind: str = "person"  # or "organisation"
+    kind: str = "normal"  # or "on_behalf" (代开), "fixed_amount" (定额), "purchase" (收购)
+    category: str | None = None
 
 
 class Verification(msgspec.Struct, frozen=True):
@@ -34,9 +51,20 @@ class Verification(msgspec.Struct, frozen=True):
     answered: bool = True  # false when the service did not answer at all (refused, timed out)
 
 
+class _Invoice(msgspec.Struct):
+    amount: str
+    issue_date: str
+    status: str = "normal"
+    seller_tax_id: str | None = None
+    buyer_name: str | None = None
+    buyer_kind: str = "person"
+    kind: str = "normal"
+    category: str | None = None
+
+
 class _Answer(msgspec.Struct):
     found: bool
-    invoice: dict[str, str] | None = None
+    invoice: _Invoice | None = None
 
 
 class Breaker:
@@ -79,20 +107,41 @@ class Breaker:
 
 
 class Pace:
-    """At most ``qps`` calls started per second (0: no cap): the tax service allows a fixed rate."""
+    """At most ``qps`` calls started per second by all worker processes together (0: no cap): the tax
+    service allows a fixed rate. Slots are reserved in Redis (``pace.lua``) a few at a time, about 50 ms
+    worth, so a call costs no round trip of its own; a slot whose time passed unused is dropped, never
+    spent late, so the rate holds however the workers interleave."""
 
-    def __init__(self, qps: float) -> None:
+    def __init__(self, redis: Redis | None, qps: float) -> None:
         self.interval = 1 / qps if qps > 0 else 0.0
-        self.next_at = 0.0
+        self.chunk = max(1, math.ceil(qps * 0.05))
+        self.slots: deque[float] = deque()  # start times (monotonic) reserved for this process
+        self.lock = asyncio.Lock()
+        self._reserve = redis.register_script(lua.load("workers", "pace.lua")) if redis is not None else None
+        self._next_local = 0.0
 
     async def wait(self) -> None:
         if not self.interval:
             return
-        now = time.monotonic()
-        at = max(now, self.next_at)
-        self.next_at = at + self.interval
-        if at > now:
-            await asyncio.sleep(at - now)
+        async with self.lock:
+            now = time.monotonic()
+            while self.slots and self.slots[0] < now - self.interval / 4:
+                self.slots.popleft()
+            if not self.slots:
+                await self._refill()
+            at = self.slots.popleft()
+        if at > time.monotonic():
+            await asyncio.sleep(at - time.monotonic())
+
+    async def _refill(self) -> None:
+        if self._reserve is None:  # one process alone (unit tests): its own clock
+            at = max(time.monotonic(), self._next_local)
+            self._next_local = at + self.interval
+            self.slots.append(at)
+            return
+        wait_us = int(await self._reserve(keys=[keys.VERIFY_PACE], args=[round(self.interval * 1e6), self.chunk]))
+        first = time.monotonic() + wait_us / 1e6
+        self.slots.extend(first + i * self.interval for i in range(self.chunk))
 
 
 class Verifier:
@@ -105,7 +154,8 @@ class Verifier:
         timeout_ms: int,
         attempts: int = 3,
         breaker: Breaker | None = None,
-        qps: float = 0.0,
+        pace: Pace | None = None,
+        name_ref: Callable[[str], str] = str,
     ) -> None:
         self._session = session
         self._url = base_url.rstrip("/") + "/verify"
@@ -113,7 +163,8 @@ class Verifier:
         self._timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
         self._attempts = max(1, attempts)
         self._breaker = breaker or Breaker(5, 5.0)
-        self._pace = Pace(qps)
+        self._pace = pace or Pace(None, 0.0)
+        self._name_ref = name_ref
 
     async def verify(self, q: Queued) -> Verification:
         """Ask the tax service about one invoice; never raises."""
@@ -159,9 +210,49 @@ class Verifier:
         if status != 200:
             return Verification("error", detail=f"HTTP {status}")
         try:
-            answer = msgspec.json.decode(body, type=_Answer)
-            inv = answer.invoice or {}
-            verified = Verified(int(decimal.Decimal(inv["amount"]) * 100), inv["issue_date"], inv["status"])
+            inv = msgspec.json.decode(body, type=_Answer).invoice
+            if inv is None:
+                raise KeyError("invoice")
+            verified = Verified(
+                amount_fen=int(decimal.Decimal(inv.amount) * 100),
+                issue_date=inv.issue_date,
+                status=inv.status,
+                seller_tax_id=inv.seller_tax_id,
+                buyer_ref=None if inv.buyer_name is None else self._name_ref(inv.buyer_name),
+                buyer_kind=inv.buyer_kind,
+                kind=inv.kind,
+                category=inv.category,
+            )
         except (msgspec.DecodeError, KeyError, decimal.InvalidOperation) as exc:
             return Verification("error", detail=f"unreadable answer: {type(exc).__name__}")
         return Verification("found", verified)
+
+
+class Cache:
+    """Verified answers in Redis, one key per invoice under its shard's hash tag, kept ``ttl_s``: an invoice
+    is verified once, whatever redeliveries, crashes or re-checks follow. Read and written once per batch."""
+
+    _encode = msgspec.msgpack.Encoder().encode
+    _decode = msgspec.msgpack.Decoder(Verified).decode
+
+    def __init__(self, redis: Redis, ttl_s: int) -> None:
+        self.redis = redis
+        self.ttl_s = ttl_s
+
+    async def get(self, invoices: list[tuple[int, str]]) -> dict[str, Verified]:
+        """The cached answers among ``invoices`` (shard, key), by key."""
+        if not invoices or self.ttl_s <= 0:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard, key in invoices:
+                pipe.get(keys.verified(shard, key))
+            found = await pipe.execute()
+        return {key: self._decode(raw) for (_, key), raw in zip(invoices, found, strict=True) if raw is not None}
+
+    async def put(self, answers: list[tuple[int, str, Verified]]) -> None:
+        if not answers or self.ttl_s <= 0:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard, key, verified in answers:
+                pipe.set(keys.verified(shard, key), self._encode(verified), ex=self.ttl_s)
+            await pipe.execute()

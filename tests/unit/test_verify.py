@@ -10,7 +10,7 @@ Q = Queued("k", "n", "", "2026-03-01", 12850, "", "", "", "", "p", "u", "d", "b"
 
 def test_pace_keeps_calls_under_the_qps_cap() -> None:
     async def twenty() -> float:
-        pace = Pace(100)
+        pace = Pace(None, 100)
         started = time.monotonic()
         for _ in range(20):
             await pace.wait()

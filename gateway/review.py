@@ -1,0 +1,103 @@
+"""Review of held invoices (role admin): ``GET /v1/admin/held`` lists them, ``POST /v1/admin/held/{key}``
+releases one into the feed or rejects it, recording who decided and why.
+
+``{"decision": "release" | "reject", "note": "..."}``. A released invoice is ``verified`` again and joins the
+feed after the campaign's payout hold, as if no rule had been hit; a rejected one is ``ineligible`` with reason
+``rejected_in_review``. Only a held invoice can be decided: anything else is ``409``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import msgspec
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import auth
+from gateway.body import read_limited
+from gateway.deps import deps
+from gateway.errors import BadRequest, Conflict, NotFound
+from workers.chain import entry_from_row, entry_text, iso_ms
+
+
+class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    decision: Literal["release", "reject"]
+    note: str
+
+
+DECODE = msgspec.json.Decoder(Decision)
+
+DECIDE = """
+WITH target AS (
+    SELECT key FROM invoices WHERE key = $1 AND status = 'held' FOR UPDATE
+), decided AS (
+    UPDATE invoices i
+    SET status = CASE WHEN $2 = 'release' THEN 'verified' ELSE 'ineligible' END,
+        reason = CASE WHEN $2 = 'release' THEN NULL ELSE 'rejected_in_review' END,
+        updated_at = now()
+    FROM target WHERE i.key = target.key
+    RETURNING i.key, i.channel, i.status, i.person, i.amount_fen, i.issue_date, i.seller_tax_id, i.category,
+              i.accepted_at
+), reviewed AS (
+    INSERT INTO reviews (key, decision, reviewer, note) SELECT key, $2, $3, $4 FROM decided
+), events AS (
+    INSERT INTO invoice_events (key, channel, status, reason, at)
+    SELECT key, channel, status, CASE WHEN $2 = 'release' THEN 'released_in_review' ELSE 'rejected_in_review' END,
+           now()
+    FROM decided
+)
+SELECT * FROM decided
+"""
+
+
+async def held(request: Request) -> Response:
+    """The held invoices, oldest first: ``?after=KEY`` pages on, ``?limit=N`` (at most 500)."""
+    d = deps(request)
+    client = auth.check_headers(request, d.clients, time.time(), d.settings.clock_skew_s)
+    body = await read_limited(request, d.settings.max_body_bytes)
+    await auth.check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role="admin")
+    try:
+        limit = min(500, max(1, int(request.query_params.get("limit", "100"))))
+    except ValueError as exc:
+        raise BadRequest("invalid_limit", "limit: a whole number") from exc
+    rows = await d.pool.fetch(
+        "SELECT key, channel, reason, seller_tax_id, amount_fen, accepted_at FROM invoices"
+        " WHERE status = 'held' AND key > $1 ORDER BY key LIMIT $2",
+        request.query_params.get("after", ""),
+        limit,
+    )
+    found = [{**dict(r), "accepted_at": iso_ms(r["accepted_at"])} for r in rows]
+    return Response(orjson.dumps({"held": found}), media_type="application/json")
+
+
+async def decide(request: Request) -> Response:
+    d = deps(request)
+    client = auth.check_headers(request, d.clients, time.time(), d.settings.clock_skew_s)
+    body = await read_limited(request, d.settings.max_body_bytes)
+    await auth.check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role="admin")
+    try:
+        decision = DECODE.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadRequest("malformed_body", f'{{"decision": "release" | "reject", "note": "..."}}: {exc}') from exc
+    if not 1 <= len(decision.note.strip()) <= 500:
+        raise BadRequest("invalid_note", "note: why, 1 to 500 characters")
+    key = request.path_params["key"]
+    async with d.pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(DECIDE, key, decision.decision, client.client_id, decision.note.strip())
+        if row is None:
+            now = await conn.fetchval("SELECT status FROM invoices WHERE key = $1", key)
+            if now is None:
+                raise NotFound("unknown_invoice", "no invoice with this key")
+            raise Conflict("not_held", f"the invoice is {now}, not held")
+        if decision.decision == "release":
+            await conn.execute(
+                "INSERT INTO feed_entries (key, kind, body, ready_at)"
+                " VALUES ($1, 'add', $2, now() + make_interval(secs => $3)) ON CONFLICT DO NOTHING",
+                key,
+                entry_text(entry_from_row("add", row)),
+                float(d.campaign.payout_hold_s),
+            )
+    return Response(orjson.dumps({"key": key, "status": row["status"]}), media_type="application/json")

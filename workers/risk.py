@@ -1,0 +1,93 @@
+"""Risk rules on the invoices a batch found eligible: a hit is "held" for review with its reason code, never
+dropped (an admin releases or rejects it: ``/v1/admin/held``).
+
+One query per batch decides them all, counting over the campaign's recent invoices together with the batch's
+own (a ticket farm's invoices often arrive in one batch):
+
+- ``blacklisted_person``, ``blacklisted_device``, ``blacklisted_seller``: in the blacklist (黄牛库);
+- ``device_many_persons``: one device used by more persons than the campaign allows;
+- ``seller_few_persons``: a seller whose many invoices all go to a few persons;
+- ``seller_high_value_burst``: a high-value invoice from a seller issuing many of them within the hour;
+- ``seller_reversal_spike``: a seller with many reversed invoices (mass red-letter reversals, 红冲);
+- ``upload_far_from_city``: uploaded far from the campaign's city (decided without the database).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import asyncpg
+
+from gateway.campaign import Risk
+from gateway.model import Queued
+
+RULES = """
+WITH c AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[])
+        AS c(key, person, device_ref, seller_tax_id, amount_fen, accepted_at)
+), recent AS (
+    SELECT key, person, device_ref, seller_tax_id, amount_fen, accepted_at FROM invoices
+    WHERE accepted_at > now() - make_interval(secs => $7)
+      AND (device_ref IN (SELECT device_ref FROM c) OR seller_tax_id IN (SELECT seller_tax_id FROM c))
+    UNION
+    SELECT key, person, device_ref, seller_tax_id, amount_fen, accepted_at FROM c
+), devices AS (
+    SELECT device_ref, count(DISTINCT person) AS persons FROM recent GROUP BY device_ref
+), sellers AS (
+    SELECT seller_tax_id, count(*) AS invoices, count(DISTINCT person) AS persons,
+           count(*) FILTER (WHERE amount_fen >= $11 AND accepted_at > now() - make_interval(secs => $13)) AS high
+    FROM recent GROUP BY seller_tax_id
+), reversed AS (
+    SELECT i.seller_tax_id, count(*) AS n FROM reversals r JOIN invoices i USING (key)
+    WHERE r.at > now() - make_interval(secs => $7) AND i.seller_tax_id IN (SELECT seller_tax_id FROM c)
+    GROUP BY i.seller_tax_id
+)
+SELECT c.key, CASE
+    WHEN $15 AND EXISTS (SELECT 1 FROM blacklist b WHERE b.kind = 'person' AND b.value = c.person)
+        THEN 'blacklisted_person'
+    WHEN $15 AND EXISTS (SELECT 1 FROM blacklist b WHERE b.kind = 'device' AND b.value = c.device_ref)
+        THEN 'blacklisted_device'
+    WHEN $15 AND EXISTS (SELECT 1 FROM blacklist b WHERE b.kind = 'seller' AND b.value = c.seller_tax_id)
+        THEN 'blacklisted_seller'
+    WHEN $8 > 0 AND d.persons > $8 THEN 'device_many_persons'
+    WHEN $9 > 0 AND s.invoices >= $9 AND s.persons <= $10 THEN 'seller_few_persons'
+    WHEN $12 > 0 AND c.amount_fen >= $11 AND s.high > $12 THEN 'seller_high_value_burst'
+    WHEN $14 > 0 AND coalesce(rv.n, 0) > $14 THEN 'seller_reversal_spike'
+END AS reason
+FROM c JOIN devices d USING (device_ref) JOIN sellers s USING (seller_tax_id)
+LEFT JOIN reversed rv USING (seller_tax_id)
+"""
+
+
+async def holds(conn: asyncpg.Connection | asyncpg.Pool, invoices: Sequence[Queued], risk: Risk) -> dict[str, str]:
+    """The invoices among ``invoices`` (all found eligible) to hold, by key, with their reason."""
+    if not invoices:
+        return {}
+    held = {
+        q.key: "upload_far_from_city"
+        for q in invoices
+        if risk.max_distance_km > 0 and q.distance_km > risk.max_distance_km
+    }
+    rows = await conn.fetch(
+        RULES,
+        [q.key for q in invoices],
+        [q.person for q in invoices],
+        [q.device_ref for q in invoices],
+        [q.seller_tax_id for q in invoices],
+        [q.amount_fen for q in invoices],
+        [dt.datetime.fromtimestamp(q.accepted_at_ms / 1000, dt.UTC) for q in invoices],
+        risk.window_days * 86400.0,
+        risk.device_max_persons,
+        risk.seller_min_invoices,
+        risk.seller_max_persons,
+        risk.high_value_fen,
+        risk.high_value_burst,
+        risk.high_value_window_s,
+        risk.seller_reversals,
+        risk.blacklist,
+    )
+    for row in rows:
+        if row["reason"] is not None:
+            held.setdefault(row["key"], row["reason"])
+    return held
