@@ -7,8 +7,10 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import uvloop
 from aiohttp import web
 
@@ -17,7 +19,7 @@ from gateway import keys
 from gateway.settings import Settings, from_env
 from gateway.signing import keyed_hash
 from gateway.stores import open_redis
-from workers import simulator
+from workers import blacklist, simulator
 from workers.main import Worker, open_pool, open_session
 from workers.verify import Breaker, Pace, Verifier
 
@@ -29,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--burst", action="store_true", help="drain the stream, seal, and exit")
     dead = sub.add_parser("dead-letters", help="list the entries set aside as dead letters, with their reasons")
     dead.add_argument("--last", type=int, default=20, help="how many of the newest to show per shard")
+    black = sub.add_parser("blacklist", help="load entries into the blacklist (黄牛库), or remove them")
+    black.add_argument("action", choices=("load", "remove"))
+    black.add_argument("file", type=Path, help="CSV lines kind,value,reason (workers/blacklist.py)")
+    black.add_argument("--by", required=True, help="who is loading it (recorded with each entry)")
     sim = sub.add_parser("simulator", help="serve the verification-service simulator")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8090)
@@ -37,6 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "dead-letters":
         uvloop.run(show_dead_letters(settings, args.last))
+        return 0
+    if args.command == "blacklist":
+        try:
+            entries = blacklist.read(args.file, settings.person_secret)
+        except (blacklist.BadLine, OSError) as exc:
+            print(f"{args.file}: nothing loaded:\n{exc}", file=sys.stderr)
+            return 2
+        print(f"{args.action}: {uvloop.run(change_blacklist(settings, args.action, entries, args.by))} entries")
         return 0
     if args.command == "simulator":
         app = simulator.create_app(settings.simulator_median_ms, settings.simulator_p99_ms, settings.simulator_qps)
@@ -89,6 +103,22 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
         await session.close()
         await pool.close()
         await redis.aclose()
+
+
+async def change_blacklist(settings: Settings, action: str, entries: list[tuple[str, str, str]], by: str) -> int:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        if action == "load":
+            return await blacklist.load(conn, entries, by)
+        removed = await conn.fetch(
+            "DELETE FROM blacklist WHERE (kind, value) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+            " RETURNING kind",
+            [e[0] for e in entries],
+            [e[1] for e in entries],
+        )
+        return len(removed)
+    finally:
+        await conn.close()
 
 
 async def show_dead_letters(settings: Settings, last: int) -> None:

@@ -112,8 +112,10 @@ class Pace:
     worth, so a call costs no round trip of its own; a slot whose time passed unused is dropped, never
     spent late, so the rate holds however the workers interleave."""
 
+    HEADROOM = 1.05  # slots 5% further apart than 1/qps: network jitter must not bunch calls past the rate
+
     def __init__(self, redis: Redis | None, qps: float) -> None:
-        self.interval = 1 / qps if qps > 0 else 0.0
+        self.interval = self.HEADROOM / qps if qps > 0 else 0.0
         self.chunk = max(1, math.ceil(qps * 0.05))
         self.slots: deque[float] = deque()  # start times (monotonic) reserved for this process
         self.lock = asyncio.Lock()

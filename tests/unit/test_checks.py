@@ -52,3 +52,17 @@ def test_sample_invoices_never_end_in_a_sandbox_ending_unless_asked() -> None:
         sample.legacy_invoice(rng)["number"] for _ in range(3000)
     ]
     assert not [n for n in numbers if n[-3:] in ("995", "996", "997", "998", "999")]
+
+
+def test_blacklist_entries_are_stored_as_the_gateways_hashes_and_bad_ones_refused() -> None:
+    import pytest
+
+    from gateway.signing import keyed_hash
+    from workers.blacklist import BadLine, ref
+
+    assert ref("person", "11010519491231002X", "s" * 16) == keyed_hash("s" * 16, "id:11010519491231002X")
+    assert ref("device", "demo-channel:d1", "s" * 16) == keyed_hash("s" * 16, "device:demo-channel:d1")
+    assert ref("person", "demo-channel:u1", "s" * 16) == keyed_hash("s" * 16, "user:demo-channel:u1")
+    for kind, value in [("person", "110105194912310021"), ("device", "d1"), ("shop", "x:y"), ("seller", "123")]:
+        with pytest.raises(BadLine):
+            ref(kind, value, "s" * 16)

@@ -1,6 +1,8 @@
 import asyncio
 import time
 
+import msgspec
+
 from gateway.model import Queued
 from workers.judge import Defer, Judgement, judge
 from workers.verify import Breaker, Pace, Verification, Verified
@@ -97,3 +99,44 @@ def test_an_invoice_the_service_always_fails_on_ends_even_when_it_is_the_only_tr
             await runner.cleanup()
 
     assert asyncio.run(run()) == ["error"] * 5  # each try spent: the invoice becomes final after its retries
+
+
+def test_verified_facts_meet_the_campaigns_rules_or_get_a_reason() -> None:
+    from gateway.campaign import Eligibility
+
+    rules = Eligibility(categories=("catering", "30704"), unknown_category_eligible=False)
+    found = Verified(12850, "2026-03-01", "normal", seller_tax_id=Q.seller_tax_id, buyer_ref=Q.buyer_ref)
+
+    def reason(**changes: object) -> str | None:
+        v = Verification("found", msgspec.structs.replace(found, **changes))
+        got = judge(msgspec.structs.replace(Q, category="catering"), v, 0, [], 0, rules=rules)
+        assert isinstance(got, Judgement)
+        return got.reason
+
+    assert reason() is None
+    assert reason(category="3070401000") is None  # a tax classification code under an eligible prefix
+    assert reason(category="wholesale") == "category_not_eligible"
+    assert reason(kind="fixed_amount") == "excluded_invoice_kind"
+    assert reason(buyer_kind="organisation") == "buyer_not_natural_person"
+    assert reason(buyer_ref="someone else") == "buyer_name_mismatch"
+    assert reason(seller_tax_id="another seller") == "seller_mismatch"
+    assert reason(buyer_ref=None, seller_tax_id=None) is None  # left out by the service: the upload stands
+    unknown = judge(Q, Verification("found", found), 0, [], 0, rules=rules)  # Q has no category
+    assert unknown == Judgement("ineligible", "category_unknown")
+
+
+def test_simulated_latency_has_the_median_and_tail_asked_for() -> None:
+    from workers.simulator import Latency
+
+    draws = sorted(Latency(10, 80).draw() for _ in range(20000))
+    assert 0.009 < draws[10000] < 0.011
+    assert 0.07 < draws[19800] < 0.09
+    assert Latency(0, 0).draw() == 0.0
+
+
+def test_the_simulators_bucket_refuses_beyond_its_rate() -> None:
+    from workers.simulator import Bucket
+
+    bucket = Bucket(5)
+    assert [bucket.take() for _ in range(7)] == [True] * 5 + [False] * 2
+    assert all(Bucket(0).take() for _ in range(100))

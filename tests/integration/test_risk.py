@@ -1,0 +1,124 @@
+"""The risk rules' counting, on the real PostgreSQL: each rule holds what it should and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from gateway.campaign import Risk
+from gateway.model import Queued
+from gateway.settings import Settings
+from workers import risk
+from workers.judge import Judgement
+from workers.sink import Judged, prepare, write
+
+OFF = Risk(
+    blacklist=False,
+    device_max_persons=0,
+    seller_min_invoices=0,
+    high_value_burst=0,
+    seller_reversals=0,
+    max_distance_km=0,
+)
+
+
+def queued(rng: random.Random, **fields: Any) -> Queued:
+    n = rng.randrange(10**15)
+    base = Queued(
+        key=f"26349{n:015d}",
+        number=f"26349{n:015d}",
+        code="",
+        issue_date="2026-03-01",
+        amount_fen=12850,
+        seller_tax_id=f"seller-{rng.randrange(10**9)}",
+        seller_name="",
+        category="catering",
+        check_code="",
+        person=f"p{rng.randrange(10**9)}",
+        user_ref="u",
+        device_ref=f"d{rng.randrange(10**9)}",
+        buyer_ref="b",
+        channel="demo-channel",
+        accepted_at_ms=int(time.time() * 1000),
+    )
+    return msgspec.structs.replace(base, **fields)
+
+
+def holds(
+    settings: Settings, invoices: list[Queued], rules: Risk, committed: tuple[Queued, ...] = ()
+) -> dict[str, str]:
+    async def go() -> dict[str, str]:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, init=prepare)
+        try:
+            if committed:
+                await write(pool, [Judged(q, Judgement("verified"), None) for q in committed], [])
+            return await risk.holds(pool, invoices, rules)
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
+
+
+def test_one_device_used_by_more_persons_than_allowed_is_held(settings: Settings) -> None:
+    rng = random.Random()
+    rules = msgspec.structs.replace(OFF, device_max_persons=3)
+    earlier = [queued(rng, device_ref="farm-device-" + str(rng.random())) for _ in range(1)]
+    device = earlier[0].device_ref
+    now = [queued(rng, device_ref=device) for _ in range(3)] + [queued(rng)]
+    held = holds(settings, now, rules, committed=tuple(earlier))
+    assert held == {q.key: "device_many_persons" for q in now[:3]}  # 4 persons on the device, counting the earlier
+    assert holds(settings, now[:2], rules) == {}  # 3 persons: within the limit
+
+
+def test_a_seller_whose_invoices_go_to_few_persons_is_held(settings: Settings) -> None:
+    rng = random.Random()
+    rules = msgspec.structs.replace(OFF, seller_min_invoices=6, seller_max_persons=2)
+    seller = f"seller-{rng.random()}"
+    two = [queued(rng, seller_tax_id=seller, person=p) for p in ("pa", "pb") * 3]
+    assert holds(settings, two, rules) == {q.key: "seller_few_persons" for q in two}
+    spread = [queued(rng, seller_tax_id=f"{seller}-2") for _ in range(6)]
+    assert holds(settings, spread, rules) == {}
+
+
+def test_a_burst_of_high_value_invoices_from_one_seller_holds_the_high_value_ones(settings: Settings) -> None:
+    rng = random.Random()
+    rules = msgspec.structs.replace(OFF, high_value_fen=500_000, high_value_burst=3, high_value_window_s=3600)
+    seller = f"seller-{rng.random()}"
+    high = [queued(rng, seller_tax_id=seller, amount_fen=800_000) for _ in range(4)]
+    low = queued(rng, seller_tax_id=seller, amount_fen=12_000)
+    assert holds(settings, [*high, low], rules) == {q.key: "seller_high_value_burst" for q in high}
+    assert holds(settings, high[:3], rules) == {}
+
+
+def test_a_seller_with_a_spike_of_reversals_is_held(settings: Settings, sql: Any) -> None:
+    rng = random.Random()
+    rules = msgspec.structs.replace(OFF, seller_reversals=2)
+    seller = f"seller-{rng.random()}"
+    sold = [queued(rng, seller_tax_id=seller) for _ in range(3)]
+    holds(settings, [], rules, committed=tuple(sold))
+    for q in sold:
+        sql("INSERT INTO reversals (key, red_number, reason, channel) VALUES ($1, $2, 'refund', 'c')", q.key, "1" * 20)
+    later = queued(rng, seller_tax_id=seller)
+    assert holds(settings, [later, queued(rng)], rules) == {later.key: "seller_reversal_spike"}
+
+
+def test_blacklisted_persons_and_sellers_are_held(settings: Settings, sql: Any) -> None:
+    rng = random.Random()
+    person, seller = queued(rng), queued(rng)
+    sql(
+        "INSERT INTO blacklist (kind, value, reason, added_by)"
+        " VALUES ('person', $1, 'x', 't'), ('seller', $2, 'x', 't')",
+        person.person,
+        seller.seller_tax_id,
+    )
+    rules = msgspec.structs.replace(OFF, blacklist=True)
+    assert holds(settings, [person, seller, queued(rng)], rules) == {
+        person.key: "blacklisted_person",
+        seller.key: "blacklisted_seller",
+    }
+    assert holds(settings, [person, seller], OFF) == {}
