@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-dedup bench-overload clean
+.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-dedup bench-overload bench-workers clean
 
 run: deps
 	$(PY) deploy/devstack.py
@@ -47,11 +47,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Measurements against this machine's own limits; results under benchmarks/results/.
-bench: bench-dedup bench-overload
+bench: bench-dedup bench-overload bench-workers
 	benchmarks/server_choice.sh | tee benchmarks/results/server_choice.txt
 
 bench-overload: deps
 	$(PY) benchmarks/overload_bench.py
+
+bench-workers: deps
+	$(PY) benchmarks/worker_bench.py
 
 bench-dedup: deps
 	$(PY) benchmarks/dedup_bench.py $(if $(BENCH_KEYS),--keys $(BENCH_KEYS))

@@ -26,7 +26,7 @@ from gateway.feedwatch import FeedWatch
 from gateway.middleware import Metrics, Shed
 from gateway.ops import healthz, metrics_endpoint, readyz
 from gateway.reversals import reverse
-from gateway.review import decide, held
+from gateway.review import decide, held, reversals_by_seller
 from gateway.settings import Settings, SettingsError
 from gateway.status import status
 from gateway.stores import open_redis
@@ -77,6 +77,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/feed", feed, methods=["GET"]),
         Route("/v1/admin/held", held, methods=["GET"]),
         Route("/v1/admin/held/{key}", decide, methods=["POST"]),
+        Route("/v1/admin/reversals-by-seller", reversals_by_seller, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

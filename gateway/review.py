@@ -101,3 +101,26 @@ async def decide(request: Request) -> Response:
                 float(d.campaign.payout_hold_s),
             )
     return Response(orjson.dumps({"key": key, "status": row["status"]}), media_type="application/json")
+
+
+async def reversals_by_seller(request: Request) -> Response:
+    """Sellers by how many of the campaign's invoices were reversed in the last ``?days=N`` (default 7): mass
+    red-letter reversals after a draw are a known fraud pattern (the risk rule ``seller_reversal_spike``)."""
+    d = deps(request)
+    client = auth.check_headers(request, d.clients, time.time(), d.settings.clock_skew_s)
+    body = await read_limited(request, d.settings.max_body_bytes)
+    await auth.check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role="admin")
+    try:
+        days = float(request.query_params.get("days", "7"))
+    except ValueError as exc:
+        raise BadRequest("invalid_days", "days: a number") from exc
+    if not 0 < days <= 366:
+        raise BadRequest("invalid_days", "days: more than 0, at most 366")
+    rows = await d.pool.fetch(
+        "SELECT i.seller_tax_id, count(*) AS reversed, max(r.at) AS last_at"
+        " FROM reversals r JOIN invoices i USING (key) WHERE r.at > now() - make_interval(secs => $1)"
+        " GROUP BY i.seller_tax_id ORDER BY reversed DESC, i.seller_tax_id LIMIT 100",
+        days * 86400.0,
+    )
+    found = [{**dict(r), "last_at": iso_ms(r["last_at"])} for r in rows]
+    return Response(orjson.dumps({"days": days, "sellers": found}), media_type="application/json")

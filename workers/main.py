@@ -124,15 +124,19 @@ class Worker:
             log.error("dead letter %s of shard %d: %s", entry_id, shard, reason)
             metrics.DEAD_LETTERS.inc()
         started = time.perf_counter()
-        cached = await self.cache.get([(p.shard, p.queued.key) for p in batch.items])
-        answers = await asyncio.gather(*(self._verify(p.queued, cached.get(p.queued.key)) for p in batch.items))
-        await self.cache.put(
-            [
-                (p.shard, p.queued.key, v.invoice)
-                for p, (v, _) in zip(batch.items, answers, strict=True)
-                if v.invoice is not None and p.queued.key not in cached
-            ]
-        )
+        metrics.BATCH_INVOICES.observe(len(batch.items))
+        with metrics.STAGE_SECONDS.labels("cache").time():
+            cached = await self.cache.get([(p.shard, p.queued.key) for p in batch.items])
+        with metrics.STAGE_SECONDS.labels("verify").time():
+            answers = await asyncio.gather(*(self._verify(p.queued, cached.get(p.queued.key)) for p in batch.items))
+        with metrics.STAGE_SECONDS.labels("cache").time():
+            await self.cache.put(
+                [
+                    (p.shard, p.queued.key, v.invoice)
+                    for p, (v, _) in zip(batch.items, answers, strict=True)
+                    if v.invoice is not None and p.queued.key not in cached
+                ]
+            )
         judged: list[Judged] = []
         committed: list[stream.Pending] = []
         deferred: list[tuple[stream.Pending, float, bool]] = []
@@ -152,13 +156,16 @@ class Worker:
                 continue
             judged.append(Judged(p.queued, verdict, at))
             committed.append(p)
-        judged = await self._hold_risky(judged)
+        with metrics.STAGE_SECONDS.labels("risk").time():
+            judged = await self._hold_risky(judged)
         for j in judged:
             metrics.PROCESSED.labels(j.judgement.status, j.judgement.reason or "").inc()
-        await sink.write(self.pool, judged, batch.dups, self.payout_hold_s)
-        await stream.settle(self.redis, batch, deferred, committed)
-        # A held invoice keeps its slot: a review may release it.
-        await self._give_back_slots([j.queued for j in judged if j.judgement.status in ("ineligible", "reversed")])
+        with metrics.STAGE_SECONDS.labels("sink").time():
+            await sink.write(self.pool, judged, batch.dups, self.payout_hold_s)
+        with metrics.STAGE_SECONDS.labels("settle").time():
+            await stream.settle(self.redis, batch, deferred, committed)
+            # A held invoice keeps its slot: a review may release it.
+            await self._give_back_slots([j.queued for j in judged if j.judgement.status in ("ineligible", "reversed")])
         by_shard: dict[int, list[str]] = {}
         for p in committed:
             by_shard.setdefault(p.shard, []).append(p.queued.key)

@@ -17,3 +17,13 @@ VERIFY_CALLS = Counter("worker_verify_calls_total", "Calls to the verification s
 BREAKER_OPEN = Gauge(
     "worker_verify_breaker_open", "1 while the verification circuit breaker is open", multiprocess_mode="max"
 )
+STAGE_SECONDS = Histogram(
+    "worker_stage_duration_seconds",
+    "Time of one batch's stage: cache (verified answers), verify, risk, sink (the transaction), settle (ack)",
+    ["stage"],
+)
+BATCH_INVOICES = Histogram(
+    "worker_batch_invoices",
+    "Invoices in one batch (it grows with the backlog up to GATEWAY_WORKER_BATCH per shard)",
+    buckets=(1, 5, 10, 25, 50, 100, 200, 400, 800, 1600),
+)

@@ -27,9 +27,17 @@ WITH c AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[])
         AS c(key, person, device_ref, seller_tax_id, amount_fen, accepted_at)
 ), recent AS (
-    SELECT key, person, device_ref, seller_tax_id, amount_fen, accepted_at FROM invoices
-    WHERE accepted_at > now() - make_interval(secs => $7)
-      AND (device_ref IN (SELECT device_ref FROM c) OR seller_tax_id IN (SELECT seller_tax_id FROM c))
+    -- An index scan per device and per seller of the batch (migration 005), never a scan of the whole table
+    -- (LATERAL with OFFSET 0 keeps the planner from hashing the whole table when its statistics are young).
+    SELECT i.* FROM (SELECT DISTINCT device_ref FROM c) d CROSS JOIN LATERAL (
+        SELECT key, person, device_ref, seller_tax_id, amount_fen, accepted_at FROM invoices
+        WHERE device_ref = d.device_ref AND accepted_at > now() - make_interval(secs => $7) OFFSET 0
+    ) i
+    UNION
+    SELECT i.* FROM (SELECT DISTINCT seller_tax_id FROM c) s CROSS JOIN LATERAL (
+        SELECT key, person, device_ref, seller_tax_id, amount_fen, accepted_at FROM invoices
+        WHERE seller_tax_id = s.seller_tax_id AND accepted_at > now() - make_interval(secs => $7) OFFSET 0
+    ) i
     UNION
     SELECT key, person, device_ref, seller_tax_id, amount_fen, accepted_at FROM c
 ), devices AS (

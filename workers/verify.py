@@ -16,7 +16,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import msgspec
@@ -245,11 +245,19 @@ class Cache:
         """The cached answers among ``invoices`` (shard, key), by key."""
         if not invoices or self.ttl_s <= 0:
             return {}
+        by_shard: dict[int, list[str]] = {}
+        for shard, key in invoices:
+            by_shard.setdefault(shard, []).append(key)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for shard, key in invoices:
-                pipe.get(keys.verified(shard, key))
-            found = await pipe.execute()
-        return {key: self._decode(raw) for (_, key), raw in zip(invoices, found, strict=True) if raw is not None}
+            for shard, shard_keys in by_shard.items():  # one MGET per shard: its keys share a hash tag
+                pipe.mget([keys.verified(shard, key) for key in shard_keys])
+            replies: list[Any] = await pipe.execute()
+        return {
+            key: self._decode(raw)
+            for shard_keys, found in zip(by_shard.values(), replies, strict=True)
+            for key, raw in zip(shard_keys, found, strict=True)
+            if raw is not None
+        }
 
     async def put(self, answers: list[tuple[int, str, Verified]]) -> None:
         if not answers or self.ttl_s <= 0:

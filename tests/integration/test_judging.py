@@ -137,3 +137,18 @@ def test_a_bad_blacklist_file_loads_nothing_and_names_no_id_number(stack: Any, t
     assert loaded.returncode == 2
     assert "line 2" in loaded.stderr and "110105194912310021" not in loaded.stderr
     assert not sql("SELECT 1 FROM blacklist WHERE value = $1", good_seller)
+
+
+def test_reversals_are_counted_per_seller(channel: SignedClient, admin: SignedClient, drain: Any) -> None:
+    rng = random.Random()
+    seller = sample.seller_tax_id(rng)
+    sold = [sample.invoice(rng, seller_tax_id=seller) for _ in range(3)]
+    keys = [r["key"] for r in channel.upload(sold).json()["results"]]
+    drain()
+    body = orjson.dumps({"reversals": [{"number": k, "red_number": "2634" + "8" * 16} for k in keys[:2]]})
+    assert channel.request("POST", "/v1/reversals", body, {"Content-Type": "application/json"}).status_code == 202
+    counts = admin.request("GET", "/v1/admin/reversals-by-seller?days=1").json()["sellers"]
+    assert {"seller_tax_id": seller, "reversed": 2} == {
+        k: v for k, v in next(c for c in counts if c["seller_tax_id"] == seller).items() if k != "last_at"
+    }
+    assert admin.request("GET", "/v1/admin/reversals-by-seller?days=0").status_code == 400
