@@ -155,7 +155,9 @@ class Worker:
         judged = await self._hold_risky(judged)
         for j in judged:
             metrics.PROCESSED.labels(j.judgement.status, j.judgement.reason or "").inc()
-        await sink.write(self.pool, judged, batch.dups, self.payout_hold_s)
+        rows = await sink.write(self.pool, judged, batch.dups, self.payout_hold_s)
+        metrics.SINK_BATCH.observe(len(judged))
+        metrics.SINK_ROWS.inc(rows)
         await stream.settle(self.redis, batch, deferred, committed)
         # A held invoice keeps its slot: a review may release it.
         await self._give_back_slots([j.queued for j in judged if j.judgement.status in ("ineligible", "reversed")])

@@ -6,6 +6,12 @@ from prometheus_client import Counter, Gauge, Histogram
 
 PROCESSED = Counter("worker_invoices_total", "Invoices judged by the workers", ["status", "reason"])
 BATCH_SECONDS = Histogram("worker_batch_duration_seconds", "Time to verify, judge and commit one batch")
+SINK_BATCH = Histogram(
+    "worker_sink_batch_invoices",
+    "Invoices written in one sink transaction",
+    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
+SINK_ROWS = Counter("worker_sink_rows_total", "Invoice rows inserted by the sink (a batch delivered twice adds none)")
 VERIFY_SECONDS = Histogram("worker_verify_duration_seconds", "Time of one call to the verification service")
 DEAD_LETTERS = Counter("worker_dead_letters_total", "Stream entries set aside as dead letters")
 SEALED = Counter("worker_feed_batches_sealed_total", "Feed batches sealed")

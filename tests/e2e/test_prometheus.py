@@ -21,6 +21,7 @@ import yaml
 
 from loadtest import sample
 from loadtest.client import SignedClient
+from tests.unit.test_dashboard import exprs
 
 ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
 # Test time runs this many times faster than production time: every range window and `for:` shrinks by it.
@@ -136,6 +137,9 @@ def test_stopping_the_workers_under_uploads_fires_lag_and_stall_alerts(
             while not stop.wait(0.2):
                 assert channel.upload([sample.invoice(rng) for _ in range(5)]).status_code == 202
 
+    for expr in exprs():  # the dashboard's queries are PromQL this Prometheus accepts
+        answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}).json()
+        assert answer["status"] == "success", (expr, answer)
     uploader = threading.Thread(target=upload_until_stopped)
     uploader.start()
     try:
