@@ -43,6 +43,12 @@ FEED_OLDEST_UNFED_AGE = Gauge(
     "Age of the oldest eligible invoice due in the feed and not sealed yet (0 when none waits)",
     multiprocess_mode="mostrecent",
 )
+PENDING = Gauge(
+    "pipeline_pending_entries",
+    "Intake entries delivered to a worker and not acknowledged yet, per shard (read at each scrape)",
+    ["shard"],
+    multiprocess_mode="mostrecent",
+)
 RATELIMIT_FAIL_OPEN = Counter(
     "gateway_ratelimit_fail_open_total", "Requests let through without rate limits because Redis did not answer"
 )

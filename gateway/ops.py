@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from dedup import bloom, sizing
 from dedup import metrics as dedup_metrics
-from gateway import metrics
+from gateway import keys, metrics
 from gateway.deps import Deps, deps
 
 
@@ -44,7 +44,7 @@ async def _answers(call: object, timeout_s: float) -> bool:
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text of every process; the dedup filters' and the feed's gauges are refreshed first."""
     d = deps(request)
-    await asyncio.gather(_refresh_filters(d), _refresh_feed(d))
+    await asyncio.gather(_refresh_filters(d), _refresh_feed(d), _refresh_pending(d))
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)
 
@@ -80,3 +80,19 @@ async def _refresh_feed(d: Deps) -> None:
     assert row is not None
     metrics.FEED_NEWEST_BATCH_AGE.set(math.nan if row["newest"] is None else float(row["newest"]))
     metrics.FEED_OLDEST_UNFED_AGE.set(0.0 if row["oldest_unfed"] is None else float(row["oldest_unfed"]))
+
+
+async def _refresh_pending(d: Deps) -> None:
+    """Entries read by a worker and not acknowledged yet, per shard (XPENDING), in one pipelined round trip."""
+    try:
+        async with d.redis.pipeline(transaction=False) as pipe:
+            for shard in range(d.campaign.dedup.shards):
+                pipe.xpending(keys.stream(shard), keys.GROUP)
+            replies = await asyncio.wait_for(pipe.execute(raise_on_error=False), 1.0)
+    except Exception:  # the gauges keep their last values; the scrape itself must not fail
+        return
+    for shard, reply in enumerate(replies):
+        if isinstance(reply, dict):
+            metrics.PENDING.labels(str(shard)).set(reply["pending"])
+        elif "NOGROUP" in str(reply):  # no worker ever ran: nothing was delivered
+            metrics.PENDING.labels(str(shard)).set(0)

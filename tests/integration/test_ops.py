@@ -78,6 +78,9 @@ def test_metrics_pass_promtool_check_metrics(base_url: str, channel: SignedClien
         "gateway_requests_in_flight",
         "pipeline_stream_entries",
         "gateway_store_up",
+        "pipeline_pending_entries",
+        "feed_oldest_unfed_age_seconds",
+        "feed_newest_batch_age_seconds",
     ):
         assert f"# TYPE {family} " in text
 
