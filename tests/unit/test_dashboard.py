@@ -18,7 +18,7 @@ import workers.metrics
 
 DEPLOY = Path(__file__).resolve().parent.parent.parent / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "prize-gateway.json"
-STAGES = ["Intake", "Admission and shedding", "Dedup", "Stream lag", "Verification", "Sink", "Feed freshness"]
+STAGES = ["Intake", "Admission and shedding", "Dedup", "Stream lag", "Verification and risk", "Sink", "Feed freshness"]
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset"}
 SUFFIXES = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "summary": ["_count", "_sum"]}
 
