@@ -143,9 +143,9 @@ def test_stopping_the_workers_under_uploads_fires_lag_and_stall_alerts(
     uploader = threading.Thread(target=upload_until_stopped)
     uploader.start()
     try:
-        # The worker keeps up: the pipeline alerts stay quiet while it runs.
+        # The worker keeps up: the pipeline alerts do not fire while it runs.
         wait_for(lambda: _query(prometheus, "sum(worker_invoices_total)") > 0, 20)
-        quiet = _alerts(prometheus)
+        quiet = _firing(prometheus)
         assert "PipelineLagHigh" not in quiet and "WorkersStalled" not in quiet, quiet
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(20) == 0
