@@ -154,6 +154,11 @@ def test_stopping_the_workers_under_uploads_fires_lag_and_stall_alerts(
         except TimeoutError:
             raise AssertionError(f"alerts after 45 s: {_alerts(prometheus)}") from None
         assert "GatewayDown" not in _alerts(prometheus)
+        # Each leads the operator to its runbook section.
+        sections = set(re.findall(r"^## (\w+)$", (ALERTS.parent.parent / "RUNBOOK.md").read_text(), re.M))
+        for alert in httpx.get(f"{prometheus}/api/v1/alerts").json()["data"]["alerts"]:
+            anchor = alert["annotations"]["runbook"].split("#", 1)[1]
+            assert anchor in {s.lower() for s in sections}, alert["labels"]["alertname"]
     finally:
         stop.set()
         uploader.join()
