@@ -29,11 +29,12 @@ pytest: deps
 deps: system-deps $(STAMP)
 
 # Debian packages the stack needs; installed only when missing (the image has PostgreSQL 15's binaries).
+# `prometheus` brings both the server (tests/e2e/test_prometheus.py runs it) and promtool (make rules).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
-	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	{ command -v prometheus && command -v promtool; } >/dev/null || missing="$$missing prometheus"; \
 	test -x /usr/lib/postgresql/15/bin/initdb || missing="$$missing postgresql-15"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

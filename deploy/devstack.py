@@ -107,6 +107,8 @@ class Stack:
             GATEWAY_RECEIPT_SECRET="dev-stack-receipt-secret",
             GATEWAY_PERSON_SECRET="dev-stack-person-secret",
             PROMETHEUS_MULTIPROC_DIR=str(self.data / "metrics"),
+            # No load balancer in front of the dev stack: a short drain keeps Ctrl-C quick.
+            GATEWAY_DRAIN_DELAY_S="1",
         )
         env.update(self.extra_env)
         return env

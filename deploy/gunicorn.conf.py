@@ -10,8 +10,14 @@ from prometheus_client import multiprocess
 wsgi_app = "gateway.asgi:app"
 bind = "127.0.0.1:8080"
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn's worker plus a drain on SIGTERM: /readyz turns 503 for GATEWAY_DRAIN_DELAY_S (default 5 s) while
+# the process still serves, then it stops accepting and finishes what is in flight (gateway/server.py).
+worker_class = "gateway.server.DrainingWorker"
+# SIGTERM to exit, drain delay included: the Kubernetes grace period (30 s) must be longer.
 graceful_timeout = 20
+# Recycle each process after about this many requests (jitter: not all at once), bounding any slow leak.
+max_requests = 200_000
+max_requests_jitter = 20_000
 timeout = 30
 keepalive = 5
 backlog = 2048

@@ -33,6 +33,8 @@ async def feed(request: Request) -> Response:
     while not batches and (left := deadline - time.monotonic()) > 0:
         await d.feed_watch.wait(min(left, 1.0))
         batches = await read_batches(d.pool, after, limit)
+        if request.app.state.draining:  # a long poll must not hold a stopping process (gateway/server.py)
+            break
     return Response(orjson.dumps({"batches": batches}), media_type="application/json")
 
 

@@ -31,6 +31,24 @@ STORE_UP = Gauge(
     "gateway_store_up", "1 when the store answered the last readiness check", ["store"], multiprocess_mode="min"
 )
 REVERSALS = Counter("gateway_reversals_total", "Invoices reversed by red-letter invoices, by channel", ["channel"])
+# Feed freshness, read from PostgreSQL at each scrape (gateway/ops.py): the scraping process writes the
+# newest value, so "mostrecent" across processes.
+FEED_NEWEST_BATCH_AGE = Gauge(
+    "feed_newest_batch_age_seconds",
+    "Age of the newest sealed feed batch (NaN before the first)",
+    multiprocess_mode="mostrecent",
+)
+FEED_OLDEST_UNFED_AGE = Gauge(
+    "feed_oldest_unfed_age_seconds",
+    "Age of the oldest eligible invoice due in the feed and not sealed yet (0 when none waits)",
+    multiprocess_mode="mostrecent",
+)
+PENDING = Gauge(
+    "pipeline_pending_entries",
+    "Intake entries delivered to a worker and not acknowledged yet, per shard (read at each scrape)",
+    ["shard"],
+    multiprocess_mode="mostrecent",
+)
 RATELIMIT_FAIL_OPEN = Counter(
     "gateway_ratelimit_fail_open_total", "Requests let through without rate limits because Redis did not answer"
 )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dedup import bloom, sizing
 from dedup import metrics as dedup_metrics
-from gateway import metrics
-from gateway.deps import deps
+from gateway import keys, metrics
+from gateway.deps import Deps, deps
 
 
 async def healthz(request: Request) -> Response:
@@ -41,11 +42,18 @@ async def _answers(call: object, timeout_s: float) -> bool:
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text of every process; the dedup filters' and the feed's gauges are refreshed first."""
     d = deps(request)
+    await asyncio.gather(_refresh_filters(d), _refresh_feed(d), _refresh_pending(d))
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)
+
+
+async def _refresh_filters(d: Deps) -> None:
     try:
         filters = await asyncio.wait_for(bloom.describe(d.redis, d.campaign.dedup.shards), 1.0)
     except Exception:  # the filter gauges keep their last values; the scrape itself must not fail
-        filters = []
+        return
     for f in filters:
         dedup_metrics.READY.labels(str(f.shard)).set(1 if f.ready else 0)
         dedup_metrics.FPR.labels(str(f.shard)).set(f.false_positive_rate())
@@ -54,5 +62,37 @@ async def metrics_endpoint(request: Request) -> Response:
             dedup_metrics.KEYS.labels(*labels).set(gen.keys)
             dedup_metrics.CAPACITY.labels(*labels).set(gen.bytes)
             dedup_metrics.FILL.labels(*labels).set(sizing.fill_ratio(gen.keys, f.k, gen.blocks))
-    body, content_type = metrics.exposition()
-    return Response(body, media_type=content_type)
+
+
+# Both use an index: the primary key of feed_batches, and feed_entries_unsealed (ready_at, id).
+FRESHNESS = """
+SELECT (SELECT extract(epoch FROM now() - sealed_at) FROM feed_batches ORDER BY seq DESC LIMIT 1) AS newest,
+       (SELECT extract(epoch FROM now() - min(ready_at)) FROM feed_entries
+         WHERE batch_seq IS NULL AND kind = 'add' AND ready_at <= now()) AS oldest_unfed
+"""
+
+
+async def _refresh_feed(d: Deps) -> None:
+    try:
+        row = await asyncio.wait_for(d.pool.fetchrow(FRESHNESS), 1.0)
+    except Exception:  # the feed gauges keep their last values; the scrape itself must not fail
+        return
+    assert row is not None
+    metrics.FEED_NEWEST_BATCH_AGE.set(math.nan if row["newest"] is None else float(row["newest"]))
+    metrics.FEED_OLDEST_UNFED_AGE.set(0.0 if row["oldest_unfed"] is None else float(row["oldest_unfed"]))
+
+
+async def _refresh_pending(d: Deps) -> None:
+    """Entries read by a worker and not acknowledged yet, per shard (XPENDING), in one pipelined round trip."""
+    try:
+        async with d.redis.pipeline(transaction=False) as pipe:
+            for shard in range(d.campaign.dedup.shards):
+                pipe.xpending(keys.stream(shard), keys.GROUP)
+            replies = await asyncio.wait_for(pipe.execute(raise_on_error=False), 1.0)
+    except Exception:  # the gauges keep their last values; the scrape itself must not fail
+        return
+    for shard, reply in enumerate(replies):
+        if isinstance(reply, dict):
+            metrics.PENDING.labels(str(shard)).set(reply["pending"])
+        elif "NOGROUP" in str(reply):  # no worker ever ran: nothing was delivered
+            metrics.PENDING.labels(str(shard)).set(0)

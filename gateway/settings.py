@@ -56,6 +56,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     shed_low_backlog: int = 5_000
     processes: int = 1  # set by gunicorn's config to its worker count
 
+    # Graceful shutdown (gateway/server.py): after SIGTERM, /readyz answers 503 and the process goes on
+    # serving this long before it closes its listener, so load balancers stop sending to it first.
+    drain_delay_s: float = 5.0
+
     # Feed.
     feed_max_limit: int = 100
     feed_max_wait_s: float = 30.0

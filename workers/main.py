@@ -124,7 +124,6 @@ class Worker:
             log.error("dead letter %s of shard %d: %s", entry_id, shard, reason)
             metrics.DEAD_LETTERS.inc()
         started = time.perf_counter()
-        metrics.BATCH_INVOICES.observe(len(batch.items))
         with metrics.STAGE_SECONDS.labels("cache").time():
             cached = await self.cache.get([(p.shard, p.queued.key) for p in batch.items])
         with metrics.STAGE_SECONDS.labels("verify").time():
@@ -161,7 +160,9 @@ class Worker:
         for j in judged:
             metrics.PROCESSED.labels(j.judgement.status, j.judgement.reason or "").inc()
         with metrics.STAGE_SECONDS.labels("sink").time():
-            await sink.write(self.pool, judged, batch.dups, self.payout_hold_s)
+            rows = await sink.write(self.pool, judged, batch.dups, self.payout_hold_s)
+        metrics.SINK_BATCH.observe(len(judged))
+        metrics.SINK_ROWS.inc(rows)
         with metrics.STAGE_SECONDS.labels("settle").time():
             await stream.settle(self.redis, batch, deferred, committed)
             # A held invoice keeps its slot: a review may release it.

@@ -6,6 +6,13 @@ from prometheus_client import Counter, Gauge, Histogram
 
 PROCESSED = Counter("worker_invoices_total", "Invoices judged by the workers", ["status", "reason"])
 BATCH_SECONDS = Histogram("worker_batch_duration_seconds", "Time to verify, judge and commit one batch")
+SINK_BATCH = Histogram(
+    "worker_sink_batch_invoices",
+    "Invoices written in one sink transaction (it grows with the backlog: a read takes what is queued, up to "
+    "GATEWAY_WORKER_BATCH entries per shard)",
+    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+)
+SINK_ROWS = Counter("worker_sink_rows_total", "Invoice rows inserted by the sink (a batch delivered twice adds none)")
 VERIFY_SECONDS = Histogram("worker_verify_duration_seconds", "Time of one call to the verification service")
 DEAD_LETTERS = Counter("worker_dead_letters_total", "Stream entries set aside as dead letters")
 SEALED = Counter("worker_feed_batches_sealed_total", "Feed batches sealed")
@@ -21,9 +28,4 @@ STAGE_SECONDS = Histogram(
     "worker_stage_duration_seconds",
     "Time of one batch's stage: cache (verified answers), verify, risk, sink (the transaction), settle (ack)",
     ["stage"],
-)
-BATCH_INVOICES = Histogram(
-    "worker_batch_invoices",
-    "Invoices in one batch (it grows with the backlog up to GATEWAY_WORKER_BATCH per shard)",
-    buckets=(1, 5, 10, 25, 50, 100, 200, 400, 800, 1600),
 )

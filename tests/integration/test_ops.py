@@ -78,6 +78,9 @@ def test_metrics_pass_promtool_check_metrics(base_url: str, channel: SignedClien
         "gateway_requests_in_flight",
         "pipeline_stream_entries",
         "gateway_store_up",
+        "pipeline_pending_entries",
+        "feed_oldest_unfed_age_seconds",
+        "feed_newest_batch_age_seconds",
     ):
         assert f"# TYPE {family} " in text
 
@@ -104,3 +107,20 @@ def test_a_worker_serves_its_own_metrics_when_given_a_port(stack: Any, wait_for:
         worker.send_signal(signal.SIGTERM)
         worker.wait(20)
     assert worker.returncode == 0
+
+
+def test_feed_freshness_gauges_follow_the_sealer(base_url: str, channel: SignedClient, drain: Any, sql: Any) -> None:
+    channel.upload([sample.invoice(random.Random())])
+    drain()  # verifies, commits and seals: nothing eligible waits
+    text = httpx.get(f"{base_url}/metrics").text
+    assert _count(text, "feed_oldest_unfed_age_seconds") == 0.0
+    assert 0.0 <= _count(text, "feed_newest_batch_age_seconds") < 60
+    # An eligible entry the sealer has not taken for 30 s (as when sealing fails); unsealed, so removable.
+    sql(
+        "INSERT INTO feed_entries (key, kind, body, ready_at)"
+        " VALUES ('freshness-probe', 'add', '{}', now() - '30 s'::interval)"
+    )
+    try:
+        assert 30 <= _count(httpx.get(f"{base_url}/metrics").text, "feed_oldest_unfed_age_seconds") < 90
+    finally:
+        sql("DELETE FROM feed_entries WHERE key = 'freshness-probe' AND batch_seq IS NULL")

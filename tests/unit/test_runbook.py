@@ -11,3 +11,10 @@ def test_every_alert_links_to_a_runbook_section_that_exists() -> None:
     links = re.findall(r"RUNBOOK\.md#([a-z0-9]+)", rules)
     assert len(links) == len(alerts) > 10
     assert set(links) <= sections
+
+
+def test_every_section_says_how_to_confirm_and_what_to_do() -> None:
+    text = (DEPLOY / "RUNBOOK.md").read_text()
+    for section in re.split(r"^## ", text, flags=re.M)[1:]:
+        name = section.splitlines()[0]
+        assert "**Confirm**" in section and "**Do**" in section, name
