@@ -4,7 +4,8 @@
 
 Uploads a mixed batch (valid digital and legacy invoices, the sandbox endings, broken invoices), prints the
 answer per invoice, uploads one again from the second channel, reads the feed until the valid invoices are
-in it, recomputes the hash chain, and shows one invoice's status history.
+in it, recomputes the hash chain, and shows one invoice's status history. Then an upload from Beijing is held
+by the risk rules, and the admin releases it into the feed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import random
 import sys
 import time
+from typing import Any
 
 from loadtest import sample
 from loadtest.client import SignedClient
@@ -52,7 +54,33 @@ def main() -> int:
     print("valid invoices in the feed:", "all" if not wanted - seen else f"missing {sorted(wanted - seen)}")
     key = resp.json()["results"][0]["key"]
     print(f"GET /v1/invoices/{key} ->", json.dumps(channel.status(key).json(), ensure_ascii=False))
-    return 0 if not wanted - seen else 1
+    return 0 if not wanted - seen and review(args.url, channel, rng) else 1
+
+
+def review(url: str, channel: SignedClient, rng: random.Random) -> bool:
+    """An upload from Beijing is held by a risk rule; the admin looks at it and releases it into the feed."""
+    admin = SignedClient(url, "demo-admin", "demo-admin-secret")
+    far = {"id": f"u{rng.randrange(10**9)}", "device_id": "d-travel", "location": {"lat": 39.9, "lon": 116.4}}
+    key = channel.upload([sample.invoice(rng, user=far)]).json()["results"][0]["key"]
+    status = wait_for_status(channel, key, "held")
+    print(f"uploaded from Beijing -> {status.get('status')} ({status.get('reason')})")
+    held = admin.request("GET", "/v1/admin/held").json()["held"]
+    print(f"GET /v1/admin/held -> {len(held)} held, this one among them: {key in {h['key'] for h in held}}")
+    body = json.dumps({"decision": "release", "note": "customer was travelling; receipt checked"}).encode()
+    decided = admin.request("POST", f"/v1/admin/held/{key}", body, {"Content-Type": "application/json"})
+    print(f"POST /v1/admin/held/{key} release -> {decided.status_code} {decided.json()}")
+    final = wait_for_status(channel, key, "eligible")
+    print("its history:", " -> ".join(h["status"] for h in final.get("history", [])))
+    return final.get("status") == "eligible"
+
+
+def wait_for_status(channel: SignedClient, key: str, wanted: str, timeout_s: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found: dict[str, Any] = channel.status(key).json()
+        if found.get("status") == wanted or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
 
 
 if __name__ == "__main__":
