@@ -23,7 +23,7 @@ from gateway.deps import deps
 from gateway.errors import BadRequest
 from gateway.validate import DIGITAL_NUMBER, LEGACY_CODE, LEGACY_NUMBER, invoice_key
 from workers.chain import entry_from_row, entry_text
-from workers.seal import SEAL_LOCK
+from workers.seal import REVERSAL_LOCK, SEAL_LOCK
 
 
 class Reversal(msgspec.Struct, frozen=True):
@@ -117,7 +117,7 @@ async def apply(pool: asyncpg.Pool, channel: str, valid: dict[str, tuple[int, Re
     keys = list(valid)
     revs = [valid[k][1] for k in keys]
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", SEAL_LOCK)
+        await conn.execute("SELECT pg_advisory_xact_lock($1), pg_advisory_xact_lock($2)", SEAL_LOCK, REVERSAL_LOCK)
         rows = await conn.fetch(
             APPLY, keys, [r.red_number for r in revs], [r.reason for r in revs], [channel] * len(keys)
         )

@@ -21,6 +21,7 @@ from gateway.body import read_limited
 from gateway.deps import deps
 from gateway.errors import BadRequest, Conflict, NotFound
 from workers.chain import entry_from_row, entry_text, iso_ms
+from workers.seal import SEAL_LOCK
 
 
 class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -86,6 +87,8 @@ async def decide(request: Request) -> Response:
         raise BadRequest("invalid_note", "note: why, 1 to 500 characters")
     key = request.path_params["key"]
     async with d.pool.acquire() as conn, conn.transaction():
+        # The sealer's lock, as reversals take it: a reversal never runs beside a release it cannot see.
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", SEAL_LOCK)
         row = await conn.fetchrow(DECIDE, key, decision.decision, client.client_id, decision.note.strip())
         if row is None:
             now = await conn.fetchval("SELECT status FROM invoices WHERE key = $1", key)
@@ -117,9 +120,10 @@ async def reversals_by_seller(request: Request) -> Response:
     if not 0 < days <= 366:
         raise BadRequest("invalid_days", "days: more than 0, at most 366")
     rows = await d.pool.fetch(
-        "SELECT i.seller_tax_id, count(*) AS reversed, max(r.at) AS last_at"
-        " FROM reversals r JOIN invoices i USING (key) WHERE r.at > now() - make_interval(secs => $1)"
-        " GROUP BY i.seller_tax_id ORDER BY reversed DESC, i.seller_tax_id LIMIT 100",
+        # Reversed however it was learnt: a red-letter reversal, or the tax service's answer (migration 006).
+        "SELECT seller_tax_id, count(*) AS reversed, max(updated_at) AS last_at FROM invoices"
+        " WHERE status = 'reversed' AND updated_at > now() - make_interval(secs => $1)"
+        " GROUP BY seller_tax_id ORDER BY reversed DESC, seller_tax_id LIMIT 100",
         days * 86400.0,
     )
     found = [{**dict(r), "last_at": iso_ms(r["last_at"])} for r in rows]

@@ -43,12 +43,13 @@ def ref(kind: str, value: str, person_secret: str) -> str:
         return keyed_hash(person_secret, "id:" + value)
     channel, sep, local = value.partition(":")
     if kind not in ("person", "device") or not (sep and channel and local):
-        raise BadLine(f"{kind!r}: kind is one of {', '.join(KINDS)}; a device is channel:device")
+        raise BadLine(f"the kind is one of {', '.join(KINDS)}; a device is channel:device")
     return keyed_hash(person_secret, f"{'user' if kind == 'person' else 'device'}:{channel}:{local}")
 
 
 def read(path: Path, person_secret: str) -> list[tuple[str, str, str]]:
-    """The file's entries as (kind, stored value, reason); every bad line is reported, none loaded."""
+    """The file's entries as (kind, stored value, reason), an entry named twice once (its last line); every bad
+    line is reported, none loaded."""
     entries, problems = [], []
     with open(path, newline="", encoding="utf-8") as f:
         for n, row in enumerate(csv.reader(f), start=1):
@@ -62,7 +63,7 @@ def read(path: Path, person_secret: str) -> list[tuple[str, str, str]]:
                 problems.append(f"line {n}: {exc}")  # never the value itself: it may be an ID number
     if problems:
         raise BadLine("\n".join(problems))
-    return entries
+    return list({(kind, value): (kind, value, reason) for kind, value, reason in entries}.values())  # last wins
 
 
 async def load(conn: asyncpg.Connection | asyncpg.Pool, entries: Iterable[tuple[str, str, str]], by: str) -> int:

@@ -22,21 +22,29 @@ import asyncpg
 from gateway.campaign import Risk
 from gateway.model import Queued
 
+# Each device's and seller's newest invoices only, at most this many: enough for every threshold, and a
+# batch's cost stays flat however big a seller grows.
+SCAN = 2000
+
 RULES = """
 WITH c AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[])
-        AS c(key, person, device_ref, seller_tax_id, amount_fen, accepted_at)
+    SELECT * FROM unnest(
+        $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[]
+    ) AS c(key, person, user_ref, device_ref, seller_tax_id, amount_fen, accepted_at)
 ), recent AS (
-    -- An index scan per device and per seller of the batch (migration 005), never a scan of the whole table
-    -- (LATERAL with OFFSET 0 keeps the planner from hashing the whole table when its statistics are young).
+    -- An index scan per device and per seller of the batch (migration 005), newest first and capped, never
+    -- a scan of the whole table (LATERAL with LIMIT keeps the planner from hashing it while its statistics
+    -- are young); then the batch itself, which is not committed yet.
     SELECT i.* FROM (SELECT DISTINCT device_ref FROM c) d CROSS JOIN LATERAL (
         SELECT key, person, device_ref, seller_tax_id, amount_fen, accepted_at FROM invoices
-        WHERE device_ref = d.device_ref AND accepted_at > now() - make_interval(secs => $7) OFFSET 0
+        WHERE device_ref = d.device_ref AND accepted_at > now() - make_interval(secs => $8)
+        ORDER BY accepted_at DESC LIMIT $17
     ) i
     UNION
     SELECT i.* FROM (SELECT DISTINCT seller_tax_id FROM c) s CROSS JOIN LATERAL (
         SELECT key, person, device_ref, seller_tax_id, amount_fen, accepted_at FROM invoices
-        WHERE seller_tax_id = s.seller_tax_id AND accepted_at > now() - make_interval(secs => $7) OFFSET 0
+        WHERE seller_tax_id = s.seller_tax_id AND accepted_at > now() - make_interval(secs => $8)
+        ORDER BY accepted_at DESC LIMIT $17
     ) i
     UNION
     SELECT key, person, device_ref, seller_tax_id, amount_fen, accepted_at FROM c
@@ -44,24 +52,28 @@ WITH c AS (
     SELECT device_ref, count(DISTINCT person) AS persons FROM recent GROUP BY device_ref
 ), sellers AS (
     SELECT seller_tax_id, count(*) AS invoices, count(DISTINCT person) AS persons,
-           count(*) FILTER (WHERE amount_fen >= $11 AND accepted_at > now() - make_interval(secs => $13)) AS high
+           count(*) FILTER (WHERE amount_fen >= $12 AND accepted_at > now() - make_interval(secs => $14)) AS high
     FROM recent GROUP BY seller_tax_id
 ), reversed AS (
-    SELECT i.seller_tax_id, count(*) AS n FROM reversals r JOIN invoices i USING (key)
-    WHERE r.at > now() - make_interval(secs => $7) AND i.seller_tax_id IN (SELECT seller_tax_id FROM c)
-    GROUP BY i.seller_tax_id
+    -- Reversed however it was learnt: a red-letter reversal, or the tax service's answer (migration 006).
+    SELECT seller_tax_id, count(*) AS n FROM invoices
+    WHERE status = 'reversed' AND seller_tax_id IN (SELECT seller_tax_id FROM c)
+      AND updated_at > now() - make_interval(secs => $8)
+    GROUP BY seller_tax_id
 )
 SELECT c.key, CASE
-    WHEN $15 AND EXISTS (SELECT 1 FROM blacklist b WHERE b.kind = 'person' AND b.value = c.person)
+    -- A person blacklisted by ID number, or by a channel's user id (which an ID number given later does not
+    -- hide: the user's own hash travels too).
+    WHEN $16 AND EXISTS (SELECT 1 FROM blacklist b WHERE b.kind = 'person' AND b.value IN (c.person, c.user_ref))
         THEN 'blacklisted_person'
-    WHEN $15 AND EXISTS (SELECT 1 FROM blacklist b WHERE b.kind = 'device' AND b.value = c.device_ref)
+    WHEN $16 AND EXISTS (SELECT 1 FROM blacklist b WHERE b.kind = 'device' AND b.value = c.device_ref)
         THEN 'blacklisted_device'
-    WHEN $15 AND EXISTS (SELECT 1 FROM blacklist b WHERE b.kind = 'seller' AND b.value = c.seller_tax_id)
+    WHEN $16 AND EXISTS (SELECT 1 FROM blacklist b WHERE b.kind = 'seller' AND b.value = c.seller_tax_id)
         THEN 'blacklisted_seller'
-    WHEN $8 > 0 AND d.persons > $8 THEN 'device_many_persons'
-    WHEN $9 > 0 AND s.invoices >= $9 AND s.persons <= $10 THEN 'seller_few_persons'
-    WHEN $12 > 0 AND c.amount_fen >= $11 AND s.high > $12 THEN 'seller_high_value_burst'
-    WHEN $14 > 0 AND coalesce(rv.n, 0) > $14 THEN 'seller_reversal_spike'
+    WHEN $9 > 0 AND d.persons > $9 THEN 'device_many_persons'
+    WHEN $10 > 0 AND s.invoices >= $10 AND s.persons <= $11 THEN 'seller_few_persons'
+    WHEN $13 > 0 AND c.amount_fen >= $12 AND s.high > $13 THEN 'seller_high_value_burst'
+    WHEN $15 > 0 AND coalesce(rv.n, 0) > $15 THEN 'seller_reversal_spike'
 END AS reason
 FROM c JOIN devices d USING (device_ref) JOIN sellers s USING (seller_tax_id)
 LEFT JOIN reversed rv USING (seller_tax_id)
@@ -81,6 +93,7 @@ async def holds(conn: asyncpg.Connection | asyncpg.Pool, invoices: Sequence[Queu
         RULES,
         [q.key for q in invoices],
         [q.person for q in invoices],
+        [q.user_ref for q in invoices],
         [q.device_ref for q in invoices],
         [q.seller_tax_id for q in invoices],
         [q.amount_fen for q in invoices],
@@ -94,6 +107,7 @@ async def holds(conn: asyncpg.Connection | asyncpg.Pool, invoices: Sequence[Queu
         risk.high_value_window_s,
         risk.seller_reversals,
         risk.blacklist,
+        max(SCAN, risk.seller_min_invoices),
     )
     for row in rows:
         if row["reason"] is not None:

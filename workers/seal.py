@@ -13,6 +13,9 @@ import asyncpg
 from workers.chain import GENESIS, batch_sha256
 
 SEAL_LOCK = 7002
+# Taken shared by every sink transaction and exclusively by reversals: a reversal never runs beside a sink
+# that could commit its invoice unseen (each would miss the other under READ COMMITTED).
+REVERSAL_LOCK = 7003
 
 
 async def seal_once(pool: asyncpg.Pool, max_entries: int) -> int | None:

@@ -71,23 +71,23 @@ class Latency:
         return self.median_s * math.exp(random.gauss(0.0, self.sigma)) if self.sigma else self.median_s
 
 
-class Bucket:
-    """The service's own rate limit: a token bucket of ``qps`` a second holding one second's worth (0: none)."""
+class Window:
+    """The service's own rate limit: at most ``qps`` calls in any sliding second (0: none). ``busiest`` is the
+    most it ever admitted in one second, so a test can prove a client kept to the rate."""
 
     def __init__(self, qps: float) -> None:
         self.qps = qps
-        self.tokens = qps
-        self.at = time.monotonic()
+        self.admitted: deque[float] = deque()
+        self.busiest = 0
 
     def take(self) -> bool:
-        if self.qps <= 0:
-            return True
         now = time.monotonic()
-        self.tokens = min(self.qps, self.tokens + (now - self.at) * self.qps)
-        self.at = now
-        if self.tokens < 1:
+        while self.admitted and self.admitted[0] <= now - 1.0:
+            self.admitted.popleft()
+        if self.qps > 0 and len(self.admitted) >= self.qps:
             return False
-        self.tokens -= 1
+        self.admitted.append(now)
+        self.busiest = max(self.busiest, len(self.admitted))
         return True
 
 
@@ -102,20 +102,15 @@ def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Applica
     app[TRIES] = Counter()
     app[STATS] = Stats()
     latency = Latency(median_ms, p99_ms)
-    bucket = Bucket(qps)
-    admitted: deque[float] = deque()
+    window = Window(qps)
 
     async def verify(request: web.Request) -> web.Response:
         stats = app[STATS]
         stats.calls += 1
-        if not bucket.take():
+        if not window.take():
             stats.refused += 1
             return web.json_response({"error": "rate limited"}, status=429, headers={"Retry-After": "1"})
-        now = time.monotonic()
-        admitted.append(now)
-        while admitted[0] <= now - 1.0:
-            admitted.popleft()
-        stats.max_per_second = max(stats.max_per_second, len(admitted))
+        stats.max_per_second = window.busiest
         await asyncio.sleep(latency.draw())
         try:
             asked = await request.json()

@@ -16,6 +16,7 @@ import msgspec
 from gateway.model import Queued
 from workers.chain import entry_text, feed_entry, iso_from_ms
 from workers.judge import Judgement
+from workers.seal import REVERSAL_LOCK
 
 STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS staging (
@@ -113,6 +114,7 @@ async def write(pool: asyncpg.Pool, judged: Sequence[Judged], dups: Sequence[Dup
     """Write one batch in one transaction; returns how many invoices were new. Eligible invoices are sealed
     into the feed no sooner than ``hold_s`` from now (the campaign's payout hold)."""
     async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", REVERSAL_LOCK)
         new = 0
         if judged:
             await conn.copy_records_to_table("staging", records=[_row(j) for j in judged], columns=STAGING_COLUMNS)

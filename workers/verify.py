@@ -21,6 +21,7 @@ from typing import Any, Literal
 import aiohttp
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from gateway import keys, lua
 from gateway.model import Queued
@@ -125,15 +126,19 @@ class Pace:
     async def wait(self) -> None:
         if not self.interval:
             return
-        async with self.lock:
-            now = time.monotonic()
-            while self.slots and self.slots[0] < now - self.interval / 4:
-                self.slots.popleft()
-            if not self.slots:
-                await self._refill()
-            at = self.slots.popleft()
-        if at > time.monotonic():
-            await asyncio.sleep(at - time.monotonic())
+        late = self.interval / 4
+        while True:
+            async with self.lock:
+                while self.slots and self.slots[0] < time.monotonic() - late:
+                    self.slots.popleft()
+                while not self.slots:
+                    await self._refill()
+                at = self.slots.popleft()
+            if at > time.monotonic():
+                await asyncio.sleep(at - time.monotonic())
+            if time.monotonic() - at <= late:
+                return
+            # Woken too late (a busy loop): calling now could crowd the next process's slots. Take another.
 
     async def _refill(self) -> None:
         if self._reserve is None:  # one process alone (unit tests): its own clock
@@ -141,9 +146,12 @@ class Pace:
             self._next_local = at + self.interval
             self.slots.append(at)
             return
+        asked = time.monotonic()
         wait_us = int(await self._reserve(keys=[keys.VERIFY_PACE], args=[round(self.interval * 1e6), self.chunk]))
-        first = time.monotonic() + wait_us / 1e6
-        self.slots.extend(first + i * self.interval for i in range(self.chunk))
+        answered = time.monotonic()
+        if answered - asked > self.interval / 4:
+            return  # the reply took too long to place the slots in time: they are lost, never spent late
+        self.slots.extend(answered + wait_us / 1e6 + i * self.interval for i in range(self.chunk))
 
 
 class Verifier:
@@ -156,8 +164,8 @@ class Verifier:
         timeout_ms: int,
         attempts: int = 3,
         breaker: Breaker | None = None,
+        name_ref: Callable[[str], str],
         pace: Pace | None = None,
-        name_ref: Callable[[str], str] = str,
     ) -> None:
         self._session = session
         self._url = base_url.rstrip("/") + "/verify"
@@ -184,10 +192,17 @@ class Verifier:
             if attempt:
                 await asyncio.sleep(0.05 * 2 ** (attempt - 1) * (0.5 + random.random()))
             async with self._slots:
-                await self._pace.wait()
+                try:
+                    await self._pace.wait()
+                except (RedisError, OSError) as exc:  # no slot, no call: the invoice waits, spending no try
+                    return Verification("unavailable", detail=f"no pace slot: {type(exc).__name__}")
                 answer = await self._call(asked)
             if answer.outcome != "error":
                 break
+        if answer.detail == "HTTP 429":
+            # The service refused to answer at this rate: nothing was learnt about the invoice, which waits
+            # without spending a try (a throttled service must never disqualify consumers' invoices).
+            return Verification("unavailable", detail="rate limited by the tax service")
         # One outcome per invoice, not per attempt: an invoice the service always fails on counts once.
         self._breaker.record(answer.outcome != "error")
         if answer.outcome == "error" and not answer.answered and self._breaker.is_open:

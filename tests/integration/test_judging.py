@@ -152,3 +152,35 @@ def test_reversals_are_counted_per_seller(channel: SignedClient, admin: SignedCl
         k: v for k, v in next(c for c in counts if c["seller_tax_id"] == seller).items() if k != "last_at"
     }
     assert admin.request("GET", "/v1/admin/reversals-by-seller?days=0").status_code == 400
+
+
+def test_a_held_invoice_reversed_stays_out_of_the_feed_and_cannot_be_released(
+    channel: SignedClient, draw: SignedClient, admin: SignedClient, drain: Any
+) -> None:
+    rng = random.Random()
+    far = {"id": f"u{rng.randrange(10**9)}", "device_id": "d-far", "location": {"lat": 39.9, "lon": 116.4}}
+    key = channel.upload([sample.invoice(rng, user=far)]).json()["results"][0]["key"]
+    drain()
+    assert channel.status(key).json()["status"] == "held"
+    body = orjson.dumps({"reversals": [{"number": key, "red_number": "2634" + "7" * 16}]})
+    assert channel.request("POST", "/v1/reversals", body, {"Content-Type": "application/json"}).status_code == 202
+    assert channel.status(key).json()["status"] == "reversed"
+    assert decide(admin, key, "release").status_code == 409
+    drain()
+    batches = read_whole_feed(draw)
+    recompute_chain(batches)
+    assert key not in {e["key"] for b in batches for e in b["entries"]}
+
+
+def test_blacklist_lines_named_twice_load_once_and_can_be_removed(stack: Any, tmp_path: Path, sql: Any) -> None:
+    seller = sample.seller_tax_id(random.Random())
+    listed = tmp_path / "blacklist.csv"
+    listed.write_text(f"# sellers\nseller,{seller},first\nseller,{seller},second thoughts\n", encoding="utf-8")
+    assert load_blacklist(stack, listed).returncode == 0
+    assert [(r["reason"], r["added_by"]) for r in sql("SELECT * FROM blacklist WHERE value = $1", seller)] == [
+        ("second thoughts", "risk-team")
+    ]
+    argv = [str(devstack.VENV_BIN / "gateway-worker"), "blacklist", "remove", str(listed), "--by", "risk-team"]
+    removed = subprocess.run(argv, env=stack.env, capture_output=True, text=True)
+    assert removed.returncode == 0 and "remove: 1 entries" in removed.stdout
+    assert not sql("SELECT 1 FROM blacklist WHERE value = $1", seller)

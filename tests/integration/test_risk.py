@@ -17,6 +17,7 @@ from workers import risk
 from workers.judge import Judgement
 from workers.sink import Judged, prepare, write
 
+VERIFIED = Judgement("verified")
 OFF = Risk(
     blacklist=False,
     device_max_persons=0,
@@ -50,13 +51,17 @@ def queued(rng: random.Random, **fields: Any) -> Queued:
 
 
 def holds(
-    settings: Settings, invoices: list[Queued], rules: Risk, committed: tuple[Queued, ...] = ()
+    settings: Settings,
+    invoices: list[Queued],
+    rules: Risk,
+    committed: tuple[Queued, ...] = (),
+    judgement: Judgement = VERIFIED,
 ) -> dict[str, str]:
     async def go() -> dict[str, str]:
         pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, init=prepare)
         try:
             if committed:
-                await write(pool, [Judged(q, Judgement("verified"), None) for q in committed], [])
+                await write(pool, [Judged(q, judgement, None) for q in committed], [])
             return await risk.holds(pool, invoices, rules)
         finally:
             await pool.close()
@@ -99,26 +104,33 @@ def test_a_seller_with_a_spike_of_reversals_is_held(settings: Settings, sql: Any
     rng = random.Random()
     rules = msgspec.structs.replace(OFF, seller_reversals=2)
     seller = f"seller-{rng.random()}"
-    sold = [queued(rng, seller_tax_id=seller) for _ in range(3)]
-    holds(settings, [], rules, committed=tuple(sold))
-    for q in sold:
-        sql("INSERT INTO reversals (key, red_number, reason, channel) VALUES ($1, $2, 'refund', 'c')", q.key, "1" * 20)
+    # Two found reversed by the tax service, then one reversed by a red-letter invoice sent to the gateway.
+    found = tuple(queued(rng, seller_tax_id=seller) for _ in range(2))
+    holds(settings, [], rules, found, Judgement("reversed", "reversed_at_verification"))
+    red = queued(rng, seller_tax_id=seller)
+    holds(settings, [], rules, committed=(red,))
     later = queued(rng, seller_tax_id=seller)
+    assert holds(settings, [later], rules) == {}  # two reversals: not more than allowed
+    sql("UPDATE invoices SET status = 'reversed', reason = 'reversed_by_red_invoice' WHERE key = $1", red.key)
     assert holds(settings, [later, queued(rng)], rules) == {later.key: "seller_reversal_spike"}
 
 
 def test_blacklisted_persons_and_sellers_are_held(settings: Settings, sql: Any) -> None:
     rng = random.Random()
     person, seller = queued(rng), queued(rng)
+    # Blacklisted as a channel's user, now uploading with an ID number: the person hash differs, the user's not.
+    user = queued(rng, user_ref=f"u{rng.random()}")
     sql(
         "INSERT INTO blacklist (kind, value, reason, added_by)"
-        " VALUES ('person', $1, 'x', 't'), ('seller', $2, 'x', 't')",
+        " VALUES ('person', $1, 'x', 't'), ('seller', $2, 'x', 't'), ('person', $3, 'x', 't')",
         person.person,
         seller.seller_tax_id,
+        user.user_ref,
     )
     rules = msgspec.structs.replace(OFF, blacklist=True)
-    assert holds(settings, [person, seller, queued(rng)], rules) == {
+    assert holds(settings, [person, seller, user, queued(rng)], rules) == {
         person.key: "blacklisted_person",
         seller.key: "blacklisted_seller",
+        user.key: "blacklisted_person",
     }
     assert holds(settings, [person, seller], OFF) == {}

@@ -91,3 +91,13 @@ def test_queued_invoice_carries_no_personal_data() -> None:
     packed = msgspec.msgpack.encode(run(raw))
     for secret in ("张三".encode(), b"11010519491231002X"):
         assert secret not in packed
+
+
+@pytest.mark.parametrize("lat", [float("nan"), float("inf"), 91.0])
+def test_a_location_that_is_no_place_is_refused_and_a_real_one_travels_as_a_distance(lat: float) -> None:
+    rng = random.Random(12)
+    bad = run(sample.invoice(rng, user={"id": "u1", "device_id": "d1", "location": {"lat": lat, "lon": 117.0}}))
+    assert isinstance(bad, Rejection) and bad.reason == "invalid_location"
+    beijing = run(sample.invoice(rng, user={"id": "u1", "device_id": "d1", "location": {"lat": 39.9, "lon": 116.4}}))
+    assert isinstance(beijing, Queued) and 890 < beijing.distance_km < 910  # Hefei to Beijing, about 900 km
+    assert b"39.9" not in msgspec.msgpack.encode(beijing)

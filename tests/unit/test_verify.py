@@ -90,6 +90,7 @@ def test_an_invoice_the_service_always_fails_on_ends_even_when_it_is_the_only_tr
                     timeout_ms=1000,
                     attempts=1,
                     breaker=Breaker(failures=2, cooldown_s=0.0),
+                    name_ref=lambda name: "hash of a name",
                 )
                 bad = Queued(
                     "k", "26341000000000000995", "", "2026-03-01", 100, "", "", "", "", "p", "u", "d", "b", "c", 0
@@ -134,9 +135,40 @@ def test_simulated_latency_has_the_median_and_tail_asked_for() -> None:
     assert Latency(0, 0).draw() == 0.0
 
 
-def test_the_simulators_bucket_refuses_beyond_its_rate() -> None:
-    from workers.simulator import Bucket
+def test_the_simulator_refuses_beyond_its_rate_in_any_second() -> None:
+    from workers.simulator import Window
 
-    bucket = Bucket(5)
-    assert [bucket.take() for _ in range(7)] == [True] * 5 + [False] * 2
-    assert all(Bucket(0).take() for _ in range(100))
+    window = Window(5)
+    assert [window.take() for _ in range(7)] == [True] * 5 + [False] * 2
+    assert window.busiest == 5
+    unlimited = Window(0)
+    assert all(unlimited.take() for _ in range(100)) and unlimited.busiest == 100
+
+
+def test_a_429_from_the_service_makes_the_invoice_wait_without_spending_a_try() -> None:
+    import aiohttp
+    from aiohttp import web
+
+    from workers.simulator import create_app
+    from workers.verify import Verifier
+
+    async def run() -> list[str]:
+        runner = web.AppRunner(create_app(0, 0, qps=1))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with aiohttp.ClientSession() as session:
+                verifier = Verifier(
+                    session, f"http://127.0.0.1:{port}", concurrency=1, timeout_ms=1000, attempts=2, name_ref=str
+                )
+                fine = msgspec.structs.replace(Q, number="26341000000000000120")
+                return [(await verifier.verify(fine)).outcome for _ in range(2)]
+        finally:
+            await runner.cleanup()
+
+    first, throttled = asyncio.run(run())
+    assert first == "found" and throttled == "unavailable"
+    assert isinstance(judge(Q, Verification("unavailable"), 0, [], 0), Defer)
+    assert judge(Q, Verification("unavailable"), 0, [], 0).spend_try is False  # type: ignore[union-attr]
