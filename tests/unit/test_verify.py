@@ -1,11 +1,29 @@
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import msgspec
+from aiohttp import web
 
 from gateway.model import Queued
 from workers.judge import Defer, Judgement, judge
 from workers.verify import Breaker, Pace, Verification, Verified
+
+
+@contextlib.asynccontextmanager
+async def simulator(app: web.Application) -> AsyncIterator[str]:
+    """The simulator app served on a free loopback port: its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
 
 Q = Queued("k", "n", "", "2026-03-01", 12850, "", "", "", "", "p", "u", "d", "b", "c", 0)
 
@@ -70,34 +88,23 @@ def test_verified_facts_must_match_the_upload() -> None:
 def test_an_invoice_the_service_always_fails_on_ends_even_when_it_is_the_only_traffic() -> None:
     """Half-open trials of a 995-like invoice alone must not keep it waiting forever."""
     import aiohttp
-    from aiohttp import web
 
     from workers.simulator import create_app
     from workers.verify import Verifier
 
     async def run() -> list[str]:
-        runner = web.AppRunner(create_app(0, 0))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            async with aiohttp.ClientSession() as session:
-                verifier = Verifier(
-                    session,
-                    f"http://127.0.0.1:{port}",
-                    concurrency=4,
-                    timeout_ms=1000,
-                    attempts=1,
-                    breaker=Breaker(failures=2, cooldown_s=0.0),
-                    name_ref=lambda name: "hash of a name",
-                )
-                bad = Queued(
-                    "k", "26341000000000000995", "", "2026-03-01", 100, "", "", "", "", "p", "u", "d", "b", "c", 0
-                )
-                return [(await verifier.verify(bad)).outcome for _ in range(5)]
-        finally:
-            await runner.cleanup()
+        async with simulator(create_app(0, 0)) as url, aiohttp.ClientSession() as session:
+            verifier = Verifier(
+                session,
+                url,
+                concurrency=4,
+                timeout_ms=1000,
+                attempts=1,
+                breaker=Breaker(failures=2, cooldown_s=0.0),
+                name_ref=lambda name: "hash of a name",
+            )
+            bad = Queued("k", "26341000000000000995", "", "2026-03-01", 100, "", "", "", "", "p", "u", "d", "b", "c", 0)
+            return [(await verifier.verify(bad)).outcome for _ in range(5)]
 
     assert asyncio.run(run()) == ["error"] * 5  # each try spent: the invoice becomes final after its retries
 
@@ -147,26 +154,15 @@ def test_the_simulator_refuses_beyond_its_rate_in_any_second() -> None:
 
 def test_a_429_from_the_service_makes_the_invoice_wait_without_spending_a_try() -> None:
     import aiohttp
-    from aiohttp import web
 
     from workers.simulator import create_app
     from workers.verify import Verifier
 
     async def run() -> list[str]:
-        runner = web.AppRunner(create_app(0, 0, qps=1))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            async with aiohttp.ClientSession() as session:
-                verifier = Verifier(
-                    session, f"http://127.0.0.1:{port}", concurrency=1, timeout_ms=1000, attempts=2, name_ref=str
-                )
-                fine = msgspec.structs.replace(Q, number="26341000000000000120")
-                return [(await verifier.verify(fine)).outcome for _ in range(2)]
-        finally:
-            await runner.cleanup()
+        async with simulator(create_app(0, 0, qps=1)) as url, aiohttp.ClientSession() as session:
+            verifier = Verifier(session, url, concurrency=1, timeout_ms=1000, attempts=2, name_ref=str)
+            fine = msgspec.structs.replace(Q, number="26341000000000000120")
+            return [(await verifier.verify(fine)).outcome for _ in range(2)]
 
     first, throttled = asyncio.run(run())
     assert first == "found" and throttled == "unavailable"
