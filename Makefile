@@ -44,7 +44,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	test -d $(VENV) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test,load]'
 	touch $(STAMP)
 
 # Measurements against this machine's own limits; results under benchmarks/results/.

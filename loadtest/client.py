@@ -12,6 +12,11 @@ import orjson
 from gateway.signing import sign_headers
 
 
+def auth_headers(client_id: str, secret: str, method: str, path: str, body: bytes = b"") -> dict[str, str]:
+    """The four authentication headers of a request signed now, with a fresh nonce."""
+    return sign_headers(client_id, secret, method, path, body, int(time.time()), secrets.token_hex(16))
+
+
 class SignedClient:
     def __init__(self, base_url: str, client_id: str, secret: str, timeout_s: float = 40.0) -> None:
         self.client_id = client_id
