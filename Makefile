@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-dedup bench-overload bench-workers clean
+.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-server bench-dedup bench-overload bench-workers clean
 
 run: deps
 	$(PY) deploy/devstack.py
@@ -47,8 +47,13 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test,load]'
 	touch $(STAMP)
 
-# Measurements against this machine's own limits; results under benchmarks/results/.
-bench: bench-dedup bench-overload bench-workers
+# Measurements against this machine's own limits; results under benchmarks/results/. `make bench` measures
+# the whole pipeline in one run (about 5 minutes; BENCH_BURST=10000000 for the full burst); the focused
+# benchmarks run on their own: bench-dedup, bench-overload, bench-workers, bench-server.
+bench: deps
+	$(PY) benchmarks/pipeline_bench.py
+
+bench-server: deps
 	benchmarks/server_choice.sh | tee benchmarks/results/server_choice.txt
 
 bench-overload: deps

@@ -24,17 +24,26 @@ def load_devstack() -> Any:
 
 
 @contextlib.contextmanager
-def bench_stack(full: bool) -> Iterator[Any]:
-    """Redis and PostgreSQL under .data/bench on free ports; with ``full``, also the simulator, the gateway
-    (2 processes) and 1 worker. Stopped and removed afterwards."""
+def bench_stack(
+    full: bool,
+    campaign: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+    workers: int = 1,
+    name: str = "bench",
+) -> Iterator[Any]:
+    """Redis and PostgreSQL under .data/NAME on free ports; with ``full``, also the simulator, the gateway
+    (2 processes) and ``workers`` workers. Stopped and removed afterwards."""
     devstack = load_devstack()
-    data = ROOT / ".data" / "bench"
+    data = ROOT / ".data" / name
     shutil.rmtree(data, ignore_errors=True)
     port = devstack.free_port
-    stack = devstack.Stack(data, redis_port=port(), pg_port=port(), sim_port=port(), port=port())
+    options: dict[str, Any] = {"extra_env": extra_env}
+    if campaign is not None:
+        options["campaign"] = campaign
+    stack = devstack.Stack(data, redis_port=port(), pg_port=port(), sim_port=port(), port=port(), **options)
     try:
         if full:
-            stack.start_all(gateway_processes=2, worker_processes=1)
+            stack.start_all(gateway_processes=2, worker_processes=workers)
         else:
             stack.start_stores()
         yield stack

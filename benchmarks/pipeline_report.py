@@ -1,0 +1,156 @@
+"""The pipeline benchmark's one table (Markdown), from its result."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+Row = tuple[str, str, str, str]
+
+
+def _med(rounds: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(r[key] for r in rounds))
+
+
+def _cores(rounds: list[dict[str, Any]], who: str) -> float:
+    return float(statistics.median(r["cores"].get(who, 0.0) for r in rounds))
+
+
+def _each(values: list[float]) -> str:
+    return "rounds " + " / ".join(f"{v:,.0f}" for v in values)
+
+
+def _ms(rounds: list[dict[str, Any]], key: str) -> str:
+    return f"{_med(rounds, key) / 1000:.1f}"
+
+
+def _verdict(target: str, ok: bool) -> str:
+    return f"{target}: {'met' if ok else '**not met**'}"
+
+
+def limits_rows(lim: dict[str, Any]) -> list[Row]:
+    get, post, redis, sink = lim["bare_app"]["get"], lim["bare_app"]["post"], lim["redis"], lim["sink"]
+    pipelined, single = redis["pipelined_64"], redis["unpipelined"]
+    return [
+        ("**machine limits (same run)**", "", "", ""),
+        (
+            "bare ASGI app, GET, gunicorn + uvicorn worker, 2 processes (wrk, 32 connections)",
+            f"{get['rps']:,.0f} req/s",
+            f"{_each([r['rps'] for r in get['rounds']])}; wrk {_cores(get['rounds'], 'generator'):.2f} cores,"
+            f" other work {_cores(get['rounds'], 'others'):.2f}",
+            "",
+        ),
+        (
+            f"same app, POST of a 100-invoice body ({lim['upload_body_bytes']:,} B)",
+            f"{post['rps']:,.0f} req/s",
+            _each([r["rps"] for r in post["rounds"]]),
+            "",
+        ),
+        (
+            "Redis SET / SADD, pipelined 64 deep (redis-benchmark, 16 clients)",
+            f"{pipelined['SET']['median']:,.0f} / {pipelined['SADD']['median']:,.0f} ops/s",
+            "",
+            "",
+        ),
+        (
+            "Redis SET / SADD, one command per round trip (16 clients)",
+            f"{single['SET']['median']:,.0f} / {single['SADD']['median']:,.0f} ops/s",
+            "",
+            "",
+        ),
+        (
+            f"PostgreSQL COPY + upsert (workers/sink.py), {sink['batch_rows']:,}-row transactions, 1 connection",
+            f"{sink['median']:,.0f} rows/s",
+            _each(sink["rounds"]),
+            "",
+        ),
+    ]
+
+
+def gateway_rows(kind: str, g: dict[str, Any], limit: float, limit_name: str, target: tuple[str, bool]) -> list[Row]:
+    full, paced = g["full"], g["paced"]
+    rate = _med(full, "accepted_per_s")
+    p99_paced = _med(paced, "p99_us") / 1000
+    return [
+        (f"{kind}: invoices accepted/s", f"{rate:,.0f}", f"{rate / limit:.0%} of {limit_name}", _verdict(*target)),
+        (
+            "  p50 / p99 at full speed (32 connections)",
+            f"{_ms(full, 'p50_us')} / {_ms(full, 'p99_us')} ms",
+            _each([r["accepted_per_s"] for r in full]),
+            "",
+        ),
+        (
+            f"  p50 / p99 at 70% of that rate ({g['target_rps']:,.0f} req/s scheduled)",
+            f"{_ms(paced, 'p50_us')} / {p99_paced:.1f} ms",
+            f"{_med(paced, 'rps'):,.0f} req/s done",
+            _verdict("p99 ≤ 25 ms", p99_paced <= 25),
+        ),
+        (
+            "  CPU at full speed (cores of 2): wrk / gateway / Redis / PostgreSQL / other work on the machine",
+            " / ".join(f"{_cores(full, w):.2f}" for w in ("generator", "gateway", "redis", "postgres", "others")),
+            "",
+            "",
+        ),
+    ]
+
+
+def burst_rows(b: dict[str, Any], sink_rows: float) -> list[Row]:
+    e2e = b["end_to_end_rate"] or 0.0
+    whole = b["fed"] == b["fed_distinct"] == b["invoices"] == b["committed"]
+    return [
+        ("**end to end** (2 gateway processes, 2 workers, simulator)", "", "", ""),
+        (
+            f"burst of {b['invoices']:,} invoices, 100 a request: uploaded in",
+            f"{b['upload_s']:.1f} s",
+            f"{b['upload_rate']:,.0f} invoices/s taken; generator {b['generator_cores']:.2f} cores",
+            "",
+        ),
+        (
+            "  until the last one is in a sealed feed batch",
+            f"{b['feed_s']:.1f} s" if b["feed_s"] else "never (stalled)",
+            f"fed {b['fed']:,}, distinct {b['fed_distinct']:,}, committed {b['committed']:,}",
+            _verdict("every one, once", whole),
+        ),
+        (
+            "end to end: invoices/s from first upload to last sealed feed entry",
+            f"{e2e:,.0f}",
+            f"{e2e / sink_rows:.0%} of the COPY + upsert limit",
+            _verdict("≥ 50%", e2e >= 0.5 * sink_rows),
+        ),
+        (
+            "peak RSS during the burst",
+            ", ".join(f"{k} {v / 1024:,.0f} MB" for k, v in b["peak_rss_kb"].items()),
+            "",
+            "",
+        ),
+    ]
+
+
+def profile_lines(r: dict[str, Any]) -> list[str]:
+    lines = []
+    for what, prof in r.get("profiles", {}).items():
+        own = ", ".join(f"{f} {x:.0%}" for f, x in prof["self"][:8])
+        inclusive = ", ".join(f"{f} {x:.0%}" for f, x in prof["inclusive"][:10])
+        lines += [
+            f"Profile of the {what}, `{prof['file']}` ({prof['samples']} samples): self {own}; inclusive {inclusive}.",
+            "",
+        ]
+    return lines
+
+
+def markdown(r: dict[str, Any]) -> str:
+    lim, gw = r["limits"], r["gateway"]
+    bare_get, bare_post, sink = lim["bare_app"]["get"]["rps"], lim["bare_app"]["post"]["rps"], lim["sink"]["median"]
+    single = _med(gw["single"]["full"], "accepted_per_s")
+    batch = _med(gw["batch"]["full"], "accepted_per_s")
+    rows = limits_rows(lim)
+    rows.append(("**gateway** (2 processes; no workers running)", "", "", ""))
+    rows += gateway_rows("single-invoice requests", gw["single"], bare_get, "the bare app's GET",
+                         ("≥ 50% of the bare app", single >= 0.5 * bare_get))  # fmt: skip
+    rows += gateway_rows("100-invoice requests", gw["batch"], bare_post * 100, "the bare app's POST x 100",
+                         ("≥ 30,000/s", batch >= 30000))  # fmt: skip
+    rows += burst_rows(r["burst"], sink)
+    lines = ["| what | measured | beside | target |", "| --- | --- | --- | --- |"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    lines += ["", f"Machine: {r['cores']} cores, shared; rounds of {r['round_s']:g} s, medians of {r['rounds']}.", ""]
+    return "\n".join(lines + profile_lines(r))
