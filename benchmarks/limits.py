@@ -68,7 +68,7 @@ def _lua_string(data: bytes) -> str:
 def redis_ops(port: int, rounds: int = 3) -> dict[str, Any]:
     """ops/s of SET and SADD from redis-benchmark, pipelined 64 deep and unpipelined (16 clients)."""
     out: dict[str, Any] = {}
-    for label, extra in (("pipelined_64", ["-P", "64", "-n", "1000000"]), ("unpipelined", ["-P", "1", "-n", "200000"])):
+    for label, extra in (("pipelined_64", ["-P", "64", "-n", "500000"]), ("unpipelined", ["-P", "1", "-n", "100000"])):
         rounds_seen: dict[str, list[float]] = {"SET": [], "SADD": []}
         for _ in range(rounds):
             argv = ["redis-benchmark", "-p", str(port), "-c", "16", "-t", "set,sadd", "-r", "1000000", "--csv", *extra]

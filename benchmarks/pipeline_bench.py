@@ -65,7 +65,7 @@ class Meter:
     """CPU seconds of the generator (this process's children) and of the stack's processes over one run."""
 
     def __init__(self, stack: Any) -> None:
-        self.groups = {name: procs.tree(p.pid) for name, p in stack.procs if name in ("gateway", "redis", "postgres")}
+        self.groups = {name: procs.tree(p.pid) for name, p in stack.procs}
 
     def __enter__(self) -> Meter:
         self.t0 = time.perf_counter()
@@ -188,10 +188,12 @@ def burst(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
     procs.reset_peak(pid for pids in everyone.values() for pid in pids)
     per_gen = [args.burst // 2, args.burst - args.burst // 2]
     started = time.time()
+    _wait_for_workers(stack, sum(1 for name, _ in stack.procs if name.startswith("worker-")))
     spy = RESULTS / "profile-worker.txt"
     worker = next(p for name, p in stack.procs if name == "worker-0")
     spying = profile.record(worker.pid, spy, args.worker_profile_s, nonblocking=True)
     spying.__enter__()
+    meter = Meter(stack).__enter__()
     gens = [
         subprocess.Popen(
             [
@@ -227,6 +229,7 @@ def burst(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
     print(f"burst: {taken:,} invoices taken in {uploaded - started:.1f} s, statuses {dict(statuses)}")
     fed_at, counts = asyncio.run(_wait_for_feed(stack.env["GATEWAY_DATABASE_URL"], args.burst, started))
     spying.__exit__(None, None, None)
+    meter.__exit__()
     rss = {}
     for name, pids in everyone.items():
         rss[name] = max(procs.peak_rss_kb(pid) for pid in pids)
@@ -243,8 +246,29 @@ def burst(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
         "end_to_end_rate": args.burst / (fed_at - started) if fed_at else None,
         **counts,
         "peak_rss_kb": rss,
+        "cores": meter.cores,
         "profile": str(spy.relative_to(ROOT)),
     }
+
+
+def _wait_for_workers(stack: Any, count: int) -> None:
+    """Until every worker reads the intake stream (a consumer of its group): started, imported, connected."""
+    import redis
+
+    from gateway import keys
+
+    client = redis.Redis(port=stack.redis_port)
+
+    def reading() -> bool:
+        try:
+            return len(client.xinfo_consumers(keys.stream(0), keys.GROUP)) >= count
+        except redis.ResponseError:  # no stream or group yet
+            return False
+
+    try:
+        load_devstack().wait_until("workers", reading)
+    finally:
+        client.close()
 
 
 async def _wait_for_feed(database_url: str, n: int, started: float) -> tuple[float | None, dict[str, int]]:
