@@ -146,9 +146,11 @@ def _gateway_kind(stack: Any, args: argparse.Namespace, kind: str, n: int, inv: 
         nonlocal expect_rps
         count = int((rate or expect_rps) * seconds * 1.5) + 100
         presign.write(file, f"127.0.0.1:{stack.port}", CHANNEL, SECRET, count, n, inv)
+        calls0 = _redis_calls(stack)
         with Meter(stack) as m:
             result = wrk(url, seconds, connections, LUA, str(file), rate=rate)
         result["cores"] = m.cores
+        result["redis_per_request"] = _per_request(calls0, _redis_calls(stack), result["requests"])
         result["accepted_per_s"] = result["accepted"] / (result["duration_us"] / 1e6)
         expect_rps = max(expect_rps, result["rps"])
         if result["wrapped"]:
@@ -173,6 +175,31 @@ def _gateway_kind(stack: Any, args: argparse.Namespace, kind: str, n: int, inv: 
         "target_rps": target,
         "profile": str(spy.relative_to(ROOT)),
     }
+
+
+def _redis_calls(stack: Any) -> dict[str, tuple[int, int]]:
+    """Redis's own count of each command: (calls, microseconds spent in them), from INFO commandstats."""
+    import redis
+
+    client = redis.Redis(port=stack.redis_port)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {name.removeprefix("cmdstat_"): (v["calls"], v["usec"]) for name, v in stats.items()}
+
+
+def _per_request(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], requests: int
+) -> dict[str, dict[str, float]]:
+    """Commands per gateway request, and Redis's own time per call, for the commands the run used."""
+    out = {}
+    for name, (calls, usec) in after.items():
+        calls0, usec0 = before.get(name, (0, 0))
+        if calls > calls0 and requests:
+            n = calls - calls0
+            out[name] = {"per_request": n / requests, "usec_per_call": (usec - usec0) / n}
+    return out
 
 
 def _gateway_worker(stack: Any) -> int:

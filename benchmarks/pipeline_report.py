@@ -24,6 +24,10 @@ def _ms(rounds: list[dict[str, Any]], key: str) -> str:
     return f"{_med(rounds, key) / 1000:.1f}"
 
 
+def _pct(ratio: float) -> str:
+    return f"{ratio:.1%}" if ratio < 0.1 else f"{ratio:.0%}"
+
+
 def _verdict(target: str, ok: bool) -> str:
     return f"{target}: {'met' if ok else '**not met**'}"
 
@@ -67,12 +71,23 @@ def limits_rows(lim: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _redis_calls(rounds: list[dict[str, Any]]) -> str:
+    names = sorted({name for r in rounds for name in r.get("redis_per_request", {})})
+    parts = []
+    for name in names:
+        seen = [r["redis_per_request"][name] for r in rounds if name in r.get("redis_per_request", {})]
+        per_request = statistics.median(c["per_request"] for c in seen)
+        if per_request >= 0.01:
+            parts.append(f"{name} {per_request:.2f} ({statistics.median(c['usec_per_call'] for c in seen):.0f} µs)")
+    return ", ".join(parts)
+
+
 def gateway_rows(kind: str, g: dict[str, Any], limit: float, limit_name: str, target: tuple[str, bool]) -> list[Row]:
     full, paced = g["full"], g["paced"]
     rate = _med(full, "accepted_per_s")
     p99_paced = _med(paced, "p99_us") / 1000
     return [
-        (f"{kind}: invoices accepted/s", f"{rate:,.0f}", f"{rate / limit:.0%} of {limit_name}", _verdict(*target)),
+        (f"{kind}: invoices accepted/s", f"{rate:,.0f}", f"{_pct(rate / limit)} of {limit_name}", _verdict(*target)),
         (
             "  p50 / p99 at full speed (32 connections)",
             f"{_ms(full, 'p50_us')} / {_ms(full, 'p99_us')} ms",
@@ -84,6 +99,12 @@ def gateway_rows(kind: str, g: dict[str, Any], limit: float, limit_name: str, ta
             f"{_ms(paced, 'p50_us')} / {p99_paced:.1f} ms",
             f"{_med(paced, 'rps'):,.0f} req/s done",
             _verdict("p99 ≤ 25 ms", p99_paced <= 25),
+        ),
+        (
+            "  Redis commands per request (INFO commandstats), and Redis's own µs per call",
+            _redis_calls(full),
+            "",
+            "",
         ),
         (
             "  CPU at full speed (cores of 2): wrk / gateway / Redis / PostgreSQL / other work on the machine",
@@ -114,7 +135,7 @@ def burst_rows(b: dict[str, Any], sink_rows: float) -> list[Row]:
         (
             "end to end: invoices/s from first upload to last sealed feed entry",
             f"{e2e:,.0f}",
-            f"{e2e / sink_rows:.0%} of the COPY + upsert limit",
+            f"{_pct(e2e / sink_rows)} of the COPY + upsert limit",
             _verdict("≥ 50%", e2e >= 0.5 * sink_rows),
         ),
         (

@@ -100,6 +100,7 @@ class ChannelUser(FastHttpUser):
                 self._remember(planned, results)
                 resp.success()
             elif refused_properly(resp):
+                OUTCOMES[f"request {resp.status_code}"] += 1
                 resp.success()
             else:
                 resp.failure(f"unexpected {resp.status_code}: {(resp.text or '')[:200]}")
