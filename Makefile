@@ -48,7 +48,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Measurements against this machine's own limits; results under benchmarks/results/. `make bench` measures
-# the whole pipeline in one run (about 5 minutes; BENCH_BURST=10000000 for the full burst); the focused
+# the whole pipeline in one run (5 to 10 minutes; BENCH_BURST=10000000 for the full burst); the focused
 # benchmarks run on their own: bench-dedup, bench-overload, bench-workers, bench-server.
 bench: deps
 	$(PY) benchmarks/pipeline_bench.py
