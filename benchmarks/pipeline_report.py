@@ -156,6 +156,9 @@ def burst_rows(b: dict[str, Any], sink_rows: float) -> list[Row]:
 def profile_lines(r: dict[str, Any]) -> list[str]:
     lines = []
     for what, prof in r.get("profiles", {}).items():
+        if not prof["samples"]:
+            lines += [f"No profile of the {what} (py-spy could not attach).", ""]
+            continue
         own = ", ".join(f"{f} {x:.0%}" for f, x in prof["self"][:8])
         inclusive = ", ".join(f"{f} {x:.0%}" for f, x in prof["inclusive"][:10])
         lines += [

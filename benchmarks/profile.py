@@ -30,12 +30,15 @@ def record(pid: int, out: Path, seconds: float, nonblocking: bool = False) -> It
     try:
         yield
     finally:
-        spy.wait(timeout=seconds + 30)
+        if spy.wait(timeout=seconds + 30) != 0:
+            print(f"py-spy could not profile process {pid}: no profile this run", file=sys.stderr)
 
 
 def top(path: Path, n: int = 12) -> dict[str, Any]:
     """The functions that hold the CPU themselves (self), and the project's functions with what they call
     (inclusive), each as a share of the samples."""
+    if not path.exists():  # py-spy could not attach (no ptrace permission, e.g. in some containers)
+        return {"samples": 0, "self": [], "inclusive": []}
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
