@@ -208,67 +208,28 @@ def _gateway_worker(stack: Any) -> int:
 
 
 def burst(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{stack.port}"
+    """BENCH_BURST invoices uploaded as fast as the gateway takes them, until the last is in the feed."""
     folder = stack.data / "burst"
     folder.mkdir(parents=True, exist_ok=True)
     everyone = {name: procs.tree(p.pid) for name, p in stack.procs}
+    _wait_for_workers(stack, sum(1 for name in everyone if name.startswith("worker-")))
     procs.reset_peak(pid for pids in everyone.values() for pid in pids)
-    per_gen = [args.burst // 2, args.burst - args.burst // 2]
-    started = time.time()
-    _wait_for_workers(stack, sum(1 for name, _ in stack.procs if name.startswith("worker-")))
     spy = RESULTS / "profile-worker.txt"
     worker = next(p for name, p in stack.procs if name == "worker-0")
-    spying = profile.record(worker.pid, spy, args.worker_profile_s, nonblocking=True)
-    spying.__enter__()
-    meter = Meter(stack).__enter__()
-    gens = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(LOADGEN),
-                url,
-                CHANNEL,
-                SECRET,
-                "--burst",
-                str(n),
-                "--invoices",
-                "100",
-                "--concurrency",
-                "8",
-                "--out",
-                str(folder / f"gen{i}.jsonl"),
-            ]
-        )
-        for i, n in enumerate(per_gen)
-    ]
-    for g in gens:
-        if g.wait() != 0:
-            raise SystemExit("a burst generator failed")
-    uploaded = time.time()
-    taken, statuses, gen_cpu, gen_rss = 0, Counter[str](), 0.0, []
-    for i in range(len(gens)):
-        lines = [json.loads(line) for line in (folder / f"gen{i}.jsonl").read_text().splitlines()]
-        gen_cpu += lines[-1]["cpu_s"]
-        gen_rss.append(lines[-1]["maxrss_kb"])
-        for row in lines[:-1]:
-            taken += row[3]
-            statuses[str(row[1])] += 1
-    print(f"burst: {taken:,} invoices taken in {uploaded - started:.1f} s, statuses {dict(statuses)}")
-    fed_at, counts = asyncio.run(_wait_for_feed(stack.env["GATEWAY_DATABASE_URL"], args.burst, started))
-    spying.__exit__(None, None, None)
-    meter.__exit__()
-    rss = {}
-    for name, pids in everyone.items():
-        rss[name] = max(procs.peak_rss_kb(pid) for pid in pids)
-    for i, kb in enumerate(gen_rss):
-        rss[f"generator-{i}"] = kb
+    with profile.record(worker.pid, spy, args.worker_profile_s, nonblocking=True), Meter(stack) as meter:
+        started = time.time()
+        gens = _upload(f"http://127.0.0.1:{stack.port}", folder, args.burst)
+        uploaded = time.time()
+        fed_at, counts = asyncio.run(_wait_for_feed(stack.env["GATEWAY_DATABASE_URL"], args.burst, started))
+    rss = {name: max(procs.peak_rss_kb(pid) for pid in pids) for name, pids in everyone.items()}
+    rss.update({f"generator-{i}": kb for i, kb in enumerate(gens["maxrss_kb"])})
     return {
         "invoices": args.burst,
-        "taken": taken,
-        "statuses": dict(statuses),
+        "taken": gens["taken"],
+        "statuses": gens["statuses"],
         "upload_s": uploaded - started,
-        "upload_rate": taken / (uploaded - started),
-        "generator_cores": gen_cpu / (uploaded - started),
+        "upload_rate": gens["taken"] / (uploaded - started),
+        "generator_cores": gens["cpu_s"] / (uploaded - started),
         "feed_s": fed_at - started if fed_at else None,
         "end_to_end_rate": args.burst / (fed_at - started) if fed_at else None,
         **counts,
@@ -276,6 +237,29 @@ def burst(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
         "cores": meter.cores,
         "profile": str(spy.relative_to(ROOT)),
     }
+
+
+def _upload(url: str, folder: Path, n: int) -> dict[str, Any]:
+    """``n`` invoices from 2 loadgen processes in burst mode (8 requests in flight each); what they saw."""
+    argv = [sys.executable, str(LOADGEN), url, CHANNEL, SECRET, "--invoices", "100", "--concurrency", "8"]
+    shares = [n // 2, n - n // 2]
+    outs = [folder / f"gen{i}.jsonl" for i in range(len(shares))]
+    gens = [
+        subprocess.Popen([*argv, "--burst", str(k), "--out", str(out)]) for k, out in zip(shares, outs, strict=True)
+    ]
+    if any([g.wait() != 0 for g in gens]):  # a list: wait for every one
+        raise SystemExit("a burst generator failed")
+    seen: dict[str, Any] = {"taken": 0, "statuses": Counter(), "cpu_s": 0.0, "maxrss_kb": []}
+    for out in outs:
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        seen["cpu_s"] += lines[-1]["cpu_s"]
+        seen["maxrss_kb"].append(lines[-1]["maxrss_kb"])
+        for row in lines[:-1]:
+            seen["taken"] += row[3]
+            seen["statuses"][str(row[1])] += 1
+    seen["statuses"] = dict(seen["statuses"])
+    print(f"burst: {seen['taken']:,} invoices taken, statuses {seen['statuses']}")
+    return seen
 
 
 def _wait_for_workers(stack: Any, count: int) -> None:
