@@ -109,7 +109,7 @@ def gateway_rows(kind: str, g: dict[str, Any], limit: float, limit_name: str, ta
         (
             "  CPU at full speed (cores of 2): wrk / gateway / Redis / PostgreSQL / other work on the machine",
             " / ".join(f"{_cores(full, w):.2f}" for w in ("generator", "gateway", "redis", "postgres", "others")),
-            "",
+            f"busiest gateway process {statistics.median(r.get('busiest_gateway_process', 0.0) for r in full):.2f}",
             "",
         ),
     ]

@@ -20,12 +20,15 @@ PROJECT = ("gateway/", "ratelimit/", "dedup/", "workers/")
 
 
 @contextlib.contextmanager
-def record(pid: int, out: Path, seconds: float, nonblocking: bool = False) -> Iterator[None]:
-    """Sample ``pid`` for ``seconds`` (100 samples a second; the process is paused for each unless
-    ``nonblocking``) into ``out``."""
+def record(
+    pid: int, out: Path, seconds: float, nonblocking: bool = False, subprocesses: bool = False
+) -> Iterator[None]:
+    """Sample ``pid`` (with ``subprocesses``: and its children, as one profile) for ``seconds`` (100 samples a
+    second; the process is paused for each unless ``nonblocking``) into ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     argv = [str(PY_SPY), "record", "--pid", str(pid), "--duration", f"{max(1, int(seconds))}", "--rate", "100"]
     argv += ["--nonblocking"] if nonblocking else []
+    argv += ["--subprocesses"] if subprocesses else []
     spy = subprocess.Popen([*argv, "--format", "raw", "--output", str(out)], stdout=subprocess.DEVNULL)
     try:
         yield
