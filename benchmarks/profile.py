@@ -50,7 +50,10 @@ def top(path: Path, n: int = 12) -> dict[str, Any]:
         if not stack:
             continue
         samples = int(count)
-        frames = [_short(f) for f in stack.split(";")]
+        raw = stack.split(";")
+        if raw[0].startswith("process ") and not raw[1].startswith("process "):
+            continue  # the parent of --subprocesses (gunicorn's master), waiting for signals
+        frames = [_short(f) for f in raw]
         total += samples
         own[frames[-1][0]] += samples
         for name, where in set(frames):
