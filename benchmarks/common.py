@@ -24,14 +24,15 @@ def load_devstack() -> Any:
 
 
 @contextlib.contextmanager
-def bench_stack(full: bool) -> Iterator[Any]:
+def bench_stack(full: bool, env: dict[str, str] | None = None) -> Iterator[Any]:
     """Redis and PostgreSQL under .data/bench on free ports; with ``full``, also the simulator, the gateway
-    (2 processes) and 1 worker. Stopped and removed afterwards."""
+    (2 processes) and 1 worker, with ``env`` added to the processes' environment. Stopped and removed
+    afterwards."""
     devstack = load_devstack()
     data = ROOT / ".data" / "bench"
     shutil.rmtree(data, ignore_errors=True)
     port = devstack.free_port
-    stack = devstack.Stack(data, redis_port=port(), pg_port=port(), sim_port=port(), port=port())
+    stack = devstack.Stack(data, redis_port=port(), pg_port=port(), sim_port=port(), port=port(), extra_env=env)
     try:
         if full:
             stack.start_all(gateway_processes=2, worker_processes=1)
