@@ -49,6 +49,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Requests in flight per process: about throughput x target latency (Little's law; measured: at 16 the
     # p99 of admitted requests under 5x overload was 290 ms, at 8 it was 188 ms; benchmarks/overload_bench.py).
     max_in_flight: int = 8
+    # The limit adapts below max_in_flight (never below min_in_flight) to keep the slowest request of each
+    # 100 ms under this latency (0: a fixed limit of max_in_flight). Half the 100 ms p99 objective: the
+    # process cannot see the time a request waits before it reaches the application.
+    min_in_flight: int = 3
+    target_latency_ms: float = 80.0
+    # A request of a channel holding less than its weighted share waits this long for a slot before its 503.
+    fair_wait_ms: float = 25.0
     busy_share: float = 0.5
     shed_high_age_s: float = 10.0
     shed_low_age_s: float = 2.0
