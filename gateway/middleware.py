@@ -77,10 +77,10 @@ class Metrics:
 
 class Shed:
     """Refuses a /v1 request with a fast 503 before its body is read when ``admission`` says so; counts the
-    requests in flight per channel otherwise, and reports each one's latency (its wait for a slot included) to
-    the adaptive concurrency limit (not a feed long poll's). A request of a channel under its share may wait
-    briefly for a slot (``Admission.wait``). Operations endpoints are never shed. Outermost, answering with
-    messages built once, because under overload the refusals themselves must cost next to nothing."""
+    requests in flight per channel otherwise, and reports each one's latency once admitted to the adaptive
+    concurrency limit (not a feed long poll's; a wait for a slot is bounded on its own). A request of a channel
+    under its share may wait briefly for a slot (``Admission.wait``). Operations endpoints are never shed.
+    Outermost, answering with messages built once: under overload the refusals must cost next to nothing."""
 
     def __init__(self, app: ASGIApp, admission: Admission) -> None:
         self.app = app
@@ -93,7 +93,6 @@ class Shed:
             await self.app(scope, receive, send)
             return
         channel = _header(scope, b"x-client-id")[:64]
-        started = time.perf_counter()
         reason = self.admission.refusal(channel)
         if reason is None:
             self.admission.enter(channel)
@@ -105,6 +104,7 @@ class Shed:
             await send(dict(start))
             await send(dict(body))
             return
+        started = time.perf_counter()
         try:
             await self.app(scope, receive, send)
         finally:
