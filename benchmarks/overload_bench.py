@@ -1,17 +1,21 @@
 """Overload and fairness, on the dev stack, in one run (issue 4's figures).
 
-    .venv/bin/python benchmarks/overload_bench.py [--seconds 6] [--invoices 20]
+    .venv/bin/python benchmarks/overload_bench.py [--seconds 6] [--invoices 20] [--loads 1,2,3,4,5]
+        [--env GATEWAY_NAME=VALUE ...] [--out overload]
 
 Starts its own stack (Redis, PostgreSQL, simulator, gunicorn with 2 processes, 1 worker) under .data/bench,
-then with benchmarks/loadgen.py (separate processes, its CPU reported):
+then with benchmarks/loadgen.py (separate processes, their CPU reported):
 
-1. capacity: closed loop, 8 requests in flight, accepted invoices/s;
+1. capacity: closed loop, 8 requests in flight (a refused client pauses 20 ms), accepted invoices/s, measured
+   right before each step (the machine is shared: its other users come and go);
 2. overload: open loop at 1x, 2x, 3x, 4x, 5x of that capacity (in requests/s): goodput (accepted
    invoices/s), p99 latency of the admitted (202) requests, every status seen, gateway RSS before and after;
 3. fairness: channel B alone at 30% of capacity, then again while channel A offers 10x its share;
-4. the rate-limit check's cost: time of the limits script call for one request, beside a PING.
+4. costs: the rate-limit call for one request (it spends the nonce too) beside a PING and the nonce's own
+   SET; the gateway's CPU per admitted request and per refused one.
 
-Writes benchmarks/results/overload.json and overload.md and prints the table.
+Each phase records the CPU of every process of the stack, of the generators, and of everything else on the
+machine (other users), and the requests shed by reason. Writes benchmarks/results/OUT.json and OUT.md.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 LOADGEN = ROOT / "benchmarks" / "loadgen.py"
+CLOSED_LOOP = 8  # requests in flight when measuring the capacity (4 per gateway process)
 GAUGES = ("gateway_admission_saturated ", "pipeline_stream_entries ", "gateway_concurrency_limit ")
 
 from benchmarks.common import bench_stack, load_devstack, save  # noqa: E402
@@ -54,7 +59,7 @@ def generate(
         "--out",
         str(out),
     ]
-    argv += ["--rate", str(rate)] if rate else ["--concurrency", "8"]
+    argv += ["--rate", str(rate)] if rate else ["--concurrency", str(CLOSED_LOOP)]
     argv += ["--start-at", str(start_at)] if start_at else []
     return subprocess.Popen(argv)
 
@@ -128,23 +133,35 @@ def gateway_metrics(url: str) -> dict[str, Any]:
     return {"shed": shed, **gauges}
 
 
+def busy_ticks() -> int:
+    """CPU time (clock ticks) the whole machine spent busy so far, every process of every user."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+
+
 def phase(stack: Any, url: str, seconds: float, invoices: int, loads: list[tuple[str, float, Path]]) -> dict[str, Any]:
-    """Generators (client, rate or 0 for a closed loop of 8, output) whose clocks start together; the CPU each
+    """Generators (client, rate or 0 for a closed loop of CLOSED_LOOP, output) whose clocks start together; the CPU each
     process of the stack used inside the window (cores), requests shed by reason, the pipeline's state."""
     start_at = time.time() + 2.0 + sum(rate or 600 for _, rate, _ in loads) * seconds / 20_000  # building time
     gens = [generate(url, client, seconds, invoices, out, rate=rate, start_at=start_at) for client, rate, out in loads]
     before_m = gateway_metrics(url)
     time.sleep(max(0.0, start_at - time.time()))
-    before, t0 = cpu_ticks(stack), time.time()
+    before, machine, t0 = cpu_ticks(stack), busy_ticks(), time.time()
     time.sleep(seconds)
-    after, took = cpu_ticks(stack), time.time() - t0
+    after, machine, took = cpu_ticks(stack), busy_ticks() - machine, time.time() - t0
     for g in gens:
         g.wait()
     hz = os.sysconf("SC_CLK_TCK")
     after_m = gateway_metrics(url)
     shed = {k: v - before_m["shed"].get(k, 0.0) for k, v in after_m["shed"].items()}
+    cores = {name: round((after[name] - before.get(name, 0)) / hz / took, 3) for name in after}
+    generators = sum(json.loads(out.read_text().splitlines()[-1])["cpu_s"] for _, _, out in loads) / took
     return {
-        "cores": {name: round((after[name] - before.get(name, 0)) / hz / took, 3) for name in after},
+        "cores": cores,
+        # The machine is shared: what everything else on it (other users' processes) used meanwhile.
+        "others_cores": round(max(0.0, machine / hz / took - sum(cores.values()) - generators), 3),
+        "load_average": os.getloadavg()[0],
         "shed": {k: v for k, v in shed.items() if v},
         "saturated_after": after_m.get("gateway_admission_saturated", 0.0),
         "backlog_after": after_m.get("pipeline_stream_entries", 0.0),
@@ -232,34 +249,32 @@ def run(stack: Any, seconds: float, invoices: int, loads: list[int]) -> dict[str
     result: dict[str, Any] = {"invoices_per_request": invoices, "seconds_per_step": seconds, "env": stack.extra_env}
 
     generate(url, "demo-channel", 3, invoices, tmp / "warm.jsonl").wait()
-    seen = phase(stack, url, seconds, invoices, [("demo-channel", 0, tmp / "cap.jsonl")])
-    capacity = {**summarize(tmp / "cap.jsonl", seconds), **seen}
-    result["capacity"] = capacity
-    cap_rps = capacity["admitted_rps"]  # what the gateway took, not what was sent
-    time.sleep(2)
-
     steps = []
     rss_start = gateway_rss_kb(stack)
     for k in loads:
+        # The machine is shared and its other users come and go: each step is paired with a capacity measured
+        # just before it (closed loop), offered k times that, and judged against it.
+        seen = phase(stack, url, seconds, invoices, [("demo-channel", 0, tmp / f"cap{k}.jsonl")])
+        capacity = {**summarize(tmp / f"cap{k}.jsonl", seconds), **seen}
+        cap_rps = capacity["admitted_rps"]  # what the gateway took, not what was sent
+        time.sleep(2)
         out = tmp / f"step{k}.jsonl"
         # Two generator processes, half the rate each, so one generator's event loop is not the limit.
         outs = [Path(f"{out}.{i}") for i in range(2)]
         seen = phase(stack, url, seconds, invoices, [("demo-channel", k * cap_rps / 2, o) for o in outs])
         step = {**_merge([summarize(o, seconds) for o in outs], k), **seen}
+        step["capacity"] = capacity
+        step["goodput_ratio"] = step["goodput"] / capacity["goodput"] if capacity["goodput"] else 0.0
         step["gateway_rss_kb"] = gateway_rss_kb(stack)
         steps.append(step)
         time.sleep(2)  # let the pipeline catch up between steps
     result["steps"] = steps
     result["rss_growth"] = steps[-1]["gateway_rss_kb"] / rss_start - 1
-    # The machine is shared: the capacity again after the steps; goodput is judged against the mean of both.
-    seen = phase(stack, url, seconds, invoices, [("demo-channel", 0, tmp / "cap_after.jsonl")])
-    result["capacity_after"] = {**summarize(tmp / "cap_after.jsonl", seconds), **seen}
-    result["capacity_goodput"] = (capacity["goodput"] + result["capacity_after"]["goodput"]) / 2
-    for step in steps:
-        step["goodput_ratio"] = step["goodput"] / result["capacity_goodput"]
-    time.sleep(2)
+    cap_rps = statistics.median(s["capacity"]["admitted_rps"] for s in steps)
+    capacity = min((s["capacity"] for s in steps), key=lambda c: abs(c["admitted_rps"] - cap_rps))
+    result["capacity"] = capacity  # the median one
 
-    normal_rate = 0.3 * cap_rps
+    normal_rate = 0.3 * cap_rps  # of the median capacity
     seen = phase(stack, url, seconds, invoices, [("demo-channel-2", normal_rate, tmp / "b_alone.jsonl")])
     b_alone = {**summarize(tmp / "b_alone.jsonl", seconds), **seen}
     time.sleep(2)
@@ -297,32 +312,28 @@ def _merge(parts: list[dict[str, Any]], k: float) -> dict[str, Any]:
 
 
 def _cores(s: dict[str, Any]) -> str:
-    other = sum(v for k, v in s["cores"].items() if k != "gateway")
-    return f"{s['cores'].get('gateway', 0):.2f} / {s['generator_cores']:.2f} / {other:.2f}"
+    rest = sum(v for k, v in s["cores"].items() if k != "gateway")
+    return f"{s['cores'].get('gateway', 0):.2f} / {s['generator_cores']:.2f} / {rest:.2f} / {s['others_cores']:.2f}"
 
 
 def markdown(r: dict[str, Any]) -> str:
-    lines = []
-    for when, cap in (("before the steps", r["capacity"]), ("after them", r["capacity_after"])):
-        lines.append(
-            f"Capacity {when} (closed loop, 8 in flight, {r['invoices_per_request']} invoices a request): "
-            f"{cap['admitted_rps']:,.0f} requests/s admitted, {cap['goodput']:,.0f} invoices/s accepted, "
-            f"p99 {cap['p99_ms']:.1f} ms, statuses {cap['statuses']}; CPU (cores) gateway / generator / rest of "
-            f"the stack: {_cores(cap)}."
-        )
-    lines += [
-        f"Goodput is compared with their mean, {r['capacity_goodput']:,.0f} invoices/s.",
+    lines = [
+        f"Each step is paired with the capacity measured just before it (closed loop, {CLOSED_LOOP} in flight, a "
+        f"503 pauses its client 20 ms, {r['invoices_per_request']} invoices a request), offered k times that, "
+        "and judged against it. CPU in cores: gateway / generator / rest of the stack / other users of the machine.",
         "",
-        "| offered | requests/s offered | goodput (invoices/s) | goodput / capacity | p99 of 202s | statuses"
-        " | shed by reason | CPU gateway / generator / rest (cores) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| offered | capacity just before (req/s, invoices/s, p99, statuses) | requests/s offered"
+        " | goodput (invoices/s) | goodput / capacity | p99 of 202s | statuses | shed by reason | CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in r["steps"]:
+        c = s["capacity"]
         p99 = f"{s['p99_ms']:.1f} ms" if s["p99_ms"] is not None else "-"
         shed = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(s["shed"].items())) or "-"
         lines.append(
-            f"| {s['load']}x | {s['offered_rps']:,.0f} | {s['goodput']:,.0f} | {s['goodput_ratio']:.0%} "
-            f"| {p99} | {s['statuses']} | {shed} | {_cores(s)} |"
+            f"| {s['load']}x | {c['admitted_rps']:,.0f}, {c['goodput']:,.0f}, {c['p99_ms']:.0f} ms, {c['statuses']}"
+            f" | {s['offered_rps']:,.0f} | {s['goodput']:,.0f} | {s['goodput_ratio']:.0%} | {p99} | {s['statuses']}"
+            f" | {shed} | {_cores(s)} |"
         )
     f = r["fairness"]
     lines += [
@@ -333,7 +344,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"{f['b_with_flood']['goodput']:,.0f} invoices/s: {f['b_kept']:.0%} of its normal goodput "
         f"(statuses {f['b_with_flood']['statuses']}; shed {f['shed']}).",
         f"Gateway CPU per request: {r['admitted_cpu_us']:,.0f} µs per admitted {r['invoices_per_request']}-invoice "
-        f"upload (capacity run), {r['refusal_cost']['cpu_us_per_refusal']:,.0f} µs per refused one "
+        f"upload (the median capacity run), {r['refusal_cost']['cpu_us_per_refusal']:,.0f} µs per refused one "
         f"({r['refusal_cost']['refused_per_s']:,.0f} refusals/s offered to one process).",
         f"Rate-limit check: {r['ratelimit_cost']['limits_us']:,.0f} µs per {r['invoices_per_request']}-invoice request "
         f"(one script call that also spends the request's nonce), beside {r['ratelimit_cost']['ping_us']:,.0f} µs "
