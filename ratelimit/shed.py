@@ -23,6 +23,7 @@ another channel's id is refused at the signature and spends none of that channel
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter, deque
 
@@ -115,6 +116,7 @@ class Admission:
         self.buckets: dict[str, Bucket] = {}
         self.last_seen: dict[str, float] = {}
         self.waiting: dict[str, deque[asyncio.Future[bool]]] = {}
+        self.admitted: dict[str, tuple[float, float]] = {}  # channel -> (decaying count of admissions, as of)
 
     def weight(self, channel: str) -> float:
         return self.config.weights.get(channel, self.config.default_weight)
@@ -123,7 +125,9 @@ class Admission:
         """This channel's weighted share among the channels active lately: with a request in flight or seen in
         the last ``ACTIVE_S`` (a channel between two requests still counts, or a flood would take its room)."""
         recent = time.monotonic() - ACTIVE_S
-        active = {c for c, at in self.last_seen.items() if at >= recent} | set(self.by_channel) | {channel}
+        for gone in [c for c, at in self.last_seen.items() if at < recent]:  # bounded: forgotten once quiet
+            del self.last_seen[gone]
+        active = set(self.last_seen) | set(self.by_channel) | {channel}
         return self.weight(channel) / sum(self.weight(c) for c in active)
 
     def refusal(self, channel: str) -> str | None:
@@ -131,18 +135,43 @@ class Admission:
         c = self.config
         if channel in self.known:
             self.last_seen[channel] = time.monotonic()
-        limit = self.concurrency.allowed()
-        if self.in_flight >= limit:
+        cap = self._cap(channel)
+        if self.in_flight >= cap:
             return "in_flight"
-        busy = self.in_flight >= limit * c.busy_share
-        if busy and self.by_channel[channel] >= max(1.0, limit * self.share(channel)):
+        busy = self.in_flight >= cap * c.busy_share
+        if busy and self.by_channel[channel] >= max(1.0, cap * self.share(channel)):
             return "fair_share"
         if self.saturated and self._bucket(channel).refill(*self._rate(channel)) <= 0:
             return "pipeline_saturated"
         return None
 
+    def light(self, channel: str) -> bool:
+        """Whether this channel got less than its weighted share of the requests admitted lately (decaying over
+        ``ACTIVE_S``): it is not the one loading the process."""
+        now = time.monotonic()
+        counts = {c: self._admitted(c, now) for c in self.admitted}
+        for gone in [c for c, n in counts.items() if n < 0.01]:  # bounded: forgotten once quiet
+            del self.admitted[gone]
+        return counts.get(channel, 0.0) < self.share(channel) * sum(counts.values())
+
+    def _cap(self, channel: str) -> int:
+        """The requests in flight this channel's request is measured against: the adaptive limit, or for a
+        light channel the ceiling (``max_in_flight``). The adaptive limit holds back the channels that load the
+        process; a channel sending its normal rate beside a flood is not starved because the flood's latency
+        cut the limit (slots are fair, but a light channel's requests last as long as the flood makes them)."""
+        limit = self.concurrency.allowed()
+        if limit < self.config.max_in_flight and self.light(channel):
+            return self.config.max_in_flight
+        return limit
+
+    def _admitted(self, channel: str, now: float) -> float:
+        count, at = self.admitted.get(channel, (0.0, now))
+        return count * math.exp((at - now) / ACTIVE_S)
+
     def enter(self, channel: str) -> None:
-        self.last_seen[channel] = time.monotonic()
+        now = time.monotonic()
+        self.last_seen[channel] = now
+        self.admitted[channel] = (self._admitted(channel, now) + 1, now)
         self.in_flight += 1
         self.by_channel[channel] += 1
         self.concurrency.entered(self.in_flight)
@@ -167,7 +196,7 @@ class Admission:
         if self.config.max_wait_s <= 0:
             return False
         held = self.by_channel[channel] + len(self.waiting.get(channel, ()))
-        if held >= max(1.0, self.concurrency.allowed() * self.share(channel)):
+        if held >= max(1.0, self._cap(channel) * self.share(channel)):
             return False
         return not self.saturated or self._bucket(channel).refill(*self._rate(channel)) > 0
 
@@ -192,8 +221,8 @@ class Admission:
 
     def _hand_over(self) -> None:
         """Free slots to waiting requests, the channel with the fewest in flight for its weight first."""
-        while self.in_flight < self.concurrency.allowed():
-            ready = [c for c, q in self.waiting.items() if q]
+        while True:
+            ready = [c for c, q in self.waiting.items() if q and self.in_flight < self._cap(c)]
             if not ready:
                 return
             channel = min(ready, key=lambda c: self.by_channel[c] / self.weight(c))

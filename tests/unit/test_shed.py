@@ -105,7 +105,7 @@ def test_the_concurrency_limit_engages_when_latency_passes_its_target_and_releas
     assert limit == int(16 * a.concurrency.BACKOFF**3) < 16
     for _ in range(limit):
         a.enter("a")
-    assert a.refusal("b") == "in_flight"  # the limit, not max_in_flight, refuses now
+    assert a.refusal("a") == "in_flight"  # the limit, not max_in_flight, refuses now
     for _ in range(limit):
         a.leave("a")
     for _ in range(40):
@@ -132,7 +132,7 @@ def test_a_flooding_channel_cannot_take_the_other_channels_share_of_an_adapted_l
     a = adaptive(16, 2, flood=1.0, calm=1.0)
     now = time.monotonic() + 0.1
     for _ in range(4):
-        now = run_window(a, now, 0.2, 8, "flood")
+        now = run_window(a, now, 0.2, 8, "flood")  # the flood's latency cut the limit
     limit = a.concurrency.allowed()
     assert limit == int(16 * a.concurrency.BACKOFF**4) < 16
     a.refusal("calm")  # the calm channel is active: it sends now and then
@@ -141,11 +141,28 @@ def test_a_flooding_channel_cannot_take_the_other_channels_share_of_an_adapted_l
         if a.refusal("flood") is None:
             a.enter("flood")
             admitted += 1
-    assert admitted == limit // 2  # its weighted half, whatever it asks
-    for _ in range(limit - admitted):
-        assert a.refusal("calm") is None  # the rest stays free for the calm channel
+    assert admitted == limit // 2  # its weighted half of the limit, whatever it asks
+    assert a.light("calm") and not a.light("flood")
+    calm = 0
+    while a.refusal("calm") is None:
         a.enter("calm")
-    assert a.refusal("calm") == "in_flight"
+        calm += 1
+    # The calm channel is not held to the limit the flood's latency brought down: its half of the ceiling.
+    assert calm == 16 // 2 and a.in_flight > limit
+    assert a.refusal("calm") == "fair_share"
+    assert a.refusal("flood") == "in_flight"
+
+
+def test_a_channel_alone_is_held_to_the_adapted_limit() -> None:
+    a = adaptive(16, 2)
+    now = time.monotonic() + 0.1
+    for _ in range(4):
+        now = run_window(a, now, 0.2, 8, "only")
+    limit = a.concurrency.allowed()
+    for _ in range(limit):
+        assert a.refusal("only") is None
+        a.enter("only")
+    assert not a.light("only") and a.refusal("only") == "in_flight"
 
 
 def test_without_a_latency_target_the_limit_stays_fixed() -> None:
