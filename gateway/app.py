@@ -58,6 +58,9 @@ def create_app(settings: Settings) -> Starlette:
     admission = Admission(
         SheddingConfig(
             max_in_flight=settings.max_in_flight,
+            min_in_flight=settings.min_in_flight,
+            target_latency_s=settings.target_latency_ms / 1000,
+            max_wait_s=settings.fair_wait_ms / 1000,
             busy_share=settings.busy_share,
             weights=campaign.shedding.weights,
             default_weight=campaign.shedding.default_weight,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import NoReturn
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -13,6 +14,7 @@ from gateway import keys
 from gateway.clients import Client, ClientTable
 from gateway.errors import Forbidden, Unauthorized, Unavailable
 from gateway.signing import canonical_string, signature_matches
+from ratelimit.limits import Nonce
 
 NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also accepts "²"
@@ -49,13 +51,8 @@ def check_headers(request: Request, clients: ClientTable, now_s: float, skew_s: 
     return client
 
 
-async def check_signature(
-    request: Request, client: Client, body: bytes, redis: Redis, nonce_ttl_s: int, role: str
-) -> None:
-    """The checks on the whole request: signature, then replay, then role.
-
-    The nonce is spent only once the signature is good, so that nobody can burn another client's nonces.
-    """
+def check_signed(request: Request, client: Client, body: bytes) -> None:
+    """The signature over the whole request (no I/O)."""
     headers = request.headers
     canonical = canonical_string(
         request.method, path_and_query(request), headers["x-timestamp"], headers["x-nonce"], body
@@ -63,16 +60,41 @@ async def check_signature(
     presented = headers["x-signature"]
     if not SIGNATURE.fullmatch(presented) or not signature_matches(client.secret, canonical, presented):
         raise Unauthorized("bad_signature", "signature does not match")
-    token = os.urandom(8)
-    try:
-        # SET NX GET answers the value already there: None when the nonce is fresh, our own token when a
-        # retried command had already spent it for this very request.
-        earlier = await redis.set(
-            keys.nonce(client.client_id, headers["x-nonce"]), token, nx=True, ex=nonce_ttl_s, get=True
-        )
-    except (RedisError, OSError) as exc:
-        raise Unavailable("store_unavailable", "the replay guard cannot be checked now") from exc
-    if earlier is not None and earlier != token:
-        raise Unauthorized("replayed_nonce", "this nonce was already used")
+
+
+def check_role(client: Client, role: str) -> None:
     if client.role != role:
         raise Forbidden("wrong_role", f"this endpoint is for role {role}")
+
+
+def request_nonce(request: Request, client: Client, nonce_ttl_s: int) -> Nonce:
+    """This request's nonce, with a token of its own: a retried command that had already spent the nonce for this
+    very request finds its own token and is not a replay."""
+    return Nonce(keys.nonce(client.client_id, request.headers["x-nonce"]), os.urandom(8), nonce_ttl_s)
+
+
+async def spend_nonce(redis: Redis, nonce: Nonce) -> None:
+    """The replay guard on its own (uploads spend the nonce in their rate-limit call instead). Fails closed."""
+    try:
+        # SET NX GET answers the value already there: None when the nonce is fresh.
+        earlier = await redis.set(nonce.key, nonce.token, nx=True, ex=nonce.ttl_s, get=True)
+    except (RedisError, OSError) as exc:
+        raise Unavailable("store_unavailable", "the replay guard cannot be checked now", {"Retry-After": "1"}) from exc
+    if earlier is not None and earlier != nonce.token:
+        raise_replayed()
+
+
+def raise_replayed() -> NoReturn:
+    raise Unauthorized("replayed_nonce", "this nonce was already used")
+
+
+async def check_signature(
+    request: Request, client: Client, body: bytes, redis: Redis, nonce_ttl_s: int, role: str
+) -> None:
+    """The checks on the whole request: signature, then replay, then role.
+
+    The nonce is spent only once the signature is good, so that nobody can burn another client's nonces.
+    """
+    check_signed(request, client, body)
+    await spend_nonce(redis, request_nonce(request, client, nonce_ttl_s))
+    check_role(client, role)

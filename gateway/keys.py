@@ -45,8 +45,14 @@ def bloom(shard: int, generation: int) -> str:
     return f"{tag(shard)}:bloom:{generation}"
 
 
+def rate_limits(client_id: str) -> str:
+    """The hash tag of a client's rate-limit states and nonces (ratelimit/limits.lua touches them together)."""
+    return f"{{rl:{client_id}}}"
+
+
 def nonce(client_id: str, nonce: str) -> str:
-    return f"nonce:{{{client_id}}}:{nonce}"
+    """A spent nonce, under the client's rate-limit tag: an upload spends it in its rate-limit script call."""
+    return f"{rate_limits(client_id)}:nonce:{nonce}"
 
 
 def cap(shard: int, person: str, month: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Any
 
 import orjson
 from starlette.routing import Match, Route
@@ -76,13 +77,16 @@ class Metrics:
 
 class Shed:
     """Refuses a /v1 request with a fast 503 before its body is read when ``admission`` says so; counts the
-    requests in flight per channel otherwise. Operations endpoints are never shed. Outermost, and answering
-    with bytes encoded once, because under overload the refusals themselves must cost next to nothing."""
+    requests in flight per channel otherwise, and reports each one's latency once admitted to the adaptive
+    concurrency limit (not a feed long poll's; a wait for a slot is bounded on its own). A request of a channel
+    under its share may wait briefly for a slot (``Admission.wait``). Operations endpoints are never shed.
+    Outermost, answering with messages built once: under overload the refusals must cost next to nothing."""
 
     def __init__(self, app: ASGIApp, admission: Admission) -> None:
         self.app = app
         self.admission = admission
-        self.bodies = {reason: _shed_body(reason) for reason in ("in_flight", "fair_share", "pipeline_saturated")}
+        self.refusals = {reason: _shed_messages(reason) for reason in ("in_flight", "fair_share", "pipeline_saturated")}
+        self.counters: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
@@ -90,27 +94,44 @@ class Shed:
             return
         channel = _header(scope, b"x-client-id")[:64]
         reason = self.admission.refusal(channel)
+        if reason is None:
+            self.admission.enter(channel)
+        elif reason == "in_flight" and self.admission.may_wait(channel) and await self.admission.wait(channel):
+            reason = None
         if reason is not None:
-            shed_metrics.SHED.labels(reason, channel if channel in self.admission.known else "other").inc()
-            body = self.bodies[reason]
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"application/problem+json"),
-                        (b"retry-after", b"1"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            self._counter(reason, channel).inc()
+            start, body = self.refusals[reason]
+            await send(dict(start))
+            await send(dict(body))
             return
-        self.admission.enter(channel)
+        started = time.perf_counter()
         try:
             await self.app(scope, receive, send)
         finally:
-            self.admission.leave(channel)
+            long_poll = scope["path"].startswith("/v1/feed")
+            self.admission.leave(channel, None if long_poll else time.perf_counter() - started)
+
+    def _counter(self, reason: str, channel: str) -> Any:
+        label = channel if channel in self.admission.known else "other"
+        found = self.counters.get((reason, label))
+        if found is None:
+            found = self.counters[(reason, label)] = shed_metrics.SHED.labels(reason, label)
+        return found
+
+
+def _shed_messages(reason: str) -> tuple[Message, Message]:
+    """The two ASGI messages of a refusal, encoded once."""
+    body = _shed_body(reason)
+    start = {
+        "type": "http.response.start",
+        "status": 503,
+        "headers": [
+            (b"content-type", b"application/problem+json"),
+            (b"retry-after", b"1"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}
 
 
 def _shed_body(reason: str) -> bytes:

@@ -46,9 +46,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_timeout_ms: int = 2000
 
     # Load shedding (ratelimit/shed.py, ratelimit/pipeline.py).
-    # Requests in flight per process: about throughput x target latency (Little's law; measured: at 16 the
-    # p99 of admitted requests under 5x overload was 290 ms, at 8 it was 188 ms; benchmarks/overload_bench.py).
+    # Requests in flight per process: the limit adapts between min_in_flight and max_in_flight to keep the
+    # slowest request of each 250 ms under target_latency_ms (0: a fixed limit of max_in_flight). The floor is
+    # the concurrency the capacity is measured at (8 requests over 2 processes, benchmarks/overload_bench.py):
+    # on a shared machine, latency rises with other users' load whatever this process admits, and a limit
+    # cut below that floor lost goodput and fairness without bringing the p99 under the target (measured).
     max_in_flight: int = 8
+    min_in_flight: int = 4
+    target_latency_ms: float = 80.0
+    # A request of a channel holding less than its weighted share waits this long for a slot before its 503.
+    fair_wait_ms: float = 25.0
     busy_share: float = 0.5
     shed_high_age_s: float = 10.0
     shed_low_age_s: float = 2.0

@@ -46,10 +46,14 @@ async def upload(request: Request) -> Response:
     now = time.time()
     client = auth.check_headers(request, d.clients, now, d.settings.clock_skew_s)
     body = await read_limited(request, d.settings.max_body_bytes)
-    await auth.check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role="channel")
+    auth.check_signed(request, client, body)
+    auth.check_role(client, "channel")
+    # The nonce is spent in the rate-limit call (one round trip for both), after decoding: a body that does
+    # not decode is refused (400) whoever sends it again.
+    nonce = auth.request_nonce(request, client, d.settings.nonce_ttl_s)
     decoded = decode(body, request.headers.get("content-type", "application/json"), d.settings.max_invoices)
     request_id = getattr(request.state, "request_id", None) or os.urandom(12).hex()  # set by the access log
-    results, headers = await admit(d, client.client_id, request_id, decoded, int(now * 1000))
+    results, headers = await admit(d, client.client_id, request_id, decoded, int(now * 1000), nonce)
     return Response(
         orjson.dumps({"request_id": request_id, "results": results}),
         status_code=202,
@@ -97,7 +101,7 @@ def _decode_one(decoder: Any, part: msgspec.Raw) -> Invoice | Rejection:
 
 
 async def admit(
-    d: Deps, channel: str, request_id: str, items: list[Invoice | Rejection], now_ms: int
+    d: Deps, channel: str, request_id: str, items: list[Invoice | Rejection], now_ms: int, nonce: limits.Nonce
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Every stage after decoding, each narrowing the invoices that go on; a result per invoice."""
     person_secret = d.settings.person_secret
@@ -114,7 +118,7 @@ async def admit(
         else:
             first[item.key] = i
     going: list[tuple[int, Queued]] = [(i, q) for i in first.values() if isinstance(q := checked[i], Queued)]
-    decision = await rate_limit(d, channel, len(items), [q for _, q in going])
+    decision = await rate_limit(d, channel, len(items), [q for _, q in going], nonce)
     going = _drop_rate_limited(going, decision, results)
     reservations = await reserve_caps(d, [q for _, q in going])
     going = _drop_capped(going, reservations, results)
@@ -127,15 +131,21 @@ async def admit(
     return [results[i] for i in range(len(items))], headers
 
 
-async def rate_limit(d: Deps, channel: str, count: int, invoices: list[Queued]) -> limits.Decision | None:
-    """The channel's and each invoice's rate limits. Fails open: a slow or absent Redis lets traffic through."""
+async def rate_limit(
+    d: Deps, channel: str, count: int, invoices: list[Queued], nonce: limits.Nonce
+) -> limits.Decision | None:
+    """The replay guard, the channel's and each invoice's rate limits, in one call. The limits fail open: a slow
+    or absent Redis lets traffic through; the replay guard then runs on its own and fails closed."""
     try:
         decision: limits.Decision = await asyncio.wait_for(
-            d.ratelimiter.decide(channel, count, invoices), d.settings.ratelimit_timeout_ms / 1000
+            d.ratelimiter.decide(channel, count, invoices, nonce), d.settings.ratelimit_timeout_ms / 1000
         )
     except STORE_ERRORS:
         metrics.RATELIMIT_FAIL_OPEN.inc()
+        await auth.spend_nonce(d.redis, nonce)
         return None
+    if decision.replayed:
+        auth.raise_replayed()
     if decision.channel_wait_ms > 0:
         retry_s = str(math.ceil(decision.channel_wait_ms / 1000))
         c = d.ratelimiter.of(channel)

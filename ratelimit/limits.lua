@@ -1,22 +1,33 @@
--- Rate limits of one request, all in one call (GCRA: one stored "theoretical arrival time" per limit).
+-- The request's nonce and its rate limits, all in one call (GCRA: one stored "theoretical arrival time" per
+-- limit). The nonce shares the channel's hash tag, so the replay guard costs no round trip of its own.
 --
 -- KEYS[1]  the channel's request-rate state          "{rl:<channel>}:req"
 -- KEYS[2]  the channel's invoice-rate state          "{rl:<channel>}:inv"
--- KEYS[3..] user and device states, each named once  "{rl:<channel>}:u:<user ref>", "{rl:<channel>}:d:<device ref>"
+-- KEYS[3]  the request's nonce                       "{rl:<channel>}:nonce:<X-Nonce>"
+-- KEYS[4..] user and device states, each named once  "{rl:<channel>}:u:<user ref>", "{rl:<channel>}:d:<device ref>"
 --          (a state holds two arrival times, "<per-minute tat>:<per-day tat>", in ms)
 -- ARGV[1..4]  channel: request interval ms, request tolerance ms, invoice interval ms, invoice tolerance ms
 -- ARGV[5..8]  user:   per-minute interval ms, tolerance ms, per-day interval ms, tolerance ms
 -- ARGV[9..12] device: the same
 -- ARGV[13]    invoices in the request (the cost of the channel's invoice rate)
--- ARGV[14..]  pairs per invoice to limit, in order: index into KEYS of its user, of its device
+-- ARGV[14]    this request's token for the nonce (a retried call finds its own token: not a replay)
+-- ARGV[15]    seconds the nonce stays spent
+-- ARGV[16..]  pairs per invoice to limit, in order: index into KEYS of its user, of its device
 --
 -- GCRA: a limit of rate r and burst b has interval T = 1/r and tolerance tau = (b - 1) * T; a cost of n
 -- conforms when max(tat, now) + n*T - now <= tau + T; conforming moves tat there. The clock is Redis TIME, so
 -- gateways with skewed clocks agree. Nothing is consumed by a request the channel limits refuse.
 --
--- Returns {channel_wait_ms, remaining, reset_ms, wait_1, wait_2, ...}: channel_wait_ms > 0 refuses the whole
--- request (nothing else follows); otherwise remaining and reset_ms describe the channel's request burst, and
+-- Returns {-1} when the nonce was already spent by another request (a replay: nothing is consumed), else
+-- {channel_wait_ms, remaining, reset_ms, wait_1, wait_2, ...}: channel_wait_ms > 0 refuses the whole
+-- request (nothing else follows; the nonce stays spent); otherwise remaining and reset_ms describe the channel's request burst, and
 -- wait_i is 0 for an invoice let through, else the ms until it would be.
+
+local spent = redis.call("GET", KEYS[3])
+if spent and spent ~= ARGV[14] then
+  return {-1}
+end
+redis.call("SET", KEYS[3], ARGV[14], "EX", ARGV[15])
 
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -46,12 +57,12 @@ local remaining = math.floor((A[2] + A[1] - (new_req - now)) / A[1])
 
 -- Per-entity states, read once, updated in a table, written once each.
 local states = {}
-if #KEYS > 2 then
+if #KEYS > 3 then
   local names = {}
-  for i = 3, #KEYS do names[#names + 1] = KEYS[i] end
+  for i = 4, #KEYS do names[#names + 1] = KEYS[i] end
   local raw = redis.call("MGET", unpack(names))
-  for i = 3, #KEYS do
-    local v = raw[i - 2]
+  for i = 4, #KEYS do
+    local v = raw[i - 3]
     local m, d = 0, 0
     if v then
       local colon = string.find(v, ":", 1, true)
@@ -68,7 +79,7 @@ local function check(state, o)
 end
 
 local result = {0, remaining, math.max(math.ceil(new_req - now), 0)}
-for a = 14, #ARGV, 2 do
+for a = 16, #ARGV, 2 do
   local u, dv = states[tonumber(ARGV[a])], states[tonumber(ARGV[a + 1])]
   local uw, um, ud = check(u, 5)
   local dw, dm, dd = check(dv, 9)

@@ -1,5 +1,6 @@
 """Rate limits (protecting the system): per channel (requests/s, invoices/s), per user and per device
-(invoices per minute and per day). One script call per request does them all (``limits.lua``, GCRA).
+(invoices per minute and per day). One script call per request does them all (``limits.lua``, GCRA), and
+spends the request's nonce in the same call (the replay guard, under the channel's hash tag).
 
 GCRA rather than a sliding-window counter: one stored time per limit instead of two counters, an exact
 answer to "when may I retry" (the Retry-After the channels need), and no burst at a window's edge.
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 import msgspec
 from redis.asyncio import Redis
 
-from gateway import lua
+from gateway import keys, lua
 from gateway.campaign import ChannelLimits, Limits
 from gateway.model import Queued
 
@@ -48,6 +49,15 @@ class Decision(msgspec.Struct, frozen=True):
     remaining: int  # of the channel's request burst
     reset_ms: int  # until that burst is whole again
     invoice_waits_ms: list[int]  # per invoice: 0 let through, else ms until it would be
+    replayed: bool = False  # the nonce was spent by another request: nothing else was decided
+
+
+class Nonce(msgspec.Struct, frozen=True):
+    """A request's nonce as the replay guard stores it: its key, this request's token, how long it stays spent."""
+
+    key: str
+    token: bytes
+    ttl_s: int
 
 
 class RateLimiter:
@@ -59,16 +69,22 @@ class RateLimiter:
     def of(self, channel: str) -> ChannelLimits:
         return self._limits.of(channel)
 
-    async def decide(self, channel: str, invoice_count: int, invoices: Sequence[Queued]) -> Decision:
-        """The channel's verdict on the whole request, then the user and device verdict on each invoice."""
-        tag = f"{{rl:{channel}}}"
+    async def decide(self, channel: str, invoice_count: int, invoices: Sequence[Queued], nonce: Nonce) -> Decision:
+        """The nonce (spent, or a replay), the channel's verdict on the whole request, then the user and device
+        verdict on each invoice. ``nonce.key`` must carry the channel's hash tag (``keys.nonce``)."""
+        tag = keys.rate_limits(channel)
         names: dict[str, int] = {}
         pairs: list[int] = []
         for q in invoices:
             for name in (f"{tag}:u:{q.user_ref}", f"{tag}:d:{q.device_ref}"):
-                pairs.append(names.setdefault(name, len(names) + 3))
+                pairs.append(names.setdefault(name, len(names) + 4))
         head = self._argv.get(channel) or self._argv.setdefault(channel, script_argv(self.of(channel)))
-        reply = await self._script(keys=[f"{tag}:req", f"{tag}:inv", *names], args=[*head, invoice_count, *pairs])
+        reply = await self._script(
+            keys=[f"{tag}:req", f"{tag}:inv", nonce.key, *names],
+            args=[*head, invoice_count, nonce.token, nonce.ttl_s, *pairs],
+        )
+        if reply[0] < 0:
+            return Decision(0, 0, 0, [], replayed=True)
         if reply[0] > 0:
             return Decision(int(reply[0]), 0, int(reply[0]), [])
         return Decision(0, int(reply[1]), int(reply[2]), [int(w) for w in reply[3:]])

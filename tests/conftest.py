@@ -46,6 +46,7 @@ def stack() -> Iterator[Any]:
         "GATEWAY_SHED_HIGH_AGE_S": "86400",
         "GATEWAY_SHED_HIGH_BACKLOG": "1000000000",
         "GATEWAY_MAX_IN_FLIGHT": "512",
+        "GATEWAY_TARGET_LATENCY_MS": "0",  # a fixed limit: a slow shared machine must not lower it
     }
     s = devstack.Stack(
         data, redis_port=port(), pg_port=port(), sim_port=port(), port=port(), campaign=campaign, extra_env=calm

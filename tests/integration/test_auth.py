@@ -114,3 +114,25 @@ def test_odd_header_values_are_401_never_500(channel: SignedClient, header: str,
     headers[header] = value
     raw = [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
     assert_problem(channel.http.post("/v1/invoices", content=payload, headers=raw), 401, code)
+
+
+def test_an_upload_spends_its_nonce_in_the_same_keyspace_as_every_other_endpoint(channel: SignedClient) -> None:
+    """Uploads spend the nonce inside their rate-limit call; the other endpoints on their own. One nonce, one use."""
+    nonce = secrets.token_hex(16)
+    assert channel.request("GET", "/v1/invoices/26341000000000000001", b"", nonce=nonce).status_code == 404
+    assert_problem(channel.request("POST", "/v1/invoices", body(), nonce=nonce), 401, "replayed_nonce")
+    other = secrets.token_hex(16)
+    assert channel.request("POST", "/v1/invoices", body(), nonce=other).status_code == 202
+    assert_problem(channel.request("GET", "/v1/invoices/26341000000000000001", b"", nonce=other), 401, "replayed_nonce")
+
+
+def test_a_replayed_upload_consumes_no_rate_limit(base_url: str) -> None:
+    """tiny-channel may send a burst of 2 requests (0.5/s): a replay refused in the shared call spends none."""
+    payload = body()
+    nonce = secrets.token_hex(16)
+    with SignedClient(base_url, "tiny-channel", "tiny-channel-secret") as tiny:
+        time.sleep(4.1)  # its burst is whole again, whatever other tests spent
+        assert tiny.request("POST", "/v1/invoices", payload, nonce=nonce).status_code == 202
+        for _ in range(3):
+            assert_problem(tiny.request("POST", "/v1/invoices", payload, nonce=nonce), 401, "replayed_nonce")
+        assert tiny.request("POST", "/v1/invoices", body()).status_code == 202

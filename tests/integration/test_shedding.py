@@ -70,6 +70,40 @@ def test_a_saturated_pipeline_sheds_until_it_drains(stack: Any, drain: Any, wait
         drain()
 
 
-def _long_poll(url: str) -> None:
+def _long_poll(url: str, wait_s: float = 4) -> None:
     with SignedClient(url, "demo-draw", "demo-draw-secret") as draw:
-        draw.feed(after=10**9, wait=4)
+        draw.feed(after=10**9, wait=wait_s)
+
+
+def test_a_channel_under_its_share_waits_for_a_slot_that_the_channel_holding_them_cannot_take(
+    stack: Any, wait_for: Any
+) -> None:
+    from devstack import free_port
+
+    port = free_port()
+    env = {
+        "GATEWAY_MAX_IN_FLIGHT": "2",
+        "GATEWAY_BUSY_SHARE": "1",
+        "GATEWAY_TARGET_LATENCY_MS": "0",
+        "GATEWAY_FAIR_WAIT_MS": "5000",
+    }
+    proc = stack.start_gateway(1, port, env, name="gateway-fair")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        holders = [threading.Thread(target=_long_poll, args=(url, 3)) for _ in range(2)]
+        for t in holders:
+            t.start()
+        with SignedClient(url, "demo-channel", "demo-channel-secret") as channel:
+            wait_for(lambda: "gateway_requests_in_flight 2.0" in httpx.get(f"{url}/metrics").text, 10)
+            with SignedClient(url, "demo-draw", "demo-draw-secret") as draw:
+                greedy = draw.feed(after=10**9)  # the draw client holds every slot: over its share, no wait
+            assert greedy.status_code == 503 and "in_flight" in greedy.json()["detail"]
+            started = time.monotonic()
+            waited = channel.upload([sample.invoice(random.Random())])  # under its share: waits for a slot
+            assert waited.status_code == 202, waited.text
+            assert 0.2 < time.monotonic() - started < 5  # it waited for a long poll to end
+        for t in holders:
+            t.join(10)
+    finally:
+        proc.terminate()
+        proc.wait(10)
