@@ -8,20 +8,26 @@ feed after the campaign's payout hold, as if no rule had been hit; a rejected on
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Literal
 
+import asyncpg
 import msgspec
 import orjson
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import auth
 from gateway.body import read_limited
-from gateway.deps import deps
+from gateway.deps import Deps, deps
 from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.model import Queued
 from workers.chain import entry_from_row, entry_text, iso_ms
 from workers.seal import SEAL_LOCK
+
+log = logging.getLogger(__name__)
 
 
 class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -103,6 +109,8 @@ async def decide(request: Request) -> Response:
                 entry_text(entry_from_row("add", row)),
                 float(d.campaign.payout_hold_s),
             )
+    if decision.decision == "reject" and d.campaign.caps.ineligible_returns_slot:
+        await _give_back_slot(d, row)
     return Response(orjson.dumps({"key": key, "status": row["status"]}), media_type="application/json")
 
 
@@ -128,3 +136,30 @@ async def reversals_by_seller(request: Request) -> Response:
     )
     found = [{**dict(r), "last_at": iso_ms(r["last_at"])} for r in rows]
     return Response(orjson.dumps({"days": days, "sellers": found}), media_type="application/json")
+
+
+async def _give_back_slot(d: Deps, row: asyncpg.Record) -> None:
+    """A rejected invoice gives its cap slot back, as one found ineligible by the workers does (campaign setting;
+    best effort: the rejection stands if Redis cannot be reached)."""
+    at_ms = round(row["accepted_at"].timestamp() * 1000)
+    invoice = Queued(
+        key=row["key"],
+        number=row["key"],
+        code="",
+        issue_date=row["issue_date"].isoformat(),
+        amount_fen=row["amount_fen"],
+        seller_tax_id=row["seller_tax_id"],
+        seller_name="",
+        category=row["category"],
+        check_code="",
+        person=row["person"],
+        user_ref="",
+        device_ref="",
+        buyer_ref="",
+        channel=row["channel"],
+        accepted_at_ms=at_ms,
+    )
+    try:
+        await d.caps.release([invoice])
+    except (RedisError, OSError) as exc:
+        log.warning("could not give back the cap slot of a rejected invoice: %s", type(exc).__name__)

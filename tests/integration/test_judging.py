@@ -184,3 +184,17 @@ def test_blacklist_lines_named_twice_load_once_and_can_be_removed(stack: Any, tm
     removed = subprocess.run(argv, env=stack.env, capture_output=True, text=True)
     assert removed.returncode == 0 and "remove: 1 entries" in removed.stdout
     assert not sql("SELECT 1 FROM blacklist WHERE value = $1", seller)
+
+
+def test_a_rejected_invoice_gives_its_cap_slot_back_and_a_held_one_keeps_it(
+    channel: SignedClient, admin: SignedClient, drain: Any
+) -> None:
+    rng = random.Random()
+    far = {"id": f"u{rng.randrange(10**9)}", "device_id": "d-far", "location": {"lat": 39.9, "lon": 116.4}}
+    keys = [r["key"] for r in channel.upload([sample.invoice(rng, user=far) for _ in range(2)]).json()["results"]]
+    drain()
+    assert {channel.status(k).json()["status"] for k in keys} == {"held"}
+    third = channel.upload([sample.invoice(rng, user=far)]).json()["results"][0]
+    assert third.get("reason") == "person_daily_cap"  # both held invoices keep their slots
+    assert decide(admin, keys[0], "reject", "fake receipt").status_code == 200
+    assert channel.upload([sample.invoice(rng, user=far)]).json()["results"][0]["status"] == "accepted"
