@@ -183,7 +183,8 @@ def breakdown(settings: Settings, batch: int, n: int) -> dict[str, float]:
         )
 
     per = {stage: spent(stage) / n * 1e6 for stage in STAGES}
-    per["other"] = total / n * 1e6 - sum(per.values())
+    # The risk query runs while the tax service answers: its time is inside "verify" already.
+    per["other"] = total / n * 1e6 - sum(v for stage, v in per.items() if stage != "risk")
     per["invoices_per_s"] = n / total
     return per
 
@@ -205,7 +206,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"({r['ratio_cached']:.0%} of COPY + upsert) |",
         f"| one worker in-process | {b['invoices_per_s']:,.0f} invoices/s |",
         "",
-        "Where one worker's time goes, µs per invoice:",
+        "Where one worker's time goes, µs per invoice (the risk query runs during verify, its time within it):",
         "",
         "| " + " | ".join([*STAGES, "other"]) + " |",
         "|" + " --- |" * (len(STAGES) + 1),

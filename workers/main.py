@@ -126,8 +126,12 @@ class Worker:
         started = time.perf_counter()
         with metrics.STAGE_SECONDS.labels("cache").time():
             cached = await self.cache.get([(p.shard, p.queued.key) for p in batch.items])
+        # The risk rules need only what was uploaded: their query runs while the tax service answers.
         with metrics.STAGE_SECONDS.labels("verify").time():
-            answers = await asyncio.gather(*(self._verify(p.queued, cached.get(p.queued.key)) for p in batch.items))
+            answers, risky = await asyncio.gather(
+                asyncio.gather(*(self._verify(p.queued, cached.get(p.queued.key)) for p in batch.items)),
+                self._risky([p.queued for p in batch.items]),
+            )
         with metrics.STAGE_SECONDS.labels("cache").time():
             await self.cache.put(
                 [
@@ -155,8 +159,12 @@ class Worker:
                 continue
             judged.append(Judged(p.queued, verdict, at))
             committed.append(p)
-        with metrics.STAGE_SECONDS.labels("risk").time():
-            judged = await self._hold_risky(judged)
+        judged = [
+            Judged(j.queued, Judgement("held", risky[j.queued.key]), j.verified_at)
+            if j.judgement.feeds and j.queued.key in risky
+            else j
+            for j in judged
+        ]
         for j in judged:
             metrics.PROCESSED.labels(j.judgement.status, j.judgement.reason or "").inc()
         with metrics.STAGE_SECONDS.labels("sink").time():
@@ -174,15 +182,11 @@ class Worker:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(committed)
 
-    async def _hold_risky(self, judged: list[Judged]) -> list[Judged]:
-        """Eligible invoices that hit a risk rule are held for review instead of fed."""
-        held = await risk.holds(self.pool, [j.queued for j in judged if j.judgement.feeds], self.campaign.risk)
-        if not held:
-            return judged
-        return [
-            Judged(j.queued, Judgement("held", held[j.queued.key]), j.verified_at) if j.queued.key in held else j
-            for j in judged
-        ]
+    async def _risky(self, invoices: list[Queued]) -> dict[str, str]:
+        """The risk rules' holds among the batch, by key: applied to those judged eligible (the others count
+        too, as the invoices already committed do: a ticket farm's ineligible uploads are part of its trace)."""
+        with metrics.STAGE_SECONDS.labels("risk").time():
+            return await risk.holds(self.pool, invoices, self.campaign.risk)
 
     async def _give_back_slots(self, invoices: list[Queued]) -> None:
         """Campaign setting: an invoice that will not be fed gives its cap slot back (idempotent, best effort)."""

@@ -1,5 +1,6 @@
-"""Risk rules on the invoices a batch found eligible: a hit is "held" for review with its reason code, never
-dropped (an admin releases or rejects it: ``/v1/admin/held``).
+"""Risk rules on a batch's invoices, applied to those found eligible: a hit is "held" for review with its reason
+code, never dropped (an admin releases or rejects it: ``/v1/admin/held``). They need only what was uploaded, so
+the workers run them while the tax service answers.
 
 One query per batch decides them all, counting over the campaign's recent invoices together with the batch's
 own (a ticket farm's invoices often arrive in one batch):
@@ -81,7 +82,7 @@ LEFT JOIN reversed rv USING (seller_tax_id)
 
 
 async def holds(conn: asyncpg.Connection | asyncpg.Pool, invoices: Sequence[Queued], risk: Risk) -> dict[str, str]:
-    """The invoices among ``invoices`` (all found eligible) to hold, by key, with their reason."""
+    """The invoices among ``invoices`` to hold if found eligible, by key, with their reason."""
     if not invoices:
         return {}
     held = {
