@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import asyncpg
 from redis.asyncio import Redis
 
 from dedup import metrics, scripts
 from dedup.digest import digest, shard_of
-from gateway import keys
+from gateway import keys, lua
 
 SCRIPT = scripts.load("claim_enqueue.lua")
 MAX_GENERATIONS = 8  # bitmaps the script may touch per shard: KEYS must name them all
@@ -103,14 +103,13 @@ class Claimer:
         mode: str,
     ) -> dict[int, str]:
         """One script call per shard, all in one pipelined round trip; answers by item index."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for shard, entries in by_shard.items():
-                argv: list[str | bytes | int] = [channel, accepted_at_ms, request_id, mode]
-                argv.append(b"".join(d for _, _, d in entries))
-                for _, item, _ in entries:
-                    argv += [item.key, item.packed, item.person[:PERSON_TAG]]
-                await self._script(keys=shard_keys(shard), args=argv, client=pipe)
-            replies = await pipe.execute()
+        calls: list[tuple[list[str], list[Any]]] = []
+        for shard, entries in by_shard.items():
+            argv: list[Any] = [channel, accepted_at_ms, request_id, mode, b"".join(d for _, _, d in entries)]
+            for _, item, _ in entries:
+                argv += [item.key, item.packed, item.person[:PERSON_TAG]]
+            calls.append((shard_keys(shard), argv))
+        replies = await lua.call_each(self._redis, self._script, calls)
         answers: dict[int, str] = {}
         for entries, reply in zip(by_shard.values(), replies, strict=True):
             for (i, *_), value in zip(entries, reply, strict=True):

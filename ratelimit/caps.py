@@ -75,10 +75,9 @@ class Caps:
     async def _send(self, script: Any, calls: dict[int, _Call], head: Sequence[str | int]) -> list[Any]:
         if not calls:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for call in calls.values():
-                await script(keys=list(call.keys), args=[*head, *call.argv], client=pipe)
-            return list(await pipe.execute())
+        return await lua.call_each(
+            self._redis, script, [(list(call.keys), [*head, *call.argv]) for call in calls.values()]
+        )
 
     def slot(self, q: Queued) -> tuple[int, str, str]:
         """The cap shard, the person-month hash and the day ("dd") an invoice counts in: its upload time, in the

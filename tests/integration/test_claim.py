@@ -239,3 +239,14 @@ def test_worker_start_releases_committed_keys_left_in_flight_on_every_shard(sett
     planted, shards_used, released = with_stores(settings, body)
     assert planted >= 8 and shards_used == SHARDS  # the leftovers sit on every shard
     assert released >= planted
+
+
+def test_uploads_go_on_after_redis_forgets_its_scripts(settings: Settings, channel: SignedClient) -> None:
+    """A lone script call is sent as EVALSHA without a SCRIPT EXISTS first: on NOSCRIPT it loads and runs."""
+    import redis as redis_sync
+
+    rng = random.Random()
+    for n in (1, 8):  # one invoice: lone calls; eight over 4 shards: pipelines
+        redis_sync.Redis.from_url(settings.redis_url).script_flush()
+        results = channel.upload([sample.invoice(rng) for _ in range(n)]).json()["results"]
+        assert [r["status"] for r in results] == ["accepted"] * n
