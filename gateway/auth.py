@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import os
 import re
-from typing import NoReturn
+import time
+from typing import TYPE_CHECKING, NoReturn
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from gateway import keys
+from gateway.body import read_limited
 from gateway.clients import Client, ClientTable
 from gateway.errors import Forbidden, Unauthorized, Unavailable
 from gateway.signing import canonical_string, signature_matches
 from ratelimit.limits import Nonce
+
+if TYPE_CHECKING:
+    from gateway.deps import Deps
 
 NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also accepts "²"
@@ -98,3 +103,12 @@ async def check_signature(
     check_signed(request, client, body)
     await spend_nonce(redis, request_nonce(request, client, nonce_ttl_s))
     check_role(client, role)
+
+
+async def authenticate(request: Request, d: Deps, role: str) -> tuple[Client, bytes]:
+    """Every /v1 endpoint but the upload (which spends its nonce in its rate-limit call): the headers before
+    the body is read, the body within its limit, then signature, replay and role. The caller and the body."""
+    client = check_headers(request, d.clients, time.time(), d.settings.clock_skew_s)
+    body = await read_limited(request, d.settings.max_body_bytes)
+    await check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role)
+    return client, body

@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import auth
-from gateway.body import read_limited
 from gateway.deps import deps
 from gateway.errors import BadRequest
 from workers.chain import iso_ms
@@ -22,9 +21,7 @@ DIGITS = re.compile(r"[0-9]{1,19}")
 
 async def feed(request: Request) -> Response:
     d = deps(request)
-    client = auth.check_headers(request, d.clients, time.time(), d.settings.clock_skew_s)
-    body = await read_limited(request, d.settings.max_body_bytes)
-    await auth.check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role="draw")
+    await auth.authenticate(request, d, "draw")
     after = _int_param(request, "after", 0, 0, 2**62)
     limit = _int_param(request, "limit", 10, 1, d.settings.feed_max_limit)
     wait_s = _float_param(request, "wait", 0.0, d.settings.feed_max_wait_s)

@@ -8,7 +8,6 @@ batch's content ever differs from its hash.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import asyncpg
@@ -18,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import auth, metrics
-from gateway.body import read_limited
 from gateway.deps import deps
 from gateway.errors import BadRequest
 from gateway.validate import DIGITAL_NUMBER, LEGACY_CODE, LEGACY_NUMBER, invoice_key
@@ -71,9 +69,7 @@ FROM recorded r LEFT JOIN old o USING (key)
 
 async def reverse(request: Request) -> Response:
     d = deps(request)
-    client = auth.check_headers(request, d.clients, time.time(), d.settings.clock_skew_s)
-    body = await read_limited(request, d.settings.max_body_bytes)
-    await auth.check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role="channel")
+    client, body = await auth.authenticate(request, d, "channel")
     try:
         raw = DECODE_ALL.decode(body).reversals
     except msgspec.DecodeError as exc:

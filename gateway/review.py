@@ -9,7 +9,6 @@ feed after the campaign's payout hold, as if no rule had been hit; a rejected on
 from __future__ import annotations
 
 import logging
-import time
 from typing import Literal
 
 import asyncpg
@@ -20,10 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import auth
-from gateway.body import read_limited
 from gateway.deps import Deps, deps
 from gateway.errors import BadRequest, Conflict, NotFound
-from gateway.model import Queued
 from workers.chain import entry_from_row, entry_text, iso_ms
 from workers.seal import SEAL_LOCK
 
@@ -63,9 +60,7 @@ SELECT * FROM decided
 async def held(request: Request) -> Response:
     """The held invoices, oldest first: ``?after=KEY`` pages on, ``?limit=N`` (at most 500)."""
     d = deps(request)
-    client = auth.check_headers(request, d.clients, time.time(), d.settings.clock_skew_s)
-    body = await read_limited(request, d.settings.max_body_bytes)
-    await auth.check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role="admin")
+    await auth.authenticate(request, d, "admin")
     try:
         limit = min(500, max(1, int(request.query_params.get("limit", "100"))))
     except ValueError as exc:
@@ -82,9 +77,7 @@ async def held(request: Request) -> Response:
 
 async def decide(request: Request) -> Response:
     d = deps(request)
-    client = auth.check_headers(request, d.clients, time.time(), d.settings.clock_skew_s)
-    body = await read_limited(request, d.settings.max_body_bytes)
-    await auth.check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role="admin")
+    client, body = await auth.authenticate(request, d, "admin")
     try:
         decision = DECODE.decode(body)
     except msgspec.DecodeError as exc:
@@ -118,9 +111,7 @@ async def reversals_by_seller(request: Request) -> Response:
     """Sellers by how many of the campaign's invoices were reversed in the last ``?days=N`` (default 7): mass
     red-letter reversals after a draw are a known fraud pattern (the risk rule ``seller_reversal_spike``)."""
     d = deps(request)
-    client = auth.check_headers(request, d.clients, time.time(), d.settings.clock_skew_s)
-    body = await read_limited(request, d.settings.max_body_bytes)
-    await auth.check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role="admin")
+    await auth.authenticate(request, d, "admin")
     try:
         days = float(request.query_params.get("days", "7"))
     except ValueError as exc:
@@ -138,28 +129,19 @@ async def reversals_by_seller(request: Request) -> Response:
     return Response(orjson.dumps({"days": days, "sellers": found}), media_type="application/json")
 
 
+class _Slot(msgspec.Struct, frozen=True):
+    """What places a committed invoice in the caps (ratelimit.caps.Counted)."""
+
+    key: str
+    person: str
+    accepted_at_ms: int
+
+
 async def _give_back_slot(d: Deps, row: asyncpg.Record) -> None:
     """A rejected invoice gives its cap slot back, as one found ineligible by the workers does (campaign setting;
     best effort: the rejection stands if Redis cannot be reached)."""
-    at_ms = round(row["accepted_at"].timestamp() * 1000)
-    invoice = Queued(
-        key=row["key"],
-        number=row["key"],
-        code="",
-        issue_date=row["issue_date"].isoformat(),
-        amount_fen=row["amount_fen"],
-        seller_tax_id=row["seller_tax_id"],
-        seller_name="",
-        category=row["category"],
-        check_code="",
-        person=row["person"],
-        user_ref="",
-        device_ref="",
-        buyer_ref="",
-        channel=row["channel"],
-        accepted_at_ms=at_ms,
-    )
+    slot = _Slot(row["key"], row["person"], round(row["accepted_at"].timestamp() * 1000))
     try:
-        await d.caps.release([invoice])
+        await d.caps.release([slot])
     except (RedisError, OSError) as exc:
         log.warning("could not give back the cap slot of a rejected invoice: %s", type(exc).__name__)

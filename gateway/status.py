@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
@@ -13,7 +12,6 @@ from starlette.responses import Response
 from dedup.claim import parse_owner
 from dedup.digest import digest, shard_of
 from gateway import auth, keys
-from gateway.body import read_limited
 from gateway.deps import Deps, deps
 from gateway.errors import NotFound, Unavailable
 from workers.chain import iso_from_ms, iso_ms
@@ -21,9 +19,7 @@ from workers.chain import iso_from_ms, iso_ms
 
 async def status(request: Request) -> Response:
     d = deps(request)
-    client = auth.check_headers(request, d.clients, time.time(), d.settings.clock_skew_s)
-    body = await read_limited(request, d.settings.max_body_bytes)
-    await auth.check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role="channel")
+    client, _ = await auth.authenticate(request, d, "channel")
     key = request.path_params["key"]
     found = await lookup(d, key, client.client_id)
     if found is None:

@@ -10,8 +10,9 @@ gateway) and, when the campaign says so, an invoice the workers find ineligible.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
@@ -63,7 +64,7 @@ class Caps:
                 answers[i] = value.decode()
         return answers
 
-    async def release(self, invoices: Sequence[Queued]) -> int:
+    async def release(self, invoices: Sequence[Counted]) -> int:
         """Give back the slots these invoices hold (none twice); returns how many were given back."""
         calls: dict[int, _Call] = {}
         for q in invoices:
@@ -79,9 +80,28 @@ class Caps:
             self._redis, script, [(list(call.keys), [*head, *call.argv]) for call in calls.values()]
         )
 
-    def slot(self, q: Queued) -> tuple[int, str, str]:
+    def slot(self, q: Counted) -> tuple[int, str, str]:
         """The cap shard, the person-month hash and the day ("dd") an invoice counts in: its upload time, in the
         campaign's time zone."""
         shard = shard_of(digest(q.person), self._shards)
-        local = dt.datetime.fromtimestamp(q.accepted_at_ms / 1000, self._tz)
-        return shard, keys.cap(shard, q.person, local.strftime("%Y%m")), local.strftime("%d")
+        month, day = _month_day(q.accepted_at_ms, self._tz)
+        return shard, keys.cap(shard, q.person, month), day
+
+
+class Counted(Protocol):
+    """What places an invoice in the caps: a queued invoice, or a committed one being given its slot back."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def person(self) -> str: ...
+    @property
+    def accepted_at_ms(self) -> int: ...
+
+
+@functools.lru_cache(maxsize=256)
+def _month_day(accepted_at_ms: int, tz: ZoneInfo) -> tuple[str, str]:
+    """``yyyymm`` and ``dd`` of an upload time in the campaign's zone: once per request, not per invoice (all
+    of a request's invoices share its time)."""
+    local = dt.datetime.fromtimestamp(accepted_at_ms / 1000, tz)
+    return local.strftime("%Y%m"), local.strftime("%d")
