@@ -39,7 +39,7 @@ def sign_headers(
 
 def keyed_hash(secret: str, value: str) -> str:
     """A keyed hash (HMAC-SHA256, hex) that names a person or device without revealing it."""
-    return hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), value.encode(), "sha256").hex()
 
 
 def receipt(secret: str, key: str, channel: str, accepted_at_ms: int) -> str:
