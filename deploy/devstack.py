@@ -231,10 +231,15 @@ class Stack:
             [str(VENV_BIN / argv[0]), *argv[1:]], env=self.env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL
         )
 
-    def start_simulator(self) -> None:
-        proc = self._spawn("simulator", [str(VENV_BIN / "gateway-worker"), "simulator", "--port", str(self.sim_port)])
-        url = f"http://127.0.0.1:{self.sim_port}/healthz"
-        wait_until("simulator", self._alive("simulator", proc, lambda: http_ok(url)))
+    def start_simulator(
+        self, port: int | None = None, env: dict[str, str] | None = None, name: str = "simulator"
+    ) -> subprocess.Popen[bytes]:
+        """The verification-service simulator (on the stack's port unless given one), once it answers."""
+        port = port or self.sim_port
+        proc = self._spawn(name, [str(VENV_BIN / "gateway-worker"), "simulator", "--port", str(port)], env=env)
+        url = f"http://127.0.0.1:{port}/healthz"
+        wait_until(name, self._alive(name, proc, lambda: http_ok(url)))
+        return proc
 
     def reset_metrics(self) -> None:
         """Start the multiprocess metrics folder empty: it holds the live processes' files only."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,6 +18,19 @@ from loadtest.client import SignedClient
 from tests.conftest import devstack
 
 QPS = 10
+
+
+@contextlib.contextmanager
+def simulator(stack: Any, **settings: float) -> Iterator[str]:
+    """A simulator of its own (``QPS=10`` sets GATEWAY_SIMULATOR_QPS): its base URL while the test runs."""
+    port = devstack.free_port()
+    env = {f"GATEWAY_SIMULATOR_{name}": str(value) for name, value in settings.items()}
+    proc = stack.start_simulator(port, env, name=f"simulator-{port}")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def run_workers(stack: Any, sim_url: str, n: int) -> None:
@@ -39,15 +54,7 @@ def test_workers_together_never_exceed_the_tax_services_qps_and_verify_each_invo
     stack: Any, settings: Settings, channel: SignedClient, drain: Any, sql: Any
 ) -> None:
     drain()  # what other tests left queued is verified by the ordinary simulator, not counted here
-    port = devstack.free_port()
-    strict = stack._spawn(
-        "simulator-qps",
-        [str(devstack.VENV_BIN / "gateway-worker"), "simulator", "--port", str(port)],
-        env={"GATEWAY_SIMULATOR_QPS": str(QPS), "GATEWAY_SIMULATOR_MEDIAN_MS": "20", "GATEWAY_SIMULATOR_P99_MS": "80"},
-    )
-    sim = f"http://127.0.0.1:{port}"
-    try:
-        devstack.wait_until("simulator", lambda: devstack.http_ok(sim + "/healthz"), 20)
+    with simulator(stack, QPS=QPS, MEDIAN_MS=20, P99_MS=80) as sim:
         rng = random.Random()
         invoices = [sample.invoice(rng) for _ in range(40)]
         keys_ = [r["key"] for r in channel.upload(invoices).json()["results"]]
@@ -70,21 +77,10 @@ def test_workers_together_never_exceed_the_tax_services_qps_and_verify_each_invo
         run_workers(stack, sim, 1)
         assert httpx.get(sim + "/sandbox/stats").json()["calls"] == 40
         assert sql("SELECT count(*) AS n FROM invoices WHERE key = ANY($1)", keys_)[0]["n"] == 40
-    finally:
-        strict.terminate()
-        strict.wait(10)
 
 
 def test_beyond_its_qps_the_simulator_answers_429(stack: Any) -> None:
-    port = devstack.free_port()
-    strict = stack._spawn(
-        "simulator-429",
-        [str(devstack.VENV_BIN / "gateway-worker"), "simulator", "--port", str(port)],
-        env={"GATEWAY_SIMULATOR_QPS": "5", "GATEWAY_SIMULATOR_MEDIAN_MS": "0"},
-    )
-    sim = f"http://127.0.0.1:{port}"
-    try:
-        devstack.wait_until("simulator", lambda: devstack.http_ok(sim + "/healthz"), 20)
+    with simulator(stack, QPS=5, MEDIAN_MS=0) as sim:
         asked = {"number": "26341234567890123456", "issue_date": "2026-03-01", "amount": "128.50"}
         started = time.monotonic()
         with httpx.Client() as client:
@@ -95,6 +91,3 @@ def test_beyond_its_qps_the_simulator_answers_429(stack: Any) -> None:
         assert len(ok) + len(refused) == 30
         assert 5 <= len(ok) <= 5 * (took + 1)  # 5 in any one second
         assert refused and all(a.headers["Retry-After"] == "1" for a in refused)
-    finally:
-        strict.terminate()
-        strict.wait(10)
