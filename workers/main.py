@@ -157,16 +157,11 @@ class Worker:
                 deferred.append((p, verdict.delay_s, verdict.spend_try))
                 metrics.DEFERRED.labels(v.outcome).inc()
                 continue
+            if verdict.feeds and p.queued.key in risky:
+                verdict = Judgement("held", risky[p.queued.key])
+            metrics.PROCESSED.labels(verdict.status, verdict.reason or "").inc()
             judged.append(Judged(p.queued, verdict, at))
             committed.append(p)
-        judged = [
-            Judged(j.queued, Judgement("held", risky[j.queued.key]), j.verified_at)
-            if j.judgement.feeds and j.queued.key in risky
-            else j
-            for j in judged
-        ]
-        for j in judged:
-            metrics.PROCESSED.labels(j.judgement.status, j.judgement.reason or "").inc()
         with metrics.STAGE_SECONDS.labels("sink").time():
             rows = await sink.write(self.pool, judged, batch.dups, self.payout_hold_s)
         metrics.SINK_BATCH.observe(len(judged))
