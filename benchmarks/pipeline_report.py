@@ -201,3 +201,21 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", f"Machine: {r['cores']} cores, shared; rounds of {r['round_s']:g} s, medians of {r['rounds']}.", ""]
     lines += [generator_note(lim, gw), ""]
     return "\n".join(lines + profile_lines(r))
+
+
+def burst_markdown(r: dict[str, Any]) -> str:
+    """The table of a burst run on its own (``pipeline_bench.py --burst-only``)."""
+    sink = r["sink"]
+    rows: list[Row] = [
+        (
+            f"PostgreSQL COPY + upsert (workers/sink.py), {sink['batch_rows']:,}-row transactions, 1 connection",
+            f"{sink['median']:,.0f} rows/s",
+            _each(sink["rounds"]),
+            "",
+        )
+    ]
+    rows += burst_rows(r["burst"], sink["median"])
+    lines = ["| what | measured | beside | target |", "| --- | --- | --- | --- |"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    statuses = ", ".join(f"{k}: {v:,}" for k, v in sorted(r["burst"]["statuses"].items()))
+    return "\n".join([*lines, "", f"Answers the generators saw (requests): {statuses}.", ""])
