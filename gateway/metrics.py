@@ -5,7 +5,9 @@ Under gunicorn every process writes to ``PROMETHEUS_MULTIPROC_DIR`` and ``/metri
 
 from __future__ import annotations
 
+import glob
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -57,10 +59,24 @@ CAP_RELEASE_FAILED = Counter(
 )
 
 
+class Merged(multiprocess.MultiProcessCollector):
+    """Every process's metrics from the multiprocess folder, skipping a file too short to read: a process killed
+    between creating its file and sizing it (kill -9 at start) leaves 0 bytes, on which prometheus_client's own
+    collector raises, and /metrics would answer 500 until someone deleted the file."""
+
+    def collect(self) -> Any:
+        files = [f for f in glob.glob(os.path.join(self._path, "*.db")) if os.path.getsize(f) >= 8]
+        return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+
+
+def merged_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    Merged(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
 def exposition() -> tuple[bytes, str]:
     """The text exposition of every process of the server (or of this one outside gunicorn)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(merged_registry()), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

@@ -64,12 +64,11 @@ def serve_metrics(port: int) -> None:
     """The worker's own /metrics, for deployments where workers do not share the gateway's metrics folder."""
     import os
 
-    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+    from prometheus_client import REGISTRY, start_http_server
 
-    registry = REGISTRY
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    from gateway.metrics import merged_registry
+
+    registry = merged_registry() if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else REGISTRY
     start_http_server(port, addr="0.0.0.0", registry=registry)
 
 
