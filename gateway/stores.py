@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import hiredis
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ConnectionError, DataError, TimeoutError
 
 from gateway.settings import Settings
+
+
+class HiredisPacking(Connection):
+    """A TCP connection that packs commands with hiredis (C), as redis-py's synchronous client does when hiredis
+    is installed. The asyncio client packs in Python, re-joining its buffer once per argument: a 100-invoice
+    script call spent about 250 µs there, 43 µs with hiredis (the same bytes)."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        head = tuple(first.encode().split()) if isinstance(first, str) else tuple(first.split())
+        try:
+            return [hiredis.pack_command(head + args[1:])]  # type: ignore[arg-type]  # the stub says a 1-tuple
+        except TypeError as exc:  # memoryview, bytearray, None...: what redis-py's own packer refuses too
+            raise DataError(str(exc)) from exc
 
 
 def open_redis(settings: Settings) -> Redis:
@@ -18,10 +36,14 @@ def open_redis(settings: Settings) -> Redis:
     recognises its own request.
     """
     timeout_s = settings.redis_timeout_ms / 1000
+    options: dict[str, Any] = {}
+    if settings.redis_url.startswith("redis://"):  # TCP: unix sockets and TLS keep their own connection classes
+        options["connection_class"] = HiredisPacking
     return Redis.from_url(
         settings.redis_url,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.005), retries=2),
         retry_on_error=[ConnectionError, TimeoutError],
+        **options,
     )
