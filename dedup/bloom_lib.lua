@@ -1,9 +1,19 @@
 -- Shared by the dedup scripts (prepended to each when loaded, see dedup/scripts.py): the blocked Bloom
 -- filter's test-and-set. A 256-bit block is read with one GETRANGE and written with at most one SETRANGE.
+--
+-- A block is eight big-endian 32-bit words; bit b of word w is bit (b % 8) of byte 4w + 3 - floor(b / 8).
+-- The bits are tested and set byte by byte with plain arithmetic (no bit-library call per bit), and offsets go
+-- to Redis as strings made by string.format("%d"): a Lua number handed to redis.call is printed with "%.17g",
+-- which cost more than the rest of the test-and-set.
 
-local band, bor, lshift, rshift = bit.band, bit.bor, bit.lshift, bit.rshift
-local sunpack, spack, byte, call = struct.unpack, struct.pack, string.byte, redis.call
-local WORDS = ">i4i4i4i4i4i4i4i4"  -- a 256-bit block as eight 32-bit words
+local call, byte, char, fmt, sunpack = redis.call, string.byte, string.char, string.format, struct.unpack
+
+local BYTE, MASK = {}, {}  -- of each bit position 0-255 in a block: its byte (1-based) and its mask there
+for pos = 0, 255 do
+  local w, b = math.floor(pos / 32), pos % 32
+  BYTE[pos] = 4 * w + 3 - math.floor(b / 8) + 1
+  MASK[pos] = 2 ^ (b % 8)
+end
 
 -- Read a meta hash's k and block counts per generation (oldest first).
 local function filter_layout(meta_key)
@@ -20,23 +30,24 @@ local function seen_or_set(digests, d, k, sizes, first, only_test)
   if ngen == 0 or k == 0 then return false end
   local block = sunpack(">I4", digests, d + 4)
   local p = {byte(digests, d + 8, d + 7 + k)}
-  local w, off
+  local bytes, off
   for g = 1, ngen do
-    off = (block % sizes[g]) * 32
-    w = {sunpack(WORDS, call("GETRANGE", KEYS[first + g - 1], off, off + 31))}
+    local start = (block % sizes[g]) * 32
+    off = fmt("%d", start)
+    bytes = {byte(call("GETRANGE", KEYS[first + g - 1], off, fmt("%d", start + 31)), 1, 32)}
     local all = true
     for t = 1, k do
       local pos = p[t]
-      local i = rshift(pos, 5) + 1
-      local m = lshift(1, band(pos, 31))
-      if band(w[i], m) == 0 then
+      local i, m = BYTE[pos], MASK[pos]
+      local v = bytes[i]
+      if v % (m + m) < m then
         all = false
-        w[i] = bor(w[i], m)
+        bytes[i] = v + m
       end
     end
     if all then return true end
   end
   if only_test then return false end
-  call("SETRANGE", KEYS[first + ngen - 1], off, spack(WORDS, w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8]))
+  call("SETRANGE", KEYS[first + ngen - 1], off, char(unpack(bytes)))
   return false
 end

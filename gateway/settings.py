@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Annotated
 
 import msgspec
 
@@ -27,7 +28,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # Request shape.
     max_body_bytes: int = 1024 * 1024
-    max_invoices: int = 500
+    # At most 10,000: the rate-limit script names a request's user and device states with 2-byte indices.
+    max_invoices: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
 
     # Authentication.
     clock_skew_s: int = 300

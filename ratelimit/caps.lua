@@ -6,25 +6,45 @@
 --            "s<seller>"   invoices of the person from that seller this month
 --            "i<key>"      the reservation of one invoice: "<dd>|<seller>"
 -- ARGV[1]  cap per day, ARGV[2] cap per month, ARGV[3] cap per seller per month
--- ARGV[4]  time to live of a person-month hash, seconds (a little over a month)
--- ARGV[5..] triples per invoice, in order: index into KEYS, day "dd", "<seller>|<invoice key>"
+-- ARGV[4]  time to live of a person-month hash, seconds (a little over a month), set when the hash is new
+-- ARGV[5]  the day "dd" the invoices count in (a request's invoices share their upload time)
+-- ARGV[6]  per invoice, in order, its index into KEYS as 2 bytes (big-endian): one argument for the request
+-- ARGV[7..] pairs per invoice, in order: seller tax id, invoice key
 --
 -- Returns one value per invoice: "new" (reserved now), "held" (this invoice already holds a slot for this
 -- person: no second slot), or the cap that refuses it: "person_daily_cap", "person_monthly_cap",
 -- "seller_person_monthly_cap". Atomic: concurrent requests for one person cannot exceed a cap together.
 
+-- Counts go to Redis as strings and come back through tables, not as Lua numbers: a number handed to
+-- redis.call is printed with "%.17g", and the per-invoice indices travel as bytes; together about a quarter
+-- of this script's instructions before.
 local call = redis.call
 local cap_day, cap_month, cap_seller = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local ttl = tonumber(ARGV[4])
-local results, touched = {}, {}
-for a = 5, #ARGV, 3 do
-  local key = KEYS[tonumber(ARGV[a])]
-  local day = "d" .. ARGV[a + 1]
-  local bar = string.find(ARGV[a + 2], "|", 1, true)
-  local seller = "s" .. string.sub(ARGV[a + 2], 1, bar - 1)
-  local invoice = "i" .. string.sub(ARGV[a + 2], bar + 1)
-  local v = call("HMGET", key, invoice, "m", day, seller)
-  local month_n, day_n, seller_n = tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
+local ttl = ARGV[4]
+local dd = ARGV[5]
+local day = "d" .. dd
+-- Counts as the strings Redis stores and back, made once per call.
+local top = math.max(cap_day, cap_month, cap_seller) + 1
+local NUM, VAL = {}, {}
+for n = 0, top do
+  local s = string.format("%d", n)
+  NUM[n], VAL[s] = s, n
+end
+local function count(v)
+  if not v then return 0 end
+  return VAL[v] or tonumber(v)
+end
+local results = {}
+local idx, byte = ARGV[6], string.byte
+for a = 7, #ARGV, 2 do
+  local j = a - 6
+  local hi, lo = byte(idx, j, j + 1)
+  local key = KEYS[hi * 256 + lo]
+  local seller = ARGV[a]
+  local s = "s" .. seller
+  local invoice = "i" .. ARGV[a + 1]
+  local v = call("HMGET", key, invoice, "m", day, s)
+  local month_n, day_n, seller_n = count(v[2]), count(v[3]), count(v[4])
   local answer
   if v[1] then
     answer = "held"
@@ -35,12 +55,10 @@ for a = 5, #ARGV, 3 do
   elseif seller_n >= cap_seller then
     answer = "seller_person_monthly_cap"
   else
-    call("HSET", key, "m", month_n + 1, day, day_n + 1, seller, seller_n + 1,
-         invoice, ARGV[a + 1] .. "|" .. string.sub(seller, 2))
-    touched[key] = true
+    call("HSET", key, "m", NUM[month_n + 1], day, NUM[day_n + 1], s, NUM[seller_n + 1], invoice, dd .. "|" .. seller)
+    if month_n == 0 then call("EXPIRE", key, ttl) end
     answer = "new"
   end
   results[#results + 1] = answer
 end
-for key in pairs(touched) do call("EXPIRE", key, ttl) end
 return results

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import struct
 from collections.abc import Sequence
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -32,6 +33,7 @@ class _Call:
     def __init__(self) -> None:
         self.keys: dict[str, int] = {}
         self.argv: list[str | int] = []
+        self.indices: list[int] = []  # reserve: each invoice's index into KEYS, sent as 2 bytes apiece
         self.invoices: list[int] = []
 
     def index(self, key: str) -> int:
@@ -49,15 +51,25 @@ class Caps:
 
     async def reserve(self, invoices: Sequence[Queued]) -> list[str]:
         """Per invoice: "new", "held" (it already holds a slot) or the refusing cap's reason code."""
-        calls: dict[int, _Call] = {}
+        calls: dict[tuple[int, str], _Call] = {}  # by shard and day (one day in a request, in practice)
         for i, q in enumerate(invoices):
             shard, key, day = self.slot(q)
-            call = calls.setdefault(shard, _Call())
-            call.argv += [call.index(key), day, f"{q.seller_tax_id}|{q.key}"]
+            call = calls.get((shard, day)) or calls.setdefault((shard, day), _Call())
+            call.indices.append(call.index(key))
+            call.argv += [q.seller_tax_id, q.key]
             call.invoices.append(i)
+        if not calls:
+            return []
         c = self._caps
         head = [c.person_daily, c.person_monthly, c.seller_person_monthly, TTL_S]
-        replies = await self._send(self._reserve, calls, head)
+        replies = await lua.call_each(
+            self._redis,
+            self._reserve,
+            [
+                (list(call.keys), [*head, day, struct.pack(f">{len(call.indices)}H", *call.indices), *call.argv])
+                for (_, day), call in calls.items()
+            ],
+        )
         answers = [""] * len(invoices)
         for call, reply in zip(calls.values(), replies, strict=True):
             for i, value in zip(call.invoices, reply, strict=True):

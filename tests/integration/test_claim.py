@@ -211,6 +211,33 @@ def test_grown_filter_still_knows_old_keys_and_adds_new_ones_to_the_newest(setti
     assert sum(f.generations[0].keys for f in filters) == 3_000
 
 
+def test_a_key_sets_the_bits_the_filter_layout_names_and_no_others(settings: Settings) -> None:
+    """The bit layout is what filters already in Redis were written with: a block is eight big-endian 32-bit
+    words, position p is bit p % 32 of word p // 32; the block is bytes 4-7 of the digest modulo the blocks,
+    the positions are bytes 8 onwards."""
+    scratch = msgspec.structs.replace(settings, redis_url=settings.redis_url.rsplit("/", 1)[0] + "/3")
+    key = "26340000000000000042"
+
+    async def body(redis: Any, pool: asyncpg.Pool) -> tuple[bytes, int, int]:
+        await redis.flushdb()
+        k, blocks = await bloom.add_generation(redis, SHARDS, 4_000, 0.001)
+        await bloom.set_ready(redis, SHARDS, True)
+        await rebuild.Adder(redis, SHARDS).add([key])
+        bitmap = await redis.get(keys.bloom(shard_of(digest(key), SHARDS), 1))
+        await redis.flushdb()
+        return bitmap, k, blocks
+
+    bitmap, k, blocks = with_stores(scratch, body)
+    d = digest(key)
+    words = [0] * 8
+    for pos in d[8 : 8 + k]:
+        words[pos // 32] |= 1 << (pos % 32)
+    block = int.from_bytes(d[4:8], "big") % blocks
+    expected = bytearray(blocks * 32)
+    expected[block * 32 : block * 32 + 32] = b"".join(w.to_bytes(4, "big") for w in words)
+    assert bitmap == bytes(expected)
+
+
 def test_only_one_rebuild_runs_at_a_time(settings: Settings) -> None:
     config = campaigns.load(settings.campaign_file).dedup
 

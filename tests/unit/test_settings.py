@@ -21,3 +21,9 @@ def test_unknown_setting_is_an_error_not_ignored() -> None:
 def test_wrong_type_is_an_error() -> None:
     with pytest.raises(SettingsError):
         from_env({"GATEWAY_MAX_INVOICES": "many"})
+
+
+def test_more_invoices_per_request_than_the_scripts_can_name_is_refused() -> None:
+    assert from_env({"GATEWAY_MAX_INVOICES": "10000"}).max_invoices == 10_000
+    with pytest.raises(SettingsError, match="max_invoices"):
+        from_env({"GATEWAY_MAX_INVOICES": "40000"})
