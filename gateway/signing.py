@@ -48,8 +48,8 @@ def receipt(secret: str, key: str, channel: str, accepted_at_ms: int) -> str:
     The time travels inside the receipt so that the channel can present it alone:
     ``<accepted_at_ms>.<hex HMAC-SHA256 of "key\\nchannel\\naccepted_at_ms">``.
     """
-    mac = hmac.new(secret.encode(), f"{key}\n{channel}\n{accepted_at_ms}".encode(), hashlib.sha256)
-    return f"{accepted_at_ms}.{mac.hexdigest()}"
+    mac = hmac.digest(secret.encode(), f"{key}\n{channel}\n{accepted_at_ms}".encode(), "sha256")
+    return f"{accepted_at_ms}.{mac.hex()}"
 
 
 def receipt_valid(secret: str, key: str, channel: str, presented: str) -> bool:

@@ -42,10 +42,9 @@ def check(invoice: Invoice, campaign: Campaign, channel: str, person_secret: str
     if problem is not None:
         return problem
     user = invoice.user
-    if user.id_number is not None:
-        person = keyed_hash(person_secret, "id:" + user.id_number)
-    else:
-        person = keyed_hash(person_secret, f"user:{channel}:{user.id}")
+    user_ref = keyed_hash(person_secret, f"user:{channel}:{user.id}")
+    # Without an ID number the person is the channel's user: the same hash, not computed twice.
+    person = user_ref if user.id_number is None else keyed_hash(person_secret, "id:" + user.id_number)
     return Queued(
         key=invoice_key(invoice.number, invoice.code),
         number=invoice.number,
@@ -57,7 +56,7 @@ def check(invoice: Invoice, campaign: Campaign, channel: str, person_secret: str
         category=invoice.category or "",
         check_code=invoice.check_code or "",
         person=person,
-        user_ref=keyed_hash(person_secret, f"user:{channel}:{user.id}"),
+        user_ref=user_ref,
         device_ref=keyed_hash(person_secret, f"device:{channel}:{user.device_id}"),
         buyer_ref=keyed_hash(person_secret, "name:" + invoice.buyer_name.strip()),
         channel=channel,

@@ -113,9 +113,9 @@ def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Applica
         stats.max_per_second = window.busiest
         await asyncio.sleep(latency.draw())
         try:
-            asked = await request.json()
+            asked = msgspec.json.decode(await request.read())
             number, amount = str(asked["number"]), decimal.Decimal(str(asked["amount"]))
-        except (ValueError, KeyError, TypeError, decimal.InvalidOperation):
+        except (msgspec.DecodeError, ValueError, KeyError, TypeError, AttributeError, decimal.InvalidOperation):
             return web.json_response({"error": "bad request"}, status=400)
         key = str(asked.get("code") or "") + number
         ending = number[-3:]

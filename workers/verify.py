@@ -27,6 +27,8 @@ from gateway import keys, lua
 from gateway.model import Queued
 from workers import metrics
 
+JSON = {"Content-Type": "application/json"}
+
 Outcome = Literal["found", "not_found", "error", "unavailable"]
 
 
@@ -214,7 +216,9 @@ class Verifier:
     async def _call(self, asked: dict[str, str]) -> Verification:
         started = time.perf_counter()
         try:
-            async with self._session.post(self._url, json=asked, timeout=self._timeout) as resp:
+            # Encoded here (msgspec), not by aiohttp's json= (the standard library's encoder, 8% of a worker).
+            payload = msgspec.json.encode(asked)
+            async with self._session.post(self._url, data=payload, headers=JSON, timeout=self._timeout) as resp:
                 body = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
