@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-burst bench-server bench-dedup bench-overload bench-workers clean
+.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-burst bench-redis bench-server bench-dedup bench-overload bench-workers clean
 
 run: deps
 	$(PY) deploy/devstack.py
@@ -50,7 +50,8 @@ $(STAMP): pyproject.toml
 # Measurements against this machine's own limits; results under benchmarks/results/. `make bench` measures
 # the whole pipeline in one run (5 to 10 minutes, with a 200,000-invoice burst); `make bench-burst` is the
 # full 10 M burst on its own (about an hour here); the focused benchmarks run on their own: bench-dedup,
-# bench-overload, bench-workers, bench-server.
+# bench-overload, bench-workers, bench-server, bench-redis (Redis instructions per invoice of each upload
+# script, under valgrind: AGAINST=REV compares with another revision).
 bench: deps
 	$(PY) benchmarks/pipeline_bench.py
 
@@ -65,6 +66,9 @@ bench-overload: deps
 
 bench-workers: deps
 	$(PY) benchmarks/worker_bench.py
+
+bench-redis: deps
+	$(PY) benchmarks/redis_scripts.py $(if $(AGAINST),--against $(AGAINST))
 
 bench-dedup: deps
 	$(PY) benchmarks/dedup_bench.py $(if $(BENCH_KEYS),--keys $(BENCH_KEYS))

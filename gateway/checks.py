@@ -10,6 +10,7 @@ USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_VALUES = {c: i for i, c in enumerate(USCC_CHARS)}
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 USCC_SHAPE = re.compile(r"[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}")
+USCC_SHAPE_PROBLEM = "18 characters of 0-9 and A-Y without I, O, S, V, Z, with a 6-digit division code"
 
 # GB 11643-1999: the resident identity number (ISO 7064 MOD 11-2).
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -23,12 +24,19 @@ def uscc_check_char(first17: str) -> str:
     return USCC_CHARS[(31 - total % 31) % 31]
 
 
-@functools.lru_cache(maxsize=65536)
 def uscc_problem(code: str) -> str | None:
-    """Why ``code`` is not a valid USCC, or None when it is. Remembered: a city's sellers come back all evening,
-    and a seller's tax id is no personal data."""
-    if len(code) != 18 or not USCC_SHAPE.fullmatch(code):
-        return "18 characters of 0-9 and A-Y without I, O, S, V, Z, with a 6-digit division code"
+    """Why ``code`` is not a valid USCC, or None when it is."""
+    if len(code) != 18:
+        return USCC_SHAPE_PROBLEM
+    return _uscc_problem(code)
+
+
+@functools.lru_cache(maxsize=65536)
+def _uscc_problem(code: str) -> str | None:
+    """Remembered (18 characters only: about 10 MB when full): a city's sellers come back all evening, and a
+    seller's tax id is no personal data."""
+    if not USCC_SHAPE.fullmatch(code):
+        return USCC_SHAPE_PROBLEM
     if uscc_check_char(code[:17]) != code[17]:
         return "check character mismatch"
     return None

@@ -28,8 +28,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # Request shape.
     max_body_bytes: int = 1024 * 1024
-    # At most 10,000: the rate-limit script names a request's user and device states with 2-byte indices.
-    max_invoices: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    # At most 3,900: the scripts hand Redis up to 2 values per invoice in one call (the claims' HSET, the
+    # limits' MGET), and Redis's Lua unpacks at most 8,000.
+    max_invoices: Annotated[int, msgspec.Meta(ge=1, le=3_900)] = 500
 
     # Authentication.
     clock_skew_s: int = 300

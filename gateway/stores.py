@@ -24,7 +24,7 @@ class HiredisPacking(Connection):
         head = tuple(first.encode().split()) if isinstance(first, str) else tuple(first.split())
         try:
             return [hiredis.pack_command(head + args[1:])]  # type: ignore[arg-type]  # the stub says a 1-tuple
-        except TypeError as exc:  # memoryview, bytearray, None...: what redis-py's own packer refuses too
+        except TypeError as exc:  # None, a list...: what redis-py's own packer refuses too (and a bytearray)
             raise DataError(str(exc)) from exc
 
 

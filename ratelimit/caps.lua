@@ -23,16 +23,18 @@ local cap_day, cap_month, cap_seller = tonumber(ARGV[1]), tonumber(ARGV[2]), ton
 local ttl = ARGV[4]
 local dd = ARGV[5]
 local day = "d" .. dd
--- Counts as the strings Redis stores and back, made once per call.
-local top = math.max(cap_day, cap_month, cap_seller) + 1
+-- Counts as the strings Redis stores and back: the small ones from tables made once per call.
 local NUM, VAL = {}, {}
-for n = 0, top do
+for n = 0, math.min(math.max(cap_day, cap_month, cap_seller) + 1, 64) do
   local s = string.format("%d", n)
   NUM[n], VAL[s] = s, n
 end
 local function count(v)
   if not v then return 0 end
   return VAL[v] or tonumber(v)
+end
+local function text(n)
+  return NUM[n] or string.format("%d", n)
 end
 local results = {}
 local idx, byte = ARGV[6], string.byte
@@ -55,7 +57,7 @@ for a = 7, #ARGV, 2 do
   elseif seller_n >= cap_seller then
     answer = "seller_person_monthly_cap"
   else
-    call("HSET", key, "m", NUM[month_n + 1], day, NUM[day_n + 1], s, NUM[seller_n + 1], invoice, dd .. "|" .. seller)
+    call("HSET", key, "m", text(month_n + 1), day, text(day_n + 1), s, text(seller_n + 1), invoice, dd .. "|" .. seller)
     if month_n == 0 then call("EXPIRE", key, ttl) end
     answer = "new"
   end

@@ -4,9 +4,8 @@
 -- KEYS[1]  the channel's request-rate state          "{rl:<channel>}:req"
 -- KEYS[2]  the channel's invoice-rate state          "{rl:<channel>}:inv"
 -- KEYS[3]  the request's nonce                       "{rl:<channel>}:nonce:<X-Nonce>"
--- KEYS[4..] user and device states, each named once  "{rl:<channel>}:u:<user ref>", "{rl:<channel>}:d:<device ref>"
---          (a state holds two arrival times in ms, per minute and per day, as two big-endian doubles: 16
---          bytes; a state written as "<per-minute tat>:<per-day tat>" by an older gateway is read too)
+-- KEYS[4..] user and device states, each named once  "{rl:<channel>}:u2:<user ref>", "{rl:<channel>}:d2:<device ref>"
+--          (a state holds two arrival times in ms, per minute and per day, as two big-endian doubles: 16 bytes)
 -- ARGV[1..4]  channel: request interval ms, request tolerance ms, invoice interval ms, invoice tolerance ms
 -- ARGV[5..8]  user:   per-minute interval ms, tolerance ms, per-day interval ms, tolerance ms
 -- ARGV[9..12] device: the same
@@ -71,14 +70,7 @@ if n > 3 then
   for i = 4, n do
     local v = raw[i - 3]
     local m, d = 0, 0
-    if v then
-      if #v == 16 then
-        m, d = sunpack(">d>d", v)
-      else
-        local colon = string.find(v, ":", 1, true)
-        m, d = tonumber(string.sub(v, 1, colon - 1)), tonumber(string.sub(v, colon + 1))
-      end
-    end
+    if v then m, d = sunpack(">d>d", v) end
     states[i] = {m, d, false}
   end
 end

@@ -77,7 +77,9 @@ class RateLimiter:
         names: dict[str, int] = {}
         pairs: list[int] = []
         for q in invoices:
-            for name in (f"{tag}:u:{q.user_ref}", f"{tag}:d:{q.device_ref}"):
+            # ":u2:" and ":d2:": states of 16 packed bytes. Gateways of the text format (":u:", ":d:") keep
+            # their own states while both run, so a rolling upgrade or a rollback never reads the other's.
+            for name in (f"{tag}:u2:{q.user_ref}", f"{tag}:d2:{q.device_ref}"):
                 pairs.append(names.setdefault(name, len(names) + 4))
         head = self._argv.get(channel) or self._argv.setdefault(channel, script_argv(self.of(channel)))
         reply = await self._script(
