@@ -36,6 +36,8 @@ def test_an_upload_while_redis_hangs_is_a_prompt_503_and_the_limits_failed_open(
         redis.send_signal(signal.SIGCONT)
     assert resp.status_code == 503, resp.text
     assert resp.json()["code"] == "store_unavailable" and resp.headers["retry-after"] == "1"
-    assert took < 5.0  # timeouts in milliseconds: 50 for the limits, 500 for the replay guard (tried 3 times)
+    # 50 ms for the limits, then 500 ms for the replay guard on its own (0.56 s measured). Timeouts are not
+    # retried: when they were, this took 1.59 s (3 x 500 ms).
+    assert took < 1.4
     assert fail_open_count(base_url) > before
     assert channel.upload([sample.invoice(random.Random())]).status_code == 202
