@@ -63,7 +63,9 @@ class Claimer:
         if maybe:
             metrics.MAYBE.inc(len(maybe))
             await self._resolve(channel, accepted_at_ms, request_id, items, answers, maybe, by_shard)
-        metrics.DUPLICATES.labels("in_flight").inc(sum(1 for a in answers if a.count("|") == 3))
+        in_flight = sum(1 for a in answers if a.count("|") == 3)
+        if in_flight:
+            metrics.DUPLICATES.labels("in_flight").inc(in_flight)
         return [parse_owner(a) for a in answers]
 
     async def _resolve(

@@ -137,9 +137,8 @@ async def rate_limit(
     """The replay guard, the channel's and each invoice's rate limits, in one call. The limits fail open: a slow
     or absent Redis lets traffic through; the replay guard then runs on its own and fails closed."""
     try:
-        decision: limits.Decision = await asyncio.wait_for(
-            d.ratelimiter.decide(channel, count, invoices, nonce), d.settings.ratelimit_timeout_ms / 1000
-        )
+        async with asyncio.timeout(d.settings.ratelimit_timeout_ms / 1000):  # no task of its own, as wait_for makes
+            decision = await d.ratelimiter.decide(channel, count, invoices, nonce)
     except STORE_ERRORS:
         metrics.RATELIMIT_FAIL_OPEN.inc()
         await auth.spend_nonce(d.redis, nonce)

@@ -95,7 +95,7 @@ class Caps:
     def slot(self, q: Counted) -> tuple[int, str, str]:
         """The cap shard, the person-month hash and the day ("dd") an invoice counts in: its upload time, in the
         campaign's time zone."""
-        shard = shard_of(digest(q.person), self._shards)
+        shard = 0 if self._shards == 1 else shard_of(digest(q.person), self._shards)
         month, day = _month_day(q.accepted_at_ms, self._tz)
         return shard, keys.cap(shard, q.person, month), day
 
