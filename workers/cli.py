@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "simulator":
         app = simulator.create_app(settings.simulator_median_ms, settings.simulator_p99_ms, settings.simulator_qps)
-        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+        # On uvloop, as the workers run: on one machine with them, the simulator's CPU is theirs lost.
+        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, loop=uvloop.new_event_loop())
         return 0
     uvloop.run(run_worker(settings, args.burst))
     return 0
