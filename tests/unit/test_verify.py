@@ -168,3 +168,23 @@ def test_a_429_from_the_service_makes_the_invoice_wait_without_spending_a_try() 
     assert first == "found" and throttled == "unavailable"
     assert isinstance(judge(Q, Verification("unavailable"), 0, [], 0), Defer)
     assert judge(Q, Verification("unavailable"), 0, [], 0).spend_try is False  # type: ignore[union-attr]
+
+
+def test_the_simulator_remembers_tries_only_for_the_invoices_that_need_them() -> None:
+    import aiohttp
+
+    from workers.simulator import TRIES, create_app
+
+    app = create_app(0, 0)
+
+    async def run() -> list[int]:
+        async with simulator(app) as url, aiohttp.ClientSession() as session:
+            statuses = []
+            for number in ["26341000000000000120", "26341000000000000121"] + ["26341000000000000996"] * 3:
+                asked = {"number": number, "code": "", "issue_date": "2026-03-01", "amount": "128.50"}
+                async with session.post(f"{url}/verify", json=asked) as answer:
+                    statuses.append(answer.status)
+            return statuses
+
+    assert asyncio.run(run()) == [200, 200, 404, 404, 200]  # 996: not found twice, then found
+    assert dict(app[TRIES]) == {"26341000000000000996": 3}  # a plain invoice leaves nothing behind
