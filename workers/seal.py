@@ -17,17 +17,23 @@ SEAL_LOCK = 7002
 # that could commit its invoice unseen (each would miss the other under READ COMMITTED).
 REVERSAL_LOCK = 7003
 
+# The entries due, oldest due first: the order of the partial index feed_entries_unsealed (ready_at, id), so the
+# scan stops after the batch's rows. Ordered by id, as it was, the planner walked the primary key from the first
+# entry ever sealed and filtered: 5.2 s a batch with 5.6 M entries sealed (the 10 M burst's feed stalled at
+# 1,000 entries/s), 26 ms this way.
+PENDING = """
+SELECT id, key, kind, body FROM feed_entries WHERE batch_seq IS NULL AND ready_at <= now()
+ORDER BY ready_at, id LIMIT $1
+"""
+
 
 async def seal_once(pool: asyncpg.Pool, max_entries: int) -> int | None:
     """Seal up to ``max_entries`` pending entries into one batch; returns its seq, or None if none was due."""
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEAL_LOCK):
             return None
-        pending = await conn.fetch(
-            "SELECT id, key, kind, body FROM feed_entries WHERE batch_seq IS NULL AND ready_at <= now()"
-            " ORDER BY id LIMIT $1",
-            max_entries,
-        )
+        # The batch is hashed, and read back by the feed, in id order.
+        pending = sorted(await conn.fetch(PENDING, max_entries), key=lambda r: r["id"])
         if not pending:
             return None
         last = await conn.fetchrow("SELECT seq, sha256 FROM feed_batches ORDER BY seq DESC LIMIT 1")
