@@ -51,7 +51,7 @@ $(STAMP): pyproject.toml
 # the whole pipeline in one run (5 to 10 minutes, with a 200,000-invoice burst); `make bench-burst` is the
 # full 10 M burst on its own (about an hour here); the focused benchmarks run on their own: bench-dedup,
 # bench-overload, bench-workers, bench-server, bench-redis (Redis instructions per invoice of each upload
-# script, under valgrind: AGAINST=REV compares with another revision).
+# script, under valgrind: AGAINST=REV compares with another revision, INVOICES=1 measures single-invoice requests).
 bench: deps
 	$(PY) benchmarks/pipeline_bench.py
 
@@ -68,7 +68,7 @@ bench-workers: deps
 	$(PY) benchmarks/worker_bench.py
 
 bench-redis: deps
-	$(PY) benchmarks/redis_scripts.py $(if $(AGAINST),--against $(AGAINST))
+	$(PY) benchmarks/redis_scripts.py $(if $(AGAINST),--against $(AGAINST)) $(if $(INVOICES),--invoices $(INVOICES))
 
 bench-dedup: deps
 	$(PY) benchmarks/dedup_bench.py $(if $(BENCH_KEYS),--keys $(BENCH_KEYS))

@@ -8,11 +8,14 @@
 
 local call, byte, char, fmt, sunpack = redis.call, string.byte, string.char, string.format, struct.unpack
 
-local BYTE, MASK = {}, {}  -- of each bit position 0-255 in a block: its byte (1-based) and its mask there
-for pos = 0, 255 do
+-- Of each bit position 0-255 in a block: its byte (1-based) and its mask there, worked out when first needed (a
+-- whole table made up front cost a single-invoice call more than its bits).
+local BYTE, MASK = {}, {}
+local function place(pos)
   local w, b = math.floor(pos / 32), pos % 32
-  BYTE[pos] = 4 * w + 3 - math.floor(b / 8) + 1
-  MASK[pos] = 2 ^ (b % 8)
+  local i, m = 4 * w + 3 - math.floor(b / 8) + 1, 2 ^ (b % 8)
+  BYTE[pos], MASK[pos] = i, m
+  return i, m
 end
 
 -- Read a meta hash's k and block counts per generation (oldest first).
@@ -39,6 +42,7 @@ local function seen_or_set(digests, d, k, sizes, first, only_test)
     for t = 1, k do
       local pos = p[t]
       local i, m = BYTE[pos], MASK[pos]
+      if not i then i, m = place(pos) end
       local v = bytes[i]
       if v % (m + m) < m then
         all = false

@@ -23,18 +23,25 @@ local cap_day, cap_month, cap_seller = tonumber(ARGV[1]), tonumber(ARGV[2]), ton
 local ttl = ARGV[4]
 local dd = ARGV[5]
 local day = "d" .. dd
--- Counts as the strings Redis stores and back: the small ones from tables made once per call.
+-- Counts as the strings Redis stores and back, each worked out once per call (not made up front: a
+-- single-invoice call needs two or three of them).
 local NUM, VAL = {}, {}
-for n = 0, math.min(math.max(cap_day, cap_month, cap_seller) + 1, 64) do
-  local s = string.format("%d", n)
-  NUM[n], VAL[s] = s, n
-end
 local function count(v)
   if not v then return 0 end
-  return VAL[v] or tonumber(v)
+  local n = VAL[v]
+  if not n then
+    n = tonumber(v)
+    VAL[v] = n
+  end
+  return n
 end
 local function text(n)
-  return NUM[n] or string.format("%d", n)
+  local s = NUM[n]
+  if not s then
+    s = string.format("%d", n)
+    NUM[n] = s
+  end
+  return s
 end
 local results = {}
 local idx, byte = ARGV[6], string.byte
