@@ -5,7 +5,10 @@ Three refusals, all decided from this process's own state (no I/O on the request
 - ``in_flight``: the process already handles as many requests as its concurrency limit allows. The limit adapts
   to latency (``ConcurrencyLimit``), between ``min_in_flight`` and ``max_in_flight``;
 - ``fair_share``: the process is busy (past ``busy_share`` of its limit) and this channel holds its weighted
-  share of the requests in flight, so that one channel's burst cannot crowd out the others;
+  share of the requests in flight while it also had at least its weighted share of the admissions lately, so
+  that one channel's burst cannot crowd out the others. A channel admitted less than its share (``light``) is
+  not the one crowding: its arrivals come in clumps, and holding it to its share of the slots at every
+  instant refused its clumps while the flood kept the rest;
 - ``pipeline_saturated``: the pipeline behind the gateway is saturated (``PipelineMonitor``) and this channel
   has spent its weighted share of what the workers drain; shares refill at that rate.
 
@@ -139,7 +142,7 @@ class Admission:
         if self.in_flight >= cap:
             return "in_flight"
         busy = self.in_flight >= cap * c.busy_share
-        if busy and self.by_channel[channel] >= max(1.0, cap * self.share(channel)):
+        if busy and self.by_channel[channel] >= max(1.0, cap * self.share(channel)) and not self.light(channel):
             return "fair_share"
         if self.saturated and self._bucket(channel).refill(*self._rate(channel)) <= 0:
             return "pipeline_saturated"
@@ -192,11 +195,13 @@ class Admission:
 
     def may_wait(self, channel: str) -> bool:
         """Whether a request refused for want of a slot may wait for one: its channel holds (in flight and
-        waiting) less than its weighted share of the limit, and has room in the pipeline's share if saturated."""
+        waiting) less than its weighted share of the limit (less than the limit if it had less than its share of
+        the admissions lately), and has room in the pipeline's share if saturated."""
         if self.config.max_wait_s <= 0:
             return False
         held = self.by_channel[channel] + len(self.waiting.get(channel, ()))
-        if held >= max(1.0, self._cap(channel) * self.share(channel)):
+        cap = self._cap(channel)
+        if held >= (cap if self.light(channel) else max(1.0, cap * self.share(channel))):
             return False
         return not self.saturated or self._bucket(channel).refill(*self._rate(channel)) > 0
 

@@ -28,6 +28,22 @@ def test_a_busy_process_keeps_each_channel_to_its_weighted_share() -> None:
     assert a.refusal("calm") is None
 
 
+def test_a_channel_admitted_less_than_its_share_may_hold_more_than_its_share_of_slots() -> None:
+    a = admission(10, flood=1.0, calm=1.0)
+    for _ in range(20):  # the flood's admissions lately
+        a.enter("flood")
+        a.leave("flood")
+    for _ in range(4):
+        a.enter("flood")
+    for _ in range(5):
+        a.enter("calm")  # a clump of the calm channel: half of the slots, a fifth of the admissions
+    assert a.light("calm") and a.refusal("calm") is None  # 5 of 10 slots: its share, and one more may come
+    for _ in range(30):  # once it had more than its share of the admissions, its share of the slots holds
+        a.enter("calm")
+        a.leave("calm")
+    assert not a.light("calm") and a.refusal("calm") == "fair_share"
+
+
 def test_a_channel_alone_may_use_the_whole_process() -> None:
     a = admission(10)
     for _ in range(9):
@@ -149,9 +165,10 @@ def test_a_flooding_channel_cannot_take_the_other_channels_share_of_an_adapted_l
     while a.refusal("calm") is None:
         a.enter("calm")
         calm += 1
-    # The calm channel is not held to the limit the flood's latency brought down: its half of the ceiling.
-    assert calm == 16 // 2 and a.in_flight > limit
-    assert a.refusal("calm") == "fair_share"
+    # The calm channel is not held to the limit the flood's latency brought down, nor to half of the slots while
+    # it had less than half of the admissions: what the flood left of the ceiling.
+    assert calm == 16 - limit // 2 and a.in_flight == 16
+    assert a.refusal("calm") == "in_flight"
     assert a.refusal("flood") == "in_flight"
 
 
@@ -206,3 +223,20 @@ def test_without_a_wait_nobody_queues() -> None:
     a = admission(1)
     a.enter("flood")
     assert a.refusal("calm") == "in_flight" and not a.may_wait("calm")
+
+
+async def test_a_channel_admitted_less_than_its_share_may_wait_beyond_its_share_of_slots_not_beyond_the_limit() -> None:
+    config = SheddingConfig(max_in_flight=4, busy_share=1.0, max_wait_s=1.0, weights={"flood": 1.0, "calm": 1.0})
+    a = Admission(config)
+    for _ in range(20):  # the flood's admissions lately
+        a.enter("flood")
+        a.leave("flood")
+    a.enter("flood")
+    for _ in range(3):
+        a.enter("calm")  # a clump: past its half of the slots, still a small part of the admissions
+    assert a.light("calm") and a.refusal("calm") == "in_flight" and a.may_wait("calm")
+    waiter = asyncio.create_task(a.wait("calm"))
+    await asyncio.sleep(0)
+    assert not a.may_wait("calm")  # three in flight and one waiting: the limit, however light
+    a.leave("flood")
+    assert await waiter and a.by_channel == {"calm": 4}
