@@ -45,6 +45,16 @@ FEED_OLDEST_UNFED_AGE = Gauge(
     "Age of the oldest eligible invoice due in the feed and not sealed yet (0 when none waits)",
     multiprocess_mode="mostrecent",
 )
+REDIS_USED_MEMORY = Gauge(
+    "redis_used_memory_bytes",
+    "Memory Redis uses (INFO memory used_memory, read at each scrape); it never evicts, so it must not fill up",
+    multiprocess_mode="mostrecent",
+)
+REDIS_MEMORY_LIMIT = Gauge(
+    "redis_memory_limit_bytes",
+    "Redis's maxmemory, or the memory of its host when maxmemory is 0 (read at each scrape)",
+    multiprocess_mode="mostrecent",
+)
 PENDING = Gauge(
     "pipeline_pending_entries",
     "Intake entries delivered to a worker and not acknowledged yet, per shard (read at each scrape)",

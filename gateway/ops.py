@@ -44,7 +44,7 @@ async def _answers(call: object, timeout_s: float) -> bool:
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text of every process; the dedup filters' and the feed's gauges are refreshed first."""
     d = deps(request)
-    await asyncio.gather(_refresh_filters(d), _refresh_feed(d), _refresh_pending(d))
+    await asyncio.gather(_refresh_filters(d), _refresh_feed(d), _refresh_pending(d), _refresh_redis_memory(d))
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)
 
@@ -96,3 +96,13 @@ async def _refresh_pending(d: Deps) -> None:
             metrics.PENDING.labels(str(shard)).set(reply["pending"])
         elif "NOGROUP" in str(reply):  # no worker ever ran: nothing was delivered
             metrics.PENDING.labels(str(shard)).set(0)
+
+
+async def _refresh_redis_memory(d: Deps) -> None:
+    """Redis's memory and its limit: it runs with noeviction, so a full Redis refuses every write (uploads 503)."""
+    try:
+        info = await asyncio.wait_for(d.redis.info("memory"), 1.0)
+    except Exception:  # the gauges keep their last values; the scrape itself must not fail
+        return
+    metrics.REDIS_USED_MEMORY.set(float(info.get("used_memory", 0)))
+    metrics.REDIS_MEMORY_LIMIT.set(float(info.get("maxmemory") or info.get("total_system_memory") or math.nan))

@@ -81,6 +81,8 @@ def test_metrics_pass_promtool_check_metrics(base_url: str, channel: SignedClien
         "pipeline_pending_entries",
         "feed_oldest_unfed_age_seconds",
         "feed_newest_batch_age_seconds",
+        "redis_used_memory_bytes",
+        "redis_memory_limit_bytes",
     ):
         assert f"# TYPE {family} " in text
 
@@ -124,3 +126,14 @@ def test_feed_freshness_gauges_follow_the_sealer(base_url: str, channel: SignedC
         assert 30 <= _count(httpx.get(f"{base_url}/metrics").text, "feed_oldest_unfed_age_seconds") < 90
     finally:
         sql("DELETE FROM feed_entries WHERE key = 'freshness-probe' AND batch_seq IS NULL")
+
+
+def test_redis_memory_and_its_limit_are_read_at_each_scrape(base_url: str, stack: Any) -> None:
+    import redis
+
+    text = httpx.get(f"{base_url}/metrics").text
+    used, limit = _count(text, "redis_used_memory_bytes"), _count(text, "redis_memory_limit_bytes")
+    info = redis.Redis(port=stack.redis_port).info("memory")
+    assert 0.5 < used / info["used_memory"] < 2  # Redis's own figure, read moments apart
+    assert limit == (info["maxmemory"] or info["total_system_memory"])  # the dev stack sets no maxmemory
+    assert used < limit
