@@ -138,34 +138,39 @@ class Admission:
         c = self.config
         if channel in self.known:
             self.last_seen[channel] = time.monotonic()
-        cap = self._cap(channel)
-        if self.in_flight >= cap:
-            return "in_flight"
-        busy = self.in_flight >= cap * c.busy_share
-        if busy and self.by_channel[channel] >= max(1.0, cap * self.share(channel)) and not self.light(channel):
-            return "fair_share"
+        # Below the busy mark of the adapted limit neither slots nor shares can refuse (a light channel's cap is
+        # only higher): the channel's standing is worked out only when the process is busy.
+        if self.in_flight >= self.concurrency.allowed() * min(1.0, c.busy_share):
+            cap, share, light = self._standing(channel)
+            if self.in_flight >= cap:
+                return "in_flight"
+            busy = self.in_flight >= cap * c.busy_share
+            if busy and not light and self.by_channel[channel] >= max(1.0, cap * share):
+                return "fair_share"
         if self.saturated and self._bucket(channel).refill(*self._rate(channel)) <= 0:
             return "pipeline_saturated"
         return None
 
-    def light(self, channel: str) -> bool:
-        """Whether this channel got less than its weighted share of the requests admitted lately (decaying over
-        ``ACTIVE_S``): it is not the one loading the process."""
+    def light(self, channel: str, share: float | None = None) -> bool:
+        """Whether this channel got less than its weighted share (``share``, worked out if not given) of the
+        requests admitted lately (decaying over ``ACTIVE_S``): it is not the one loading the process."""
         now = time.monotonic()
         counts = {c: self._admitted(c, now) for c in self.admitted}
         for gone in [c for c, n in counts.items() if n < 0.01]:  # bounded: forgotten once quiet
             del self.admitted[gone]
-        return counts.get(channel, 0.0) < self.share(channel) * sum(counts.values())
+        if share is None:
+            share = self.share(channel)
+        return counts.get(channel, 0.0) < share * sum(counts.values())
 
-    def _cap(self, channel: str) -> int:
-        """The requests in flight this channel's request is measured against: the adaptive limit, or for a
-        light channel the ceiling (``max_in_flight``). The adaptive limit holds back the channels that load the
-        process; a channel sending its normal rate beside a flood is not starved because the flood's latency
-        cut the limit (slots are fair, but a light channel's requests last as long as the flood makes them)."""
-        limit = self.concurrency.allowed()
-        if limit < self.config.max_in_flight and self.light(channel):
-            return self.config.max_in_flight
-        return limit
+    def _standing(self, channel: str) -> tuple[int, float, bool]:
+        """The requests in flight this channel's request is measured against, its weighted share and whether it
+        is light, each worked out once. The cap is the adaptive limit, or for a light channel the ceiling
+        (``max_in_flight``): the adaptive limit holds back the channels that load the process; a channel
+        sending its normal rate beside a flood is not starved because the flood's latency cut the limit (slots
+        are fair, but a light channel's requests last as long as the flood makes them)."""
+        share = self.share(channel)
+        light = self.light(channel, share)
+        return (self.config.max_in_flight if light else self.concurrency.allowed()), share, light
 
     def _admitted(self, channel: str, now: float) -> float:
         count, at = self.admitted.get(channel, (0.0, now))
@@ -200,8 +205,8 @@ class Admission:
         if self.config.max_wait_s <= 0:
             return False
         held = self.by_channel[channel] + len(self.waiting.get(channel, ()))
-        cap = self._cap(channel)
-        if held >= (cap if self.light(channel) else max(1.0, cap * self.share(channel))):
+        cap, share, light = self._standing(channel)
+        if held >= (cap if light else max(1.0, cap * share)):
             return False
         return not self.saturated or self._bucket(channel).refill(*self._rate(channel)) > 0
 
@@ -227,7 +232,7 @@ class Admission:
     def _hand_over(self) -> None:
         """Free slots to waiting requests, the channel with the fewest in flight for its weight first."""
         while True:
-            ready = [c for c, q in self.waiting.items() if q and self.in_flight < self._cap(c)]
+            ready = [c for c, q in self.waiting.items() if q and self.in_flight < self._standing(c)[0]]
             if not ready:
                 return
             channel = min(ready, key=lambda c: self.by_channel[c] / self.weight(c))
