@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -12,6 +13,12 @@ from redis.commands.core import AsyncScript
 
 def load(package: str, name: str) -> str:
     return resources.files(package).joinpath(name).read_text()
+
+
+def indices(values: Sequence[int]) -> bytes:
+    """Per-invoice indices into KEYS as one argument, 2 bytes each (big-endian), as the scripts read them back
+    with ``string.byte``: one argument for the request instead of one per invoice."""
+    return struct.pack(f">{len(values)}H", *values)
 
 
 async def call_each(redis: Redis, script: AsyncScript, calls: Sequence[tuple[list[str], list[Any]]]) -> list[Any]:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import struct
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
@@ -24,6 +23,7 @@ from gateway.campaign import Campaign
 from gateway.model import Queued
 
 TTL_S = 35 * 24 * 3600
+G = TypeVar("G")
 REFUSALS = ("person_daily_cap", "person_monthly_cap", "seller_person_monthly_cap")
 
 
@@ -58,17 +58,10 @@ class Caps:
             call.indices.append(call.index(key))
             call.argv += [q.seller_tax_id, q.key]
             call.invoices.append(i)
-        if not calls:
-            return []
         c = self._caps
         head = [c.person_daily, c.person_monthly, c.seller_person_monthly, TTL_S]
-        replies = await lua.call_each(
-            self._redis,
-            self._reserve,
-            [
-                (list(call.keys), [*head, day, struct.pack(f">{len(call.indices)}H", *call.indices), *call.argv])
-                for (_, day), call in calls.items()
-            ],
+        replies = await self._send(
+            self._reserve, calls, lambda group, call: [*head, group[1], lua.indices(call.indices), *call.argv]
         )
         answers = [""] * len(invoices)
         for call, reply in zip(calls.values(), replies, strict=True):
@@ -83,14 +76,14 @@ class Caps:
             shard, key, _ = self.slot(q)
             call = calls.setdefault(shard, _Call())
             call.argv += [call.index(key), q.key]
-        return sum(await self._send(self._release, calls, []))
+        return sum(await self._send(self._release, calls, lambda _, call: call.argv))
 
-    async def _send(self, script: Any, calls: dict[int, _Call], head: Sequence[str | int]) -> list[Any]:
+    async def _send(self, script: Any, calls: Mapping[G, _Call], argv: Callable[[G, _Call], list[Any]]) -> list[Any]:
+        """One script call per group of invoices (a cap shard; for a reservation, a shard and a day), its ARGV
+        made by ``argv``; the replies in the groups' order."""
         if not calls:
             return []
-        return await lua.call_each(
-            self._redis, script, [(list(call.keys), [*head, *call.argv]) for call in calls.values()]
-        )
+        return await lua.call_each(self._redis, script, [(list(c.keys), argv(g, c)) for g, c in calls.items()])
 
     def slot(self, q: Counted) -> tuple[int, str, str]:
         """The cap shard, the person-month hash and the day ("dd") an invoice counts in: its upload time, in the

@@ -8,7 +8,6 @@ answer to "when may I retry" (the Retry-After the channels need), and no burst a
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 
 import msgspec
@@ -84,7 +83,7 @@ class RateLimiter:
         head = self._argv.get(channel) or self._argv.setdefault(channel, script_argv(self.of(channel)))
         reply = await self._script(
             keys=[f"{tag}:req", f"{tag}:inv", nonce.key, *names],
-            args=[*head, invoice_count, nonce.token, nonce.ttl_s, struct.pack(f">{len(pairs)}H", *pairs)],
+            args=[*head, invoice_count, nonce.token, nonce.ttl_s, lua.indices(pairs)],
         )
         if reply[0] < 0:
             return Decision(0, 0, 0, [], replayed=True)
