@@ -44,7 +44,7 @@ async def _answers(call: object, timeout_s: float) -> bool:
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text of every process; the dedup filters' and the feed's gauges are refreshed first."""
     d = deps(request)
-    await asyncio.gather(_refresh_filters(d), _refresh_feed(d), _refresh_pending(d), _refresh_redis_memory(d))
+    await asyncio.gather(_refresh_filters(d), _refresh_feed(d), _refresh_redis(d))
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)
 
@@ -82,27 +82,24 @@ async def _refresh_feed(d: Deps) -> None:
     metrics.FEED_OLDEST_UNFED_AGE.set(0.0 if row["oldest_unfed"] is None else float(row["oldest_unfed"]))
 
 
-async def _refresh_pending(d: Deps) -> None:
-    """Entries read by a worker and not acknowledged yet, per shard (XPENDING), in one pipelined round trip."""
+async def _refresh_redis(d: Deps) -> None:
+    """From Redis, in one pipelined round trip: the entries read by a worker and not acknowledged yet, per shard
+    (XPENDING), and Redis's memory against its limit (it runs with noeviction: full, it refuses every write)."""
     try:
         async with d.redis.pipeline(transaction=False) as pipe:
             for shard in range(d.campaign.dedup.shards):
                 pipe.xpending(keys.stream(shard), keys.GROUP)
+            pipe.info("memory")
             replies = await asyncio.wait_for(pipe.execute(raise_on_error=False), 1.0)
     except Exception:  # the gauges keep their last values; the scrape itself must not fail
         return
-    for shard, reply in enumerate(replies):
+    *pending, memory = replies
+    for shard, reply in enumerate(pending):
         if isinstance(reply, dict):
             metrics.PENDING.labels(str(shard)).set(reply["pending"])
         elif "NOGROUP" in str(reply):  # no worker ever ran: nothing was delivered
             metrics.PENDING.labels(str(shard)).set(0)
-
-
-async def _refresh_redis_memory(d: Deps) -> None:
-    """Redis's memory and its limit: it runs with noeviction, so a full Redis refuses every write (uploads 503)."""
-    try:
-        info = await asyncio.wait_for(d.redis.info("memory"), 1.0)
-    except Exception:  # the gauges keep their last values; the scrape itself must not fail
-        return
-    metrics.REDIS_USED_MEMORY.set(float(info.get("used_memory", 0)))
-    metrics.REDIS_MEMORY_LIMIT.set(float(info.get("maxmemory") or info.get("total_system_memory") or math.nan))
+    if isinstance(memory, dict):
+        metrics.REDIS_USED_MEMORY.set(float(memory.get("used_memory", 0)))
+        limit = memory.get("maxmemory") or memory.get("total_system_memory") or math.nan
+        metrics.REDIS_MEMORY_LIMIT.set(float(limit))
