@@ -62,12 +62,7 @@ def limits_rows(lim: dict[str, Any]) -> list[Row]:
             "",
             "",
         ),
-        (
-            f"PostgreSQL COPY + upsert (workers/sink.py), {sink['batch_rows']:,}-row transactions, 1 connection",
-            f"{sink['median']:,.0f} rows/s",
-            _each(sink["rounds"]),
-            "",
-        ),
+        sink_row(sink),
     ]
 
 
@@ -203,18 +198,19 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines + profile_lines(r))
 
 
+def sink_row(sink: dict[str, Any]) -> Row:
+    """The workers' own sink (COPY + upsert) as the limit beside the end-to-end figures."""
+    return (
+        f"PostgreSQL COPY + upsert (workers/sink.py), {sink['batch_rows']:,}-row transactions, 1 connection",
+        f"{sink['median']:,.0f} rows/s",
+        _each(sink["rounds"]),
+        "",
+    )
+
+
 def burst_markdown(r: dict[str, Any]) -> str:
     """The table of a burst run on its own (``pipeline_bench.py --burst-only``)."""
-    sink = r["sink"]
-    rows: list[Row] = [
-        (
-            f"PostgreSQL COPY + upsert (workers/sink.py), {sink['batch_rows']:,}-row transactions, 1 connection",
-            f"{sink['median']:,.0f} rows/s",
-            _each(sink["rounds"]),
-            "",
-        )
-    ]
-    rows += burst_rows(r["burst"], sink["median"])
+    rows = [sink_row(r["sink"]), *burst_rows(r["burst"], r["sink"]["median"])]
     lines = ["| what | measured | beside | target |", "| --- | --- | --- | --- |"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
     statuses = ", ".join(f"{k}: {v:,}" for k, v in sorted(r["burst"]["statuses"].items()))

@@ -48,7 +48,7 @@ from gateway.validate import check  # noqa: E402
 from ratelimit.caps import Caps  # noqa: E402
 from ratelimit.limits import Nonce, RateLimiter  # noqa: E402
 
-INVOICES = 100  # per request (--invoices)
+INVOICES = 100  # per request, by default (--invoices)
 BLOOM_BLOCKS = 1 << 16  # one generation of 2 MiB: the script's work does not depend on the size
 CHANNEL = "demo-channel"
 
@@ -69,13 +69,15 @@ class Recorder:
         return call
 
 
-def requests(count: int, campaign: campaigns.Campaign) -> dict[str, list[tuple[str, list[Any], list[Any]]]]:
-    """The script calls of ``count`` 100-invoice requests, by stage."""
+def requests(
+    count: int, invoices: int, campaign: campaigns.Campaign
+) -> dict[str, list[tuple[str, list[Any], list[Any]]]]:
+    """The script calls of ``count`` requests of ``invoices`` invoices, by stage."""
     inv, now = Invoices(), int(time.time() * 1000)
     recorders = {
-        "rate limits": Recorder([0, 1, 1, *([0] * INVOICES)]),
-        "caps": Recorder([b"new"] * INVOICES),
-        "claim": Recorder([b""] * INVOICES),
+        "rate limits": Recorder([0, 1, 1, *([0] * invoices)]),
+        "caps": Recorder([b"new"] * invoices),
+        "claim": Recorder([b""] * invoices),
     }
     limiter = RateLimiter(recorders["rate limits"], campaign.limits)  # type: ignore[arg-type]
     caps = Caps(recorders["caps"], campaign)  # type: ignore[arg-type]
@@ -83,12 +85,12 @@ def requests(count: int, campaign: campaigns.Campaign) -> dict[str, list[tuple[s
 
     async def build() -> None:
         for r in range(count):
-            upload = msgspec.json.decode(inv.body(INVOICES), type=Upload)
+            upload = msgspec.json.decode(inv.body(invoices), type=Upload)
             queued = [check(i, campaign, CHANNEL, "bench-secret", now) for i in upload.invoices]
             assert all(isinstance(q, Queued) for q in queued)
             qs: list[Queued] = queued  # type: ignore[assignment]
             nonce = Nonce(keys.nonce(CHANNEL, f"bench-{r}"), b"token", 600)
-            await limiter.decide(CHANNEL, INVOICES, qs, nonce)
+            await limiter.decide(CHANNEL, invoices, qs, nonce)
             await caps.reserve(qs)
             items = [Item(q.key, QUEUED.encode(q), q.person) for q in qs]
             await claimer.claim_and_enqueue(CHANNEL, now, f"request-{r}", items)
@@ -126,41 +128,40 @@ def instructions(calls: list[tuple[str, list[Any], list[Any]]], folder: Path) ->
 
 
 def main() -> None:
-    global INVOICES
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--invoices", type=int, default=INVOICES, help="per request (1: a single-invoice upload)")
     parser.add_argument("--against", metavar="REV", help="also measure this git revision's scripts")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON only (used by --against)")
     args = parser.parse_args()
-    INVOICES = args.invoices
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed: apt-get install valgrind")
-    counts = measure(args.requests)
+    counts = measure(args.requests, args.invoices)
     if args.json:
         print(json.dumps(counts))
         return
-    result: dict[str, Any] = {"invoices_per_request": INVOICES, "requests": args.requests, "per_invoice": counts}
+    result: dict[str, Any] = {"invoices_per_request": args.invoices, "requests": args.requests, "per_invoice": counts}
     if args.against:
-        result["against"] = {"revision": args.against, "per_invoice": against(args.against, args.requests)}
-    name = "redis_scripts" if INVOICES == 100 else f"redis_scripts-{INVOICES}"
+        theirs = against(args.against, args.requests, args.invoices)
+        result["against"] = {"revision": args.against, "per_invoice": theirs}
+    name = "redis_scripts" if args.invoices == INVOICES else f"redis_scripts-{args.invoices}"
     save(name, "Redis's own work per invoice, by script", result, markdown)
 
 
-def measure(extra_requests: int) -> dict[str, int]:
+def measure(extra_requests: int, invoices: int) -> dict[str, int]:
     campaign = campaigns.load(ROOT / "deploy" / "campaigns" / "hefei-2026.toml")
     base = 5
-    calls = requests(base + extra_requests, campaign)
+    calls = requests(base + extra_requests, invoices, campaign)
     counts = {}
     with tempfile.TemporaryDirectory() as tmp:
         for stage, staged in calls.items():
             few, many = instructions(staged[:base], Path(tmp)), instructions(staged, Path(tmp))
-            counts[stage] = round((many - few) / (extra_requests * INVOICES))
+            counts[stage] = round((many - few) / (extra_requests * invoices))
             print(f"{stage}: {counts[stage]:,} instructions per invoice", file=sys.stderr)
     return counts
 
 
-def against(revision: str, extra_requests: int) -> dict[str, int]:
+def against(revision: str, extra_requests: int, invoices: int) -> dict[str, int]:
     """The same harness run in a worktree of ``revision`` (with this environment's packages)."""
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
@@ -168,7 +169,7 @@ def against(revision: str, extra_requests: int) -> dict[str, int]:
         try:
             shutil.copy(__file__, tree / "benchmarks" / "redis_scripts.py")
             argv = [sys.executable, str(tree / "benchmarks" / "redis_scripts.py"), "--json"]
-            argv += ["--requests", str(extra_requests), "--invoices", str(INVOICES)]
+            argv += ["--requests", str(extra_requests), "--invoices", str(invoices)]
             out = subprocess.run(argv, check=True, capture_output=True, text=True)
             counts: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
             return counts
