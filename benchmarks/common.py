@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import shutil
 import time
@@ -13,14 +12,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def load_devstack() -> Any:
-    spec = importlib.util.spec_from_file_location("devstack", ROOT / "deploy" / "devstack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @contextlib.contextmanager
@@ -33,7 +24,8 @@ def bench_stack(
 ) -> Iterator[Any]:
     """Redis and PostgreSQL under .data/NAME on free ports; with ``full``, also the simulator, the gateway
     (2 processes) and ``workers`` workers. Stopped and removed afterwards."""
-    devstack = load_devstack()
+    from deploy import devstack
+
     data = ROOT / ".data" / name
     shutil.rmtree(data, ignore_errors=True)
     port = devstack.free_port

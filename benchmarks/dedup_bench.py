@@ -34,13 +34,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import bench_stack, save  # noqa: E402
+from core import campaign as campaigns  # noqa: E402
+from core import keys  # noqa: E402
+from core.settings import from_env  # noqa: E402
+from core.stores import open_redis  # noqa: E402
 from dedup import bloom, scripts, sizing  # noqa: E402
 from dedup.claim import Claimer, Item  # noqa: E402
 from dedup.rebuild import Adder  # noqa: E402
-from gateway import campaign as campaigns  # noqa: E402
-from gateway import keys  # noqa: E402
-from gateway.settings import from_env  # noqa: E402
-from gateway.stores import open_redis  # noqa: E402
 
 
 def fresh_keys(rng: random.Random, n: int, prefix: str) -> list[str]:
@@ -65,8 +65,8 @@ async def timed_rounds(call: Any, make_args: Any, requests: int, rounds: int = 3
 async def run(stack: Any, n_keys: int, requests: int) -> dict[str, Any]:
     settings = from_env({k: v for k, v in stack.env.items() if k.startswith("GATEWAY_")})
     config = campaigns.load(settings.campaign_file).dedup
-    redis = open_redis(settings)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    redis = open_redis(settings.stores)
+    pool = await asyncpg.create_pool(settings.stores.database_url, min_size=1, max_size=4)
     rng = random.Random(2026)
     out: dict[str, Any] = {"keys": n_keys, "shards": config.shards, "target_fpr": config.false_positive_rate}
     try:

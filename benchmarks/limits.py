@@ -89,7 +89,7 @@ def sink_rows(database_url: str, batch_rows: int, batches: int = 10, rounds: int
 async def _sink_rows(database_url: str, batch_rows: int, batches: int, rounds: int) -> dict[str, Any]:
     import asyncpg
 
-    from gateway.model import Queued
+    from core.contract import Queued
     from workers import sink
     from workers.judge import Judgement
 

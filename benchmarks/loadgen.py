@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import orjson
 import uvloop
 
-from gateway.checks import uscc_check_char
+from core.checks import uscc_check_char
 from loadtest.client import auth_headers
 
 SELLERS = []

@@ -38,9 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 LOADGEN = ROOT / "benchmarks" / "loadgen.py"
 CLOSED_LOOP = 8  # requests in flight when measuring the capacity (4 per gateway process)
-GAUGES = ("gateway_admission_saturated ", "pipeline_stream_entries ", "gateway_concurrency_limit ")
+GAUGES = ("ratelimit_pipeline_saturated ", "ratelimit_pipeline_stream_entries ", "ratelimit_concurrency_limit ")
 
-from benchmarks.common import bench_stack, load_devstack, save  # noqa: E402
+from benchmarks.common import bench_stack, save  # noqa: E402
+from deploy import devstack  # noqa: E402
 
 
 def generate(
@@ -122,11 +123,11 @@ def gateway_metrics(url: str) -> dict[str, Any]:
     gauges: dict[str, float] = {}
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith("gateway_shed_requests_total{"):
+            if line.startswith("ratelimit_shed_requests_total{"):
                 reason = line.split('reason="', 1)[1].split('"', 1)[0]
                 shed[reason] = shed.get(reason, 0.0) + float(line.rsplit(" ", 1)[1])
             elif line.startswith(
-                ("gateway_admission_saturated ", "pipeline_stream_entries ", "gateway_concurrency_limit ")
+                ("ratelimit_pipeline_saturated ", "ratelimit_pipeline_stream_entries ", "ratelimit_concurrency_limit ")
             ):
                 name, value = line.split(" ", 1)
                 gauges[name] = float(value)
@@ -163,9 +164,9 @@ def phase(stack: Any, url: str, seconds: float, invoices: int, loads: list[tuple
         "others_cores": round(max(0.0, machine / hz / took - sum(cores.values()) - generators), 3),
         "load_average": os.getloadavg()[0],
         "shed": {k: v for k, v in shed.items() if v},
-        "saturated_after": after_m.get("gateway_admission_saturated", 0.0),
-        "backlog_after": after_m.get("pipeline_stream_entries", 0.0),
-        "concurrency_limit_after": after_m.get("gateway_concurrency_limit", 0.0),
+        "saturated_after": after_m.get("ratelimit_pipeline_saturated", 0.0),
+        "backlog_after": after_m.get("ratelimit_pipeline_stream_entries", 0.0),
+        "concurrency_limit_after": after_m.get("ratelimit_concurrency_limit", 0.0),
     }
 
 
@@ -174,7 +175,7 @@ def refusal_cost(stack: Any, invoices: int, rate: float = 800.0, seconds: float 
     offered uploads at ``rate``; every one of them is a 503."""
     from loadtest.client import SignedClient
 
-    port = load_devstack().free_port()
+    port = devstack.free_port()
     env = {"GATEWAY_MAX_IN_FLIGHT": "1", "GATEWAY_FAIR_WAIT_MS": "0", "GATEWAY_TARGET_LATENCY_MS": "0"}
     proc = stack.start_gateway(1, port, env, name="gateway-refusing")
     url = f"http://127.0.0.1:{port}"
@@ -204,16 +205,16 @@ def refusal_cost(stack: Any, invoices: int, rate: float = 800.0, seconds: float 
 
 
 async def ratelimit_cost(stack: Any, invoices: int) -> dict[str, float]:
-    from gateway import campaign as campaigns
-    from gateway import keys
+    from core import campaign as campaigns
+    from core import keys
+    from core.contract import Queued
+    from core.settings import from_env
+    from core.stores import open_redis
     from gateway.auth import spend_nonce
-    from gateway.model import Queued
-    from gateway.settings import from_env
-    from gateway.stores import open_redis
     from ratelimit.limits import Nonce, RateLimiter
 
     settings = from_env({k: v for k, v in stack.env.items() if k.startswith("GATEWAY_")})
-    redis = open_redis(settings)
+    redis = open_redis(settings.stores)
     limiter = RateLimiter(redis, campaigns.load(settings.campaign_file).limits)
     batch = [
         Queued(str(i), "", "", "2026-06-01", 100, "", "", "", "", "p", f"u{i}", f"d{i}", "", "bench", 0)

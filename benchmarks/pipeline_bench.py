@@ -36,8 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import limits, presign, procs, profile  # noqa: E402
-from benchmarks.common import RESULTS, bench_stack, load_devstack, save  # noqa: E402
+from benchmarks.common import RESULTS, bench_stack, save  # noqa: E402
 from benchmarks.loadgen import Invoices  # noqa: E402
+from deploy import devstack  # noqa: E402
 
 LUA = ROOT / "benchmarks" / "presigned.lua"
 LOADGEN = ROOT / "benchmarks" / "loadgen.py"
@@ -111,7 +112,6 @@ def median_of(rounds: list[dict[str, Any]], key: str) -> float:
 
 
 def machine_limits(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
-    devstack = load_devstack()
     body = Invoices().body(100)
 
     def rounds(url: str, script: Path | None) -> dict[str, Any]:
@@ -267,7 +267,7 @@ def _wait_for_workers(stack: Any, count: int) -> None:
     """Until every worker reads the intake stream (a consumer of its group): started, imported, connected."""
     import redis
 
-    from gateway import keys
+    from core import keys
 
     client = redis.Redis(port=stack.redis_port)
 
@@ -278,7 +278,7 @@ def _wait_for_workers(stack: Any, count: int) -> None:
             return False
 
     try:
-        load_devstack().wait_until("workers", reading)
+        devstack.wait_until("workers", reading)
     finally:
         client.close()
 

@@ -37,13 +37,14 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import load_devstack, save  # noqa: E402
+from benchmarks.common import save  # noqa: E402
 from benchmarks.loadgen import Invoices  # noqa: E402
+from core import campaign as campaigns  # noqa: E402
+from core import contract, keys  # noqa: E402
+from core.contract import Queued  # noqa: E402
 from dedup.claim import Claimer, Item  # noqa: E402
-from gateway import campaign as campaigns  # noqa: E402
-from gateway import keys  # noqa: E402
-from gateway.model import Queued, Upload  # noqa: E402
-from gateway.upload import QUEUED  # noqa: E402
+from deploy import devstack  # noqa: E402
+from gateway.model import Upload  # noqa: E402
 from gateway.validate import check  # noqa: E402
 from ratelimit.caps import Caps  # noqa: E402
 from ratelimit.limits import Nonce, RateLimiter  # noqa: E402
@@ -92,7 +93,7 @@ def requests(
             nonce = Nonce(keys.nonce(CHANNEL, f"bench-{r}"), b"token", 600)
             await limiter.decide(CHANNEL, invoices, qs, nonce)
             await caps.reserve(qs)
-            items = [Item(q.key, QUEUED.encode(q), q.person) for q in qs]
+            items = [Item(q.key, contract.pack(q), q.person) for q in qs]
             await claimer.claim_and_enqueue(CHANNEL, now, f"request-{r}", items)
 
     asyncio.run(build())
@@ -101,7 +102,7 @@ def requests(
 
 def instructions(calls: list[tuple[str, list[Any], list[Any]]], folder: Path) -> int:
     """Instructions redis-server ran, from start to shutdown, replaying ``calls`` (callgrind's total)."""
-    port = load_devstack().free_port()
+    port = devstack.free_port()
     out = folder / f"callgrind.{port}"
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "redis-server", "--port", str(port)]
     server = subprocess.Popen(
@@ -109,7 +110,7 @@ def instructions(calls: list[tuple[str, list[Any], list[Any]]], folder: Path) ->
     )
     client = redis.Redis(port=port)
     try:
-        load_devstack().wait_until("redis under valgrind", lambda: load_devstack().redis_pong(port))
+        devstack.wait_until("redis under valgrind", lambda: devstack.redis_pong(port))
         client.hset(keys.bloom_meta(0), mapping={"k": 7, "sizes": str(BLOOM_BLOCKS), "ready": "1"})
         client.setrange(keys.bloom(0, 1), BLOOM_BLOCKS * 32 - 1, b"\0")
         shas: dict[str, str] = {}

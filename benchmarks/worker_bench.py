@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import bench_stack, save  # noqa: E402
-from gateway import keys  # noqa: E402
-from gateway.model import Queued  # noqa: E402
-from gateway.settings import Settings, from_env  # noqa: E402
+from core import keys  # noqa: E402
+from core import settings as config  # noqa: E402
+from core.contract import Queued  # noqa: E402
+from core.settings import Settings, from_env  # noqa: E402
 
 PACK = msgspec.msgpack.Encoder()
 CACHED = "26344"
@@ -77,7 +78,7 @@ async def raw_limit(settings: Settings, rows: list[Queued], writers: int, batch:
 
     judged = [Judged(q, Judgement("verified"), None) for q in rows]
     chunks = [judged[i : i + batch] for i in range(0, len(judged), batch)]
-    pool = await asyncpg.create_pool(settings.database_url, min_size=writers, max_size=writers, init=prepare)
+    pool = await asyncpg.create_pool(settings.stores.database_url, min_size=writers, max_size=writers, init=prepare)
     try:
         queue = iter(chunks)
 
@@ -94,10 +95,10 @@ async def raw_limit(settings: Settings, rows: list[Queued], writers: int, batch:
 
 async def enqueue(settings: Settings, rows: list[Queued]) -> None:
     """Queue the invoices into the intake stream, ``PER_ENTRY`` per entry, as accepted requests would."""
-    from gateway.stores import open_redis
+    from core.stores import open_redis
     from workers import stream
 
-    redis = open_redis(settings)
+    redis = open_redis(settings.stores)
     try:
         await stream.ensure_groups(redis, 1)
         async with redis.pipeline(transaction=False) as pipe:
@@ -113,7 +114,7 @@ async def enqueue(settings: Settings, rows: list[Queued]) -> None:
 async def commit_span(settings: Settings, prefix: str) -> tuple[int, float]:
     import asyncpg
 
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.stores.database_url)
     try:
         row = await conn.fetchrow(
             "SELECT count(*) AS n, extract(epoch FROM max(committed_at) - min(committed_at)) AS s"
@@ -128,10 +129,10 @@ async def commit_span(settings: Settings, prefix: str) -> tuple[int, float]:
 
 async def precache(settings: Settings, rows: list[Queued]) -> None:
     """Put each invoice's verified answer in the cache, as if verified before: the run then asks no one."""
-    from gateway.stores import open_redis
+    from core.stores import open_redis
     from workers.verify import Cache, Verified
 
-    redis = open_redis(settings)
+    redis = open_redis(settings.stores)
     try:
         cache = Cache(redis, 3600)
         for i in range(0, len(rows), 1000):
@@ -169,7 +170,7 @@ def breakdown(settings: Settings, batch: int, n: int) -> dict[str, float]:
 
     rows = invoices(n, "26343")
     asyncio.run(enqueue(settings, rows))
-    quick = msgspec.structs.replace(settings, worker_batch=batch, inflight_grace_s=0.0)
+    quick = config.replace(settings, worker_batch=batch, inflight_grace_s=0.0)
     started = time.perf_counter()
     asyncio.run(run_worker(quick, burst=True, handle_signals=False))
     total = time.perf_counter() - started

@@ -12,8 +12,8 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from core import keys
 from dedup import sizing
-from gateway import keys
 
 BLOCK_BYTES = sizing.BLOCK_BITS // 8
 

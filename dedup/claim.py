@@ -15,27 +15,19 @@ from typing import Any, NamedTuple
 import asyncpg
 from redis.asyncio import Redis
 
+from core import keys, lua
+from core.shards import digest, shard_of
 from dedup import metrics, scripts
-from dedup.digest import digest, shard_of
-from gateway import keys, lua
+from dedup.inflight import PERSON_TAG, Owner, parse_owner
 
 SCRIPT = scripts.load("claim_enqueue.lua")
 MAX_GENERATIONS = 8  # bitmaps the script may touch per shard: KEYS must name them all
-PERSON_TAG = 16  # hex characters of the person hash kept in a claim: enough to tell two persons apart
 
 
 class Item(NamedTuple):
     key: str
     packed: bytes  # the invoice as the workers decode it
     person: str
-
-
-class Owner(NamedTuple):
-    """Who got an invoice key first: a channel, a tag of the person, and when (Unix ms; 0 if unknown)."""
-
-    channel: str
-    person: str
-    accepted_at_ms: int
 
 
 class Claimer:
@@ -139,18 +131,6 @@ async def committed_owners(pool: asyncpg.Pool, invoice_keys: list[str]) -> dict[
 def _channel_of(claim: str) -> str:
     owner = parse_owner(claim)
     return owner.channel if owner else ""
-
-
-def parse_owner(answer: str) -> Owner | None:
-    """None for "" (new); else the owner named by a claim "<channel>|<at ms>|<request>|<person tag>".
-
-    Claims written before the person tag existed have three parts: their person is unknown ("").
-    """
-    if not answer:
-        return None
-    parts = answer.split("|", 3)
-    at = parts[1] if len(parts) > 1 else ""
-    return Owner(parts[0], parts[3] if len(parts) > 3 else "", int(at) if at.isascii() and at.isdigit() else 0)
 
 
 async def record_duplicates(pool: asyncpg.Pool, uploads: list[tuple[str, str]], at_ms: int) -> None:

@@ -16,12 +16,14 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
+from core import campaign as campaigns
+from core.cli import entry_point
+from core.settings import Settings, from_env
+from core.stores import open_pool, open_redis
 from dedup import bloom, rebuild
-from gateway import campaign as campaigns
-from gateway.settings import Settings, from_env
-from gateway.stores import open_redis
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dedup", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,18 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     grow.add_argument("capacity", type=int, help="how many more keys the new generation holds")
     sub.add_parser("stats")
     args = parser.parse_args(argv)
-    return asyncio.run(run(from_env(), args))
+    settings = from_env()
+    campaigns.load(settings.campaign_file)  # a bad campaign is one line before any store is opened
+    return asyncio.run(run(settings, args))
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     config = campaigns.load(settings.campaign_file).dedup
-    redis = open_redis(settings)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=2, max_size=3)
+    redis = open_redis(settings.stores)
+    pool = await open_pool(settings.stores, 3, timed=False)
     try:
         if args.command == "ensure":
             print(await ensure(settings, redis, pool))
         elif args.command == "rebuild":
-            added = await rebuild.rebuild(redis, pool, config, settings.inflight_grace_s, rebuild.ProgressBar())
+            added = await rebuild.rebuild(redis, pool, config, settings.worker.inflight_grace_s, rebuild.ProgressBar())
             print(f"\nrebuilt: {added:,} keys")
         elif args.command == "grow":
             k, blocks = await bloom.add_generation(redis, config.shards, args.capacity, config.false_positive_rate)
@@ -67,7 +71,7 @@ async def ensure(settings: Settings, redis: Redis, pool: asyncpg.Pool) -> str:
         return "filters ready"
     # Always the full rebuild, even for a new campaign: it also adds the keys in flight, and costs little
     # when PostgreSQL is empty.
-    added = await rebuild.rebuild(redis, pool, config, settings.inflight_grace_s, rebuild.ProgressBar())
+    added = await rebuild.rebuild(redis, pool, config, settings.worker.inflight_grace_s, rebuild.ProgressBar())
     return f"\nfilters rebuilt: {added:,} keys"
 
 

@@ -22,16 +22,15 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 import asyncpg
 from redis.asyncio import Redis
 
-from dedup import bloom, scripts
+from core import keys, locks
+from core.campaign import Dedup
+from core.shards import digest, shard_of
+from dedup import bloom, inflight, scripts
 from dedup.claim import MAX_GENERATIONS
-from dedup.digest import digest, shard_of
-from gateway import keys
-from gateway.campaign import Dedup
 
 SCRIPT = scripts.load("bloom_add.lua")
 BATCH = 20_000
 CATCH_UP_MARGIN = dt.timedelta(minutes=10)
-REBUILD_LOCK = 7003  # PostgreSQL advisory lock: one rebuild at a time, whichever host runs it
 
 Progress = Callable[[int, int], None]
 
@@ -63,12 +62,12 @@ class Adder:
 async def rebuild(redis: Redis, pool: asyncpg.Pool, config: Dedup, grace_s: float, progress: Progress) -> int:
     """Rebuild every shard's filter; returns the keys added. Intake goes on throughout (slower: exact checks)."""
     async with pool.acquire() as lock:
-        if not await lock.fetchval("SELECT pg_try_advisory_lock($1)", REBUILD_LOCK):
+        if not await lock.fetchval("SELECT pg_try_advisory_lock($1)", locks.REBUILD):
             raise RuntimeError("another dedup rebuild is running")
         try:
             return await _rebuild(redis, pool, config, grace_s, progress)
         finally:
-            await lock.execute("SELECT pg_advisory_unlock($1)", REBUILD_LOCK)
+            await lock.execute("SELECT pg_advisory_unlock($1)", locks.REBUILD)
 
 
 async def _rebuild(redis: Redis, pool: asyncpg.Pool, config: Dedup, grace_s: float, progress: Progress) -> int:
@@ -103,9 +102,8 @@ async def _drop(redis: Redis, shards: int) -> None:
 
 async def _sweep_in_flight(redis: Redis, pool: asyncpg.Pool, adder: Adder, shards: int, grace_s: float) -> None:
     for shard in range(shards):
-        raw: list[bytes] = await redis.hkeys(keys.inflight(shard))  # type: ignore[assignment]
-        await adder.add(k.decode() for k in raw)
-    await release_committed(redis, pool, shards, grace_s)
+        await adder.add(await inflight.in_flight(redis, shard))
+    await inflight.release_committed(redis, pool, shards, grace_s)
 
 
 async def _chunks(rows: AsyncIterable[asyncpg.Record]) -> AsyncIterator[list[str]]:
@@ -131,25 +129,3 @@ class ProgressBar:
         bar = "#" * int(share * 30)
         sys.stderr.write(f"\rrebuild [{bar:<30}] {done:,}/{total:,} keys ({share:.0%}) {rate:,.0f} keys/s")
         sys.stderr.flush()
-
-
-async def release_committed(redis: Redis, pool: asyncpg.Pool, shards: int, grace_s: float) -> int:
-    """Release in-flight keys committed longer ago than the grace period: what dead workers left behind."""
-    released = 0
-    for shard in range(shards):
-        cursor = 0
-        while True:
-            cursor, found = await redis.hscan(keys.inflight(shard), cursor, count=1000)
-            in_flight = [k.decode() if isinstance(k, bytes) else k for k in found]
-            if in_flight:
-                done = await pool.fetch(
-                    "SELECT key FROM invoices WHERE key = ANY($1::text[])"
-                    " AND committed_at < now() - make_interval(secs => $2)",
-                    in_flight,
-                    grace_s,
-                )
-                if done:
-                    released += await redis.hdel(keys.inflight(shard), *(r["key"] for r in done))
-            if cursor == 0:
-                break
-    return released

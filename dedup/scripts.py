@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway import lua
+from core import lua
 
 
 def load(name: str) -> str:

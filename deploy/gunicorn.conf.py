@@ -4,6 +4,7 @@ Bind elsewhere with `-b HOST:PORT`; WEB_CONCURRENCY sets the processes (default:
 """
 
 import os
+import sys
 
 from prometheus_client import multiprocess
 
@@ -24,6 +25,19 @@ backlog = 2048
 accesslog = None  # the app writes its own JSON access log (gateway.access), without paths or queries
 errorlog = "-"
 loglevel = "info"
+
+
+def on_starting(server):
+    # The settings and the campaign checked once in the master: a mistake is one line and exit status 2, not a
+    # traceback in every worker that gunicorn would start again and again.
+    from core.settings import ConfigError, from_env
+    from gateway.app import check
+
+    try:
+        check(from_env())
+    except ConfigError as exc:
+        print(exc.line(), file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def post_fork(server, worker):

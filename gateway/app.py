@@ -8,28 +8,24 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 
-import asyncpg
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
+from core import campaign as campaigns
+from core.settings import ConfigError, Settings
+from core.stores import open_pool, open_redis
 from dedup.claim import Claimer
-from gateway import campaign as campaigns
 from gateway.clients import ClientTable
 from gateway.deps import Deps
-from gateway.errors import Problem, handle_problem, problem_response
+from gateway.errors import HANDLERS
 from gateway.feed import feed
 from gateway.feedwatch import FeedWatch
 from gateway.middleware import Metrics, Shed
 from gateway.ops import healthz, metrics_endpoint, readyz
 from gateway.reversals import reverse
 from gateway.review import decide, held, reversals_by_seller
-from gateway.settings import Settings, SettingsError
 from gateway.status import status
-from gateway.stores import open_redis
 from gateway.upload import upload
 from ratelimit.caps import Caps
 from ratelimit.limits import RateLimiter
@@ -37,6 +33,7 @@ from ratelimit.pipeline import PipelineConfig, PipelineMonitor
 from ratelimit.shed import Admission, SheddingConfig
 
 log = logging.getLogger(__name__)
+POOL_SIZE = 8  # PostgreSQL connections per gateway process
 
 
 def access_log() -> None:
@@ -50,29 +47,19 @@ def access_log() -> None:
         logger.propagate = False
 
 
+def check(settings: Settings) -> None:
+    """What the gateway refuses to start without (``ConfigError``): its secrets and a sound campaign."""
+    for name in ("receipt_secret", "person_secret"):
+        if len(getattr(settings.secrets, name)) < 16:
+            raise ConfigError(f"GATEWAY_{name.upper()}", "", "16 characters or more (the gateway's own key)")
+    campaigns.load(settings.campaign_file)
+
+
 def create_app(settings: Settings) -> Starlette:
-    if len(settings.receipt_secret) < 16 or len(settings.person_secret) < 16:
-        raise SettingsError("set GATEWAY_RECEIPT_SECRET and GATEWAY_PERSON_SECRET (16 characters or more)")
+    check(settings)
     campaign = campaigns.load(settings.campaign_file)
     access_log()
-    admission = Admission(
-        SheddingConfig(
-            max_in_flight=settings.max_in_flight,
-            min_in_flight=settings.min_in_flight,
-            target_latency_s=settings.target_latency_ms / 1000,
-            max_wait_s=settings.fair_wait_ms / 1000,
-            busy_share=settings.busy_share,
-            weights=campaign.shedding.weights,
-            default_weight=campaign.shedding.default_weight,
-        )
-    )
-    watch = PipelineConfig(
-        high_age_s=settings.shed_high_age_s,
-        low_age_s=settings.shed_low_age_s,
-        high_backlog=settings.shed_high_backlog,
-        low_backlog=settings.shed_low_backlog,
-        processes=settings.processes,
-    )
+    admission = Admission(SheddingConfig.of(settings.shed, campaign.shedding))
     routes = [
         Route("/v1/invoices", upload, methods=["POST"]),
         Route("/v1/invoices/{key}", status, methods=["GET"]),
@@ -88,48 +75,45 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Deps]]:
-        redis = open_redis(settings)
-        pool = await asyncpg.create_pool(
-            settings.database_url, min_size=1, max_size=8, command_timeout=settings.database_timeout_ms / 1000
-        )
+        redis = open_redis(settings.stores)
+        pool = await open_pool(settings.stores, POOL_SIZE, timed=True)
         clients = ClientTable()
         await clients.load(pool)
         feed_watch = FeedWatch()
-        await feed_watch.start(settings.database_url)
-        refresh = asyncio.create_task(clients.refresh_forever(pool, settings.clients_refresh_s))
+        await feed_watch.start(settings.stores.database_url)
+        refresh = asyncio.create_task(clients.refresh_forever(pool, settings.api.clients_refresh_s))
         admission.known |= {c.client_id for c in clients.all() if c.role == "channel"}
-        monitor = asyncio.create_task(PipelineMonitor(redis, campaign.dedup.shards, watch, admission).run_forever())
+        monitor = PipelineMonitor(redis, campaign.dedup.shards, PipelineConfig.of(settings.shed), admission)
+        watching = asyncio.create_task(monitor.run_forever())
         app.state.draining = False
         try:
-            claimer = Claimer(redis, pool, campaign.dedup.shards)
-            ratelimiter = RateLimiter(redis, campaign.limits)
-            caps = Caps(redis, campaign)
             yield {
                 "deps": Deps(
-                    settings, campaign, redis, pool, clients, claimer, ratelimiter, caps, admission, feed_watch
+                    settings,
+                    campaign,
+                    redis,
+                    pool,
+                    clients,
+                    Claimer(redis, pool, campaign.dedup.shards),
+                    RateLimiter(redis, campaign.limits),
+                    Caps(redis, campaign),
+                    admission,
+                    feed_watch,
                 )
             }
         finally:
             app.state.draining = True
             refresh.cancel()
-            monitor.cancel()
+            watching.cancel()
             await feed_watch.stop()
             await pool.close()
             await redis.aclose()
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(Shed, admission=admission), Middleware(Metrics, routes=routes)],
-        exception_handlers={Problem: handle_problem, Exception: handle_unexpected},
+        exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
-
-
-async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    """A store that fails mid-request is a 503 the caller may retry; anything else is our bug, a 500."""
-    if isinstance(exc, RedisError | OSError | asyncpg.PostgresError | asyncpg.InterfaceError | TimeoutError):
-        return problem_response(
-            503, "Service unavailable", "store_unavailable", "a store did not answer in time", {"Retry-After": "1"}
-        )
-    log.exception("unexpected error on %s", request.url.path)
-    return problem_response(500, "Internal error", "internal_error", "an unexpected error; it has been logged")
+    app.state.settings = settings  # the gunicorn worker reads its drain delay here (gateway/server.py)
+    return app

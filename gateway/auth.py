@@ -1,25 +1,25 @@
-"""Authentication of every /v1 request (SPEC.md, "Authentication"): signature, time window, replay, role."""
+"""Stage 1 of every /v1 request, authentication (SPEC.md, "Authentication"): headers and time window before the
+body is read, then signature, replay and role. Nothing unauthenticated reaches a later stage, and no Redis or
+PostgreSQL work happens before the signature is good."""
 
 from __future__ import annotations
 
 import os
 import re
 import time
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from starlette.requests import Request
 
-from gateway import keys
-from gateway.body import read_limited
+from core import keys
+from core.errors import STORE_ERRORS, StoreUnavailable
+from core.settings import Api
 from gateway.clients import Client, ClientTable
-from gateway.errors import Forbidden, Unauthorized, Unavailable
+from gateway.errors import Forbidden, Unauthorized
+from gateway.parse import read_limited
 from gateway.signing import canonical_string, signature_matches
 from ratelimit.limits import Nonce
-
-if TYPE_CHECKING:
-    from gateway.deps import Deps
 
 NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also accepts "²"
@@ -83,8 +83,8 @@ async def spend_nonce(redis: Redis, nonce: Nonce) -> None:
     try:
         # SET NX GET answers the value already there: None when the nonce is fresh.
         earlier = await redis.set(nonce.key, nonce.token, nx=True, ex=nonce.ttl_s, get=True)
-    except (RedisError, OSError) as exc:
-        raise Unavailable("store_unavailable", "the replay guard cannot be checked now", {"Retry-After": "1"}) from exc
+    except STORE_ERRORS as exc:
+        raise StoreUnavailable("the replay guard cannot be checked now") from exc
     if earlier is not None and earlier != nonce.token:
         raise_replayed()
 
@@ -105,10 +105,12 @@ async def check_signature(
     check_role(client, role)
 
 
-async def authenticate(request: Request, d: Deps, role: str) -> tuple[Client, bytes]:
+async def authenticate(
+    request: Request, role: str, clients: ClientTable, redis: Redis, api: Api
+) -> tuple[Client, bytes]:
     """Every /v1 endpoint but the upload (which spends its nonce in its rate-limit call): the headers before
     the body is read, the body within its limit, then signature, replay and role. The caller and the body."""
-    client = check_headers(request, d.clients, time.time(), d.settings.clock_skew_s)
-    body = await read_limited(request, d.settings.max_body_bytes)
-    await check_signature(request, client, body, d.redis, d.settings.nonce_ttl_s, role)
+    client = check_headers(request, clients, time.time(), api.clock_skew_s)
+    body = await read_limited(request, api.max_body_bytes)
+    await check_signature(request, client, body, redis, api.nonce_ttl_s, role)
     return client, body

@@ -1,4 +1,5 @@
-"""``gateway``: administration commands (migrations, clients). The server itself runs under gunicorn."""
+"""``gateway``: administration commands (migrations, clients, campaign checks). The server itself runs under
+gunicorn (deploy/gunicorn.conf.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import argparse
 import asyncio
 import sys
 
-import asyncpg
-
+from core import campaign as campaigns
+from core.cli import entry_point
+from core.settings import Settings, from_env
+from core.stores import open_pool
 from gateway import clients
 from gateway.migrate import migrate
-from gateway.settings import from_env
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -21,19 +24,37 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("client_id")
     add.add_argument("secret")
     add.add_argument("role", choices=clients.ROLES)
+    check = sub.add_parser("check-campaign", help="check a campaign file (types, ranges, contradicting rules)")
+    check.add_argument("file")
     args = parser.parse_args(argv)
+    if args.command == "check-campaign":
+        return check_campaign(args.file)
     settings = from_env()
     if args.command == "migrate":
-        applied = asyncio.run(migrate(settings.database_url))
+        applied = asyncio.run(migrate(settings.stores.database_url))
         print("applied: " + (", ".join(applied) if applied else "nothing new"))
     else:
-        asyncio.run(_add_client(settings.database_url, args.client_id, args.secret, args.role))
+        asyncio.run(_add_client(settings, args.client_id, args.secret, args.role))
         print(f"client {args.client_id} ({args.role}) saved")
     return 0
 
 
-async def _add_client(dsn: str, client_id: str, secret: str, role: str) -> None:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+def check_campaign(path: str) -> int:
+    """Every problem of a campaign file, one line each (exit status 2), or what the campaign holds (0)."""
+    campaign, problems = campaigns.read(path)
+    for where, what in problems:
+        print(f"error: {path}: {where}: {what}" if where else f"error: {path}: {what}", file=sys.stderr)
+    if campaign is None or problems:
+        return 2
+    print(
+        f"{path}: campaign {campaign.id} ({campaign.name}), {campaign.starts} to {campaign.ends},"
+        f" {campaign.dedup.shards} intake shard(s): no problem found"
+    )
+    return 0
+
+
+async def _add_client(settings: Settings, client_id: str, secret: str, role: str) -> None:
+    pool = await open_pool(settings.stores, 1, timed=False)
     try:
         await clients.add(pool, client_id, secret, role)
     finally:

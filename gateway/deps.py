@@ -1,4 +1,5 @@
-"""What a request handler may use, opened once per process in the app's lifespan."""
+"""What the route handlers may use, opened once per process in the app's lifespan. A handler takes what it needs
+from here and hands each stage only that (the stages' parameters name their dependencies)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import asyncpg
 from redis.asyncio import Redis
 from starlette.requests import Request
 
+from core.campaign import Campaign
+from core.settings import Settings
 from dedup.claim import Claimer
-from gateway.campaign import Campaign
 from gateway.clients import ClientTable
 from gateway.feedwatch import FeedWatch
-from gateway.settings import Settings
 from ratelimit.caps import Caps
 from ratelimit.limits import RateLimiter
 from ratelimit.shed import Admission

@@ -1,12 +1,21 @@
-"""One small hierarchy of errors, each mapped to an RFC 9457 problem+json answer in one place."""
+"""One small hierarchy of errors, each mapped to an RFC 9457 problem+json answer in one place.
+
+A store's failure anywhere below a route is ``core.errors.StoreUnavailable`` (or one of ``STORE_ERRORS`` that
+nobody converted): both are answered here, 503 with ``Retry-After``. Anything else unexpected is our bug: 500.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.errors import STORE_ERRORS, StoreUnavailable
+
 PROBLEM_TYPE = "application/problem+json"
+log = logging.getLogger(__name__)
 
 
 class Problem(Exception):
@@ -83,3 +92,25 @@ def problem_response(
 async def handle_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
     return problem_response(exc.status, exc.title, exc.code, exc.detail, exc.headers, exc.type)
+
+
+def unavailable(exc: StoreUnavailable) -> Response:
+    """The one 503 of a store that did not answer: the caller may retry after ``Retry-After``."""
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    return problem_response(503, Unavailable.title, "store_unavailable", exc.detail, headers, Unavailable.type)
+
+
+async def handle_store_unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StoreUnavailable)
+    return unavailable(exc)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """A store that fails mid-request is a 503 the caller may retry; anything else is our bug, a 500."""
+    if isinstance(exc, STORE_ERRORS):
+        return unavailable(StoreUnavailable("a store did not answer in time"))
+    log.exception("unexpected error on %s", request.url.path)
+    return problem_response(500, "Internal error", "internal_error", "an unexpected error; it has been logged")
+
+
+HANDLERS = {Problem: handle_problem, StoreUnavailable: handle_store_unavailable, Exception: handle_unexpected}

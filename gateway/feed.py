@@ -11,20 +11,20 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.times import iso_ms
 from gateway import auth
 from gateway.deps import deps
 from gateway.errors import BadRequest
-from workers.chain import iso_ms
 
 DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 async def feed(request: Request) -> Response:
     d = deps(request)
-    await auth.authenticate(request, d, "draw")
+    await auth.authenticate(request, "draw", d.clients, d.redis, d.settings.api)
     after = _int_param(request, "after", 0, 0, 2**62)
-    limit = _int_param(request, "limit", 10, 1, d.settings.feed_max_limit)
-    wait_s = _float_param(request, "wait", 0.0, d.settings.feed_max_wait_s)
+    limit = _int_param(request, "limit", 10, 1, d.settings.feed.max_limit)
+    wait_s = _float_param(request, "wait", 0.0, d.settings.feed.max_wait_s)
     deadline = time.monotonic() + wait_s
     batches = await read_batches(d.pool, after, limit)
     while not batches and (left := deadline - time.monotonic()) > 0:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import asyncpg
 
+from core import locks
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "deploy" / "migrations"
 
 
@@ -14,7 +16,7 @@ async def migrate(dsn: str, folder: Path = MIGRATIONS) -> list[str]:
     conn = await asyncpg.connect(dsn)
     applied_now: list[str] = []
     try:
-        await conn.execute("SELECT pg_advisory_lock(7001)")
+        await conn.execute("SELECT pg_advisory_lock($1)", locks.MIGRATIONS)
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY,"
             " applied_at timestamptz NOT NULL DEFAULT now())"

@@ -1,4 +1,5 @@
-"""The shapes that cross the gateway: upload bodies as sent, and the invoice as queued for the workers."""
+"""The upload body as a channel sends it (SPEC.md, ``POST /v1/invoices``). The invoice as queued for the workers
+is the stream's contract, core/contract.py."""
 
 from __future__ import annotations
 
@@ -43,43 +44,3 @@ class RawUpload(msgspec.Struct, frozen=True):
     """The same body with each invoice left undecoded, so that one bad invoice rejects only itself."""
 
     invoices: list[msgspec.Raw]
-
-
-class Queued(msgspec.Struct, frozen=True, array_like=True):
-    """An accepted invoice as it travels through the stream to the workers.
-
-    No personal data: the person, the user, the device and the buyer's name travel as keyed hashes.
-    """
-
-    key: str
-    number: str
-    code: str
-    issue_date: str
-    amount_fen: int
-    seller_tax_id: str
-    seller_name: str
-    category: str
-    check_code: str
-    person: str
-    user_ref: str
-    device_ref: str
-    buyer_ref: str
-    channel: str
-    accepted_at_ms: int
-    distance_km: float = -1.0  # of the upload from the campaign's centre, when the channel gave a location
-
-
-class Duplicate(msgspec.Struct, frozen=True, array_like=True):
-    """A duplicate upload from another channel than the one whose upload was accepted."""
-
-    key: str
-    channel: str
-    at_ms: int
-
-
-class Entry(msgspec.Struct, frozen=True, array_like=True):
-    """One stream entry: what one request added to the pipeline."""
-
-    request_id: str
-    accepted: list[Queued]
-    duplicates: list[Duplicate]

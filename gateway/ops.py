@@ -8,9 +8,11 @@ import math
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from core import keys
+from core.metrics import exposition
 from dedup import bloom, sizing
 from dedup import metrics as dedup_metrics
-from gateway import keys, metrics
+from gateway import metrics
 from gateway.deps import Deps, deps
 
 
@@ -21,10 +23,10 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """200 only when Redis and PostgreSQL answer in time and the process is not draining."""
     d = deps(request)
-    timeout_s = d.settings.redis_timeout_ms / 1000
+    stores = d.settings.stores
     checks = {
-        "redis": await _answers(d.redis.ping(), timeout_s),
-        "postgres": await _answers(d.pool.fetchval("SELECT 1"), d.settings.database_timeout_ms / 1000),
+        "redis": await _answers(d.redis.ping(), stores.redis_timeout_ms / 1000),
+        "postgres": await _answers(d.pool.fetchval("SELECT 1"), stores.database_timeout_ms / 1000),
         "draining": request.app.state.draining,
     }
     metrics.STORE_UP.labels("redis").set(1 if checks["redis"] else 0)
@@ -45,7 +47,7 @@ async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text of every process; the dedup filters' and the feed's gauges are refreshed first."""
     d = deps(request)
     await asyncio.gather(_refresh_filters(d), _refresh_feed(d), _refresh_redis(d))
-    body, content_type = metrics.exposition()
+    body, content_type = exposition(d.settings.metrics_dir)
     return Response(body, media_type=content_type)
 
 

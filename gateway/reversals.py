@@ -3,7 +3,8 @@ already fed, a ``void`` entry follows in the feed so the draw service can claw t
 
 A reversal may arrive before its invoice: it is recorded, and the workers apply it when the invoice commits.
 The reversal takes the sealer's lock, so a pending ``add`` entry is withdrawn only between two seals and no
-batch's content ever differs from its hash.
+batch's content ever differs from its hash, and the reversal lock, exclusively, so that no sink transaction
+commits the invoice unseen beside it (core/locks.py).
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core import feed, locks
 from gateway import auth, metrics
 from gateway.deps import deps
 from gateway.errors import BadRequest
 from gateway.validate import DIGITAL_NUMBER, LEGACY_CODE, LEGACY_NUMBER, invoice_key
-from workers.chain import entry_from_row, entry_text
-from workers.seal import REVERSAL_LOCK, SEAL_LOCK
 
 
 class Reversal(msgspec.Struct, frozen=True):
@@ -69,13 +69,14 @@ FROM recorded r LEFT JOIN old o USING (key)
 
 async def reverse(request: Request) -> Response:
     d = deps(request)
-    client, body = await auth.authenticate(request, d, "channel")
+    client, body = await auth.authenticate(request, "channel", d.clients, d.redis, d.settings.api)
     try:
         raw = DECODE_ALL.decode(body).reversals
     except msgspec.DecodeError as exc:
         raise BadRequest("malformed_body", f'the body must be {{"reversals": [...]}}: {exc}') from exc
-    if not 1 <= len(raw) <= d.settings.max_invoices:
-        raise BadRequest("reversal_count", f"send 1 to {d.settings.max_invoices} reversals")
+    max_count = d.settings.api.max_invoices
+    if not 1 <= len(raw) <= max_count:
+        raise BadRequest("reversal_count", f"send 1 to {max_count} reversals")
     results: list[dict[str, Any]] = [{} for _ in raw]
     valid: dict[str, tuple[int, Reversal]] = {}
     for i, part in enumerate(raw):
@@ -113,17 +114,9 @@ async def apply(pool: asyncpg.Pool, channel: str, valid: dict[str, tuple[int, Re
     keys = list(valid)
     revs = [valid[k][1] for k in keys]
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1), pg_advisory_xact_lock($2)", SEAL_LOCK, REVERSAL_LOCK)
+        await conn.execute("SELECT pg_advisory_xact_lock($1), pg_advisory_xact_lock($2)", locks.SEAL, locks.REVERSAL)
         rows = await conn.fetch(
             APPLY, keys, [r.red_number for r in revs], [r.reason for r in revs], [channel] * len(keys)
         )
-        voids = [_void_entry(r) for r in rows if r["was"] == "eligible"]
-        if voids:
-            await conn.executemany(
-                "INSERT INTO feed_entries (key, kind, body) VALUES ($1, 'void', $2) ON CONFLICT DO NOTHING", voids
-            )
+        await feed.append(conn, "void", [feed.of_row("void", r) for r in rows if r["was"] == "eligible"])
     return {r["key"]: "reversed" if r["was"] is not None else "recorded" for r in rows}
-
-
-def _void_entry(r: asyncpg.Record) -> tuple[str, str]:
-    return r["key"], entry_text(entry_from_row("void", r))

@@ -14,15 +14,15 @@ from typing import Literal
 import asyncpg
 import msgspec
 import orjson
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core import feed, locks
+from core.errors import STORE_ERRORS
+from core.times import iso_ms
 from gateway import auth
 from gateway.deps import Deps, deps
 from gateway.errors import BadRequest, Conflict, NotFound
-from workers.chain import entry_from_row, entry_text, iso_ms
-from workers.seal import SEAL_LOCK
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ SELECT * FROM decided
 async def held(request: Request) -> Response:
     """The held invoices, oldest first: ``?after=KEY`` pages on, ``?limit=N`` (at most 500)."""
     d = deps(request)
-    await auth.authenticate(request, d, "admin")
+    await auth.authenticate(request, "admin", d.clients, d.redis, d.settings.api)
     try:
         limit = min(500, max(1, int(request.query_params.get("limit", "100"))))
     except ValueError as exc:
@@ -77,7 +77,7 @@ async def held(request: Request) -> Response:
 
 async def decide(request: Request) -> Response:
     d = deps(request)
-    client, body = await auth.authenticate(request, d, "admin")
+    client, body = await auth.authenticate(request, "admin", d.clients, d.redis, d.settings.api)
     try:
         decision = DECODE.decode(body)
     except msgspec.DecodeError as exc:
@@ -87,7 +87,7 @@ async def decide(request: Request) -> Response:
     key = request.path_params["key"]
     async with d.pool.acquire() as conn, conn.transaction():
         # The sealer's lock, as reversals take it: a reversal never runs beside a release it cannot see.
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", SEAL_LOCK)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", locks.SEAL)
         row = await conn.fetchrow(DECIDE, key, decision.decision, client.client_id, decision.note.strip())
         if row is None:
             now = await conn.fetchval("SELECT status FROM invoices WHERE key = $1", key)
@@ -95,13 +95,7 @@ async def decide(request: Request) -> Response:
                 raise NotFound("unknown_invoice", "no invoice with this key")
             raise Conflict("not_held", f"the invoice is {now}, not held")
         if decision.decision == "release":
-            await conn.execute(
-                "INSERT INTO feed_entries (key, kind, body, ready_at)"
-                " VALUES ($1, 'add', $2, now() + make_interval(secs => $3)) ON CONFLICT DO NOTHING",
-                key,
-                entry_text(entry_from_row("add", row)),
-                float(d.campaign.payout_hold_s),
-            )
+            await feed.append(conn, "add", [feed.of_row("add", row)], d.campaign.payout_hold_s)
     if decision.decision == "reject" and d.campaign.caps.ineligible_returns_slot:
         await _give_back_slot(d, row)
     return Response(orjson.dumps({"key": key, "status": row["status"]}), media_type="application/json")
@@ -111,7 +105,7 @@ async def reversals_by_seller(request: Request) -> Response:
     """Sellers by how many of the campaign's invoices were reversed in the last ``?days=N`` (default 7): mass
     red-letter reversals after a draw are a known fraud pattern (the risk rule ``seller_reversal_spike``)."""
     d = deps(request)
-    await auth.authenticate(request, d, "admin")
+    await auth.authenticate(request, "admin", d.clients, d.redis, d.settings.api)
     try:
         days = float(request.query_params.get("days", "7"))
     except ValueError as exc:
@@ -143,5 +137,5 @@ async def _give_back_slot(d: Deps, row: asyncpg.Record) -> None:
     slot = _Slot(row["key"], row["person"], round(row["accepted_at"].timestamp() * 1000))
     try:
         await d.caps.release([slot])
-    except (RedisError, OSError) as exc:
+    except STORE_ERRORS as exc:
         log.warning("could not give back the cap slot of a rejected invoice: %s", type(exc).__name__)

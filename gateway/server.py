@@ -20,8 +20,6 @@ from uvicorn.config import Config
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
-from gateway.settings import from_env
-
 
 class DrainingServer(Server):
     def __init__(self, config: Config, app: Any, delay_s: float) -> None:
@@ -51,7 +49,7 @@ class DrainingWorker(UvicornWorker):  # type: ignore[misc]  # uvicorn_worker shi
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi
-        server = DrainingServer(self.config, self.wsgi, from_env().drain_delay_s)
+        server = DrainingServer(self.config, self.wsgi, self.wsgi.state.settings.api.drain_delay_s)
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)
         if not server.started:

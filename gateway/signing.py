@@ -1,4 +1,4 @@
-"""The request signature of SPEC.md, and the gateway's own keyed hashes (receipts, persons)."""
+"""The request signature of SPEC.md, and the gateway's receipts. (The keyed hash of persons is core/hashing.py.)"""
 
 from __future__ import annotations
 
@@ -35,11 +35,6 @@ def sign_headers(
         "X-Nonce": nonce,
         "X-Signature": sign(secret, canonical),
     }
-
-
-def keyed_hash(secret: str, value: str) -> str:
-    """A keyed hash (HMAC-SHA256, hex) that names a person or device without revealing it."""
-    return hmac.digest(secret.encode(), value.encode(), "sha256").hex()
 
 
 def receipt(secret: str, key: str, channel: str, accepted_at_ms: int) -> str:

@@ -5,21 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dedup.claim import parse_owner
-from dedup.digest import digest, shard_of
-from gateway import auth, keys
+from core.errors import STORE_ERRORS, StoreUnavailable
+from core.times import iso_from_ms, iso_ms
+from dedup import inflight
+from gateway import auth
 from gateway.deps import Deps, deps
-from gateway.errors import NotFound, Unavailable
-from workers.chain import iso_from_ms, iso_ms
+from gateway.errors import NotFound
 
 
 async def status(request: Request) -> Response:
     d = deps(request)
-    client, _ = await auth.authenticate(request, d, "channel")
+    client, _ = await auth.authenticate(request, "channel", d.clients, d.redis, d.settings.api)
     key = request.path_params["key"]
     found = await lookup(d, key, client.client_id)
     if found is None:
@@ -55,13 +54,9 @@ async def lookup(d: Deps, key: str, channel: str) -> dict[str, Any] | None:
 
 async def _queued(d: Deps, key: str, channel: str) -> dict[str, Any] | None:
     try:
-        shard = shard_of(digest(key), d.campaign.dedup.shards)
-        claim: bytes | None = await d.redis.hget(keys.inflight(shard), key)  # type: ignore[assignment]
-    except (RedisError, OSError) as exc:
-        raise Unavailable("store_unavailable", "the intake queue cannot be read now") from exc
-    if claim is None:
-        return None
-    owner = parse_owner(claim.decode())
+        owner = await inflight.owner(d.redis, d.campaign.dedup.shards, key)
+    except STORE_ERRORS as exc:
+        raise StoreUnavailable("the intake queue cannot be read now") from exc
     if owner is None or owner.channel != channel:
         return None
     at = iso_from_ms(owner.accepted_at_ms)

@@ -1,6 +1,8 @@
-"""Offline checks of one uploaded invoice (SPEC.md, pipeline stage 2): shape, formats, campaign rules.
+"""Stage 2 of an upload, validation: the offline checks of each invoice (SPEC.md, pipeline stage 2): formats,
+check characters, dates, amounts, region, campaign window.
 
-``check`` returns either the invoice as it will be queued, or a ``Rejection`` carrying its reason code.
+``check`` returns either the invoice as it will be queued, or a ``Rejection`` carrying its reason code;
+``validate`` does it for a request's invoices, the first of a key going on and the others answered duplicate.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ import datetime as dt
 import decimal
 import math
 import re
+from typing import Any
 
 import msgspec
 
-from gateway import checks
-from gateway.campaign import Campaign
-from gateway.model import Invoice, Location, Queued
-from gateway.signing import keyed_hash
+from core import checks
+from core.campaign import Campaign
+from core.contract import Queued
+from core.hashing import keyed_hash, name_ref
+from gateway.model import Invoice, Location
 
 DIGITAL_NUMBER = re.compile(r"[0-9]{20}")
 LEGACY_NUMBER = re.compile(r"[0-9]{8}")
@@ -34,6 +38,24 @@ class Rejection(msgspec.Struct, frozen=True):
 def invoice_key(number: str, code: str | None) -> str:
     """``number`` for a digital invoice, ``code`` + ``number`` for a legacy one."""
     return number if code is None else code + number
+
+
+def validate(
+    items: list[Invoice | Rejection], campaign: Campaign, channel: str, person_secret: str, now_ms: int
+) -> tuple[list[tuple[int, Queued]], dict[int, dict[str, Any]]]:
+    """The request's invoices that go on (each with its index) and the answers of those that do not: rejected
+    with their reason, or a key sent twice in one request (the first goes on, the rest are duplicates)."""
+    results: dict[int, dict[str, Any]] = {}
+    going: dict[str, tuple[int, Queued]] = {}
+    for i, item in enumerate(items):
+        checked = item if isinstance(item, Rejection) else check(item, campaign, channel, person_secret, now_ms)
+        if isinstance(checked, Rejection):
+            results[i] = {"index": i, "status": "rejected", "reason": checked.reason, "detail": checked.detail}
+        elif checked.key in going:
+            results[i] = {"index": i, "key": checked.key, "status": "duplicate"}
+        else:
+            going[checked.key] = (i, checked)
+    return list(going.values()), results
 
 
 def check(invoice: Invoice, campaign: Campaign, channel: str, person_secret: str, now_ms: int) -> Queued | Rejection:
@@ -58,7 +80,7 @@ def check(invoice: Invoice, campaign: Campaign, channel: str, person_secret: str
         person=person,
         user_ref=user_ref,
         device_ref=keyed_hash(person_secret, f"device:{channel}:{user.device_id}"),
-        buyer_ref=keyed_hash(person_secret, "name:" + invoice.buyer_name.strip()),
+        buyer_ref=name_ref(person_secret, invoice.buyer_name),
         channel=channel,
         accepted_at_ms=now_ms,
         distance_km=-1.0 if user.location is None else round(_distance_km(user.location, campaign), 1),

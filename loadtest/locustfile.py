@@ -34,10 +34,10 @@ import orjson
 from locust import FastHttpUser, LoadTestShape, between, events, task
 from locust.contrib.fasthttp import ResponseContextManager
 
+from core.feed import GENESIS, batch_sha256
 from loadtest.client import auth_headers
 from loadtest.evening import users_at
 from loadtest.mix import Mix, Planned, Recent, tally, wrong_answers
-from workers.chain import GENESIS, batch_sha256
 
 log = logging.getLogger("loadtest")
 RECENT = Recent()

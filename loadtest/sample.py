@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from gateway.checks import id_check_char, uscc_check_char
+from core.checks import id_check_char, uscc_check_char
 
 ORG_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 

@@ -17,9 +17,9 @@ import sys
 import time
 from typing import Any
 
+from core.feed import GENESIS, batch_sha256
 from loadtest import sample
 from loadtest.client import SignedClient
-from workers.chain import GENESIS, batch_sha256
 
 
 def main() -> int:

@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
-from dedup.digest import digest, shard_of
-from gateway import keys, lua
-from gateway.campaign import Campaign
-from gateway.model import Queued
+from core import keys, lua
+from core.campaign import Campaign
+from core.contract import Queued
+from core.shards import digest, shard_of
 
 TTL_S = 35 * 24 * 3600
 G = TypeVar("G")

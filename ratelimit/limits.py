@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import msgspec
 from redis.asyncio import Redis
 
-from gateway import keys, lua
-from gateway.campaign import ChannelLimits, Limits
-from gateway.model import Queued
+from core import keys, lua
+from core.campaign import ChannelLimits, Limits
+from core.contract import Queued
 
 DAY_MS = 86_400_000
 

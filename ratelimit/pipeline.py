@@ -19,7 +19,8 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway import keys
+from core import keys
+from core.settings import Shed
 from ratelimit import metrics
 from ratelimit.shed import Admission
 
@@ -34,6 +35,16 @@ class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
     low_backlog: int = 5_000
     calm_polls: int = 4
     processes: int = 1  # gateway processes sharing the drain (this one gets 1/processes of it)
+
+    @classmethod
+    def of(cls, shed: Shed) -> PipelineConfig:
+        return cls(
+            high_age_s=shed.high_age_s,
+            low_age_s=shed.low_age_s,
+            high_backlog=shed.high_backlog,
+            low_backlog=shed.low_backlog,
+            processes=shed.processes,
+        )
 
 
 class Reading(msgspec.Struct, frozen=True):

@@ -32,6 +32,8 @@ from collections import Counter, deque
 
 import msgspec
 
+from core.campaign import Shedding
+from core.settings import Shed
 from ratelimit import metrics
 
 ACTIVE_S = 1.0
@@ -46,6 +48,19 @@ class SheddingConfig(msgspec.Struct, frozen=True, kw_only=True):
     busy_share: float = 0.5
     weights: dict[str, float] = {}
     default_weight: float = 1.0
+
+    @classmethod
+    def of(cls, shed: Shed, shedding: Shedding) -> SheddingConfig:
+        """The settings' shedding group with the campaign's channel weights."""
+        return cls(
+            max_in_flight=shed.max_in_flight,
+            min_in_flight=shed.min_in_flight,
+            target_latency_s=shed.target_latency_ms / 1000,
+            max_wait_s=shed.fair_wait_ms / 1000,
+            busy_share=shed.busy_share,
+            weights=shedding.weights,
+            default_weight=shedding.default_weight,
+        )
 
 
 class ConcurrencyLimit:

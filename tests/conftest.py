@@ -4,34 +4,20 @@ ports, with fresh data under .data/test. Workers run in burst mode inside the te
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import asyncpg
-import msgspec
 import pytest
 
-from gateway.settings import Settings, from_env
+from core import settings as config
+from core.settings import Settings, from_env
+from deploy import devstack
 from loadtest.client import SignedClient
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_devstack() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("devstack", ROOT / "deploy" / "devstack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["devstack"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-devstack = load_devstack()
 
 
 @pytest.fixture(scope="session")
@@ -69,9 +55,7 @@ def settings(stack: Any) -> Settings:
     # Burst workers release committed keys from the in-flight hashes at once, so that tests see the
     # committed-duplicate path without waiting out the grace period.
     # Re-checks within a second, so that a drain waits for the sandbox's late answers without slowing the suite.
-    return msgspec.structs.replace(
-        from_env(env), inflight_grace_s=0.0, verify_recheck_s="0.2,0.4", verify_error_retries=1
-    )
+    return config.replace(from_env(env), inflight_grace_s=0.0, verify_recheck_s="0.2,0.4", verify_error_retries=1)
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +101,7 @@ def sql(settings: Settings) -> Any:
 
     def run(query: str, *args: object) -> list[asyncpg.Record]:
         async def go() -> list[asyncpg.Record]:
-            conn = await asyncpg.connect(settings.database_url)
+            conn = await asyncpg.connect(settings.stores.database_url)
             try:
                 return list(await conn.fetch(query, *args))
             finally:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
-from gateway import checks
-from gateway.signing import keyed_hash
+from core import checks
+from core.hashing import keyed_hash
 
 KINDS = ("person", "device", "seller")
 

@@ -14,16 +14,19 @@ import asyncpg
 import uvloop
 from aiohttp import web
 
-from gateway import campaign as campaigns
-from gateway import keys
-from gateway.settings import Settings, from_env
-from gateway.signing import keyed_hash
-from gateway.stores import open_redis
+from core import campaign as campaigns
+from core import keys
+from core.cli import entry_point
+from core.hashing import name_ref
+from core.metrics import merged_registry
+from core.settings import Settings, from_env
+from core.stores import open_redis
 from workers import blacklist, simulator
-from workers.main import Worker, open_pool, open_session
+from workers.main import Worker, open_session, open_sink_pool
 from workers.verify import Breaker, Pace, Verifier
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway-worker", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,56 +49,58 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "blacklist":
         try:
-            entries = blacklist.read(args.file, settings.person_secret)
+            entries = blacklist.read(args.file, settings.secrets.person_secret)
         except (blacklist.BadLine, OSError) as exc:
             print(f"{args.file}: nothing loaded:\n{exc}", file=sys.stderr)
             return 2
         print(f"{args.action}: {uvloop.run(change_blacklist(settings, args.action, entries, args.by))} entries")
         return 0
     if args.command == "simulator":
-        app = simulator.create_app(settings.simulator_median_ms, settings.simulator_p99_ms, settings.simulator_qps)
+        app = simulator.create_app(settings.simulator.median_ms, settings.simulator.p99_ms, settings.simulator.qps)
         # On uvloop, as the workers run: on one machine with them, the simulator's CPU is theirs lost.
         web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, loop=uvloop.new_event_loop())
         return 0
+    campaigns.load(settings.campaign_file)  # a bad campaign is one line before any store is opened
     uvloop.run(run_worker(settings, args.burst))
     return 0
 
 
-def serve_metrics(port: int) -> None:
+def serve_metrics(port: int, metrics_dir: str) -> None:
     """The worker's own /metrics, for deployments where workers do not share the gateway's metrics folder."""
-    import os
-
     from prometheus_client import REGISTRY, start_http_server
 
-    from gateway.metrics import merged_registry
-
-    registry = merged_registry() if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else REGISTRY
+    registry = merged_registry(metrics_dir) if metrics_dir else REGISTRY
     start_http_server(port, addr="0.0.0.0", registry=registry)
 
 
 async def run_worker(settings: Settings, burst: bool, handle_signals: bool = True) -> int:
     """The worker process's wiring: open every client, run, close every client."""
-    redis = open_redis(settings)
-    pool = await open_pool(settings)
-    session = open_session(settings)
+    redis = open_redis(settings.stores)
+    pool = await open_sink_pool(settings.stores)
+    verify = settings.verify
+    session = open_session(verify)
     try:
+        person_secret = settings.secrets.person_secret
         verifier = Verifier(
             session,
-            settings.verify_url,
-            concurrency=settings.worker_verify_concurrency,
-            timeout_ms=settings.verify_timeout_ms,
-            attempts=settings.verify_call_attempts,
-            breaker=Breaker(settings.breaker_failures, settings.breaker_cooldown_s),
-            pace=Pace(redis, settings.verify_qps),
-            name_ref=lambda name: keyed_hash(settings.person_secret, "name:" + name.strip()),
+            verify.url,
+            concurrency=verify.concurrency,
+            timeout_ms=verify.timeout_ms,
+            attempts=verify.call_attempts,
+            breaker=Breaker(verify.breaker_failures, verify.breaker_cooldown_s),
+            pace=Pace(redis, verify.qps),
+            name_ref=lambda name: name_ref(person_secret, name),
         )
-        worker = Worker(settings, campaigns.load(settings.campaign_file), redis, pool, verifier)
+        campaign = campaigns.load(settings.campaign_file)
+        worker = Worker(settings.worker, verify, campaign, redis, pool, verifier)
         if handle_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, worker.stopping.set)
-        if settings.worker_metrics_port:
-            serve_metrics(settings.worker_metrics_port)  # once SIGTERM stops it gracefully: serving means up
+        if settings.worker.metrics_port:
+            serve_metrics(
+                settings.worker.metrics_port, settings.metrics_dir
+            )  # once SIGTERM stops it gracefully: serving means up
         done = await worker.run(burst=burst)
         logging.getLogger("workers").info("stopped after %d entries", done)
         return done
@@ -106,7 +111,7 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
 
 
 async def change_blacklist(settings: Settings, action: str, entries: list[tuple[str, str, str]], by: str) -> int:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.stores.database_url)
     try:
         if action == "load":
             return await blacklist.load(conn, entries, by)
@@ -122,7 +127,7 @@ async def change_blacklist(settings: Settings, action: str, entries: list[tuple[
 
 
 async def show_dead_letters(settings: Settings, last: int) -> None:
-    redis = open_redis(settings)
+    redis = open_redis(settings.stores)
     try:
         for shard in range(campaigns.load(settings.campaign_file).dedup.shards):
             letters: Any = await redis.xrevrange(keys.dead_letters(shard), count=last)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from gateway.campaign import Eligibility
-from gateway.model import Queued
+from core.campaign import Eligibility
+from core.contract import Queued
 from workers.verify import Verification, Verified
 
 MAX_ERROR_BACKOFF_S = 300.0

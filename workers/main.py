@@ -13,39 +13,47 @@ import time
 import aiohttp
 import asyncpg
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from dedup.rebuild import release_committed
-from gateway.campaign import Campaign
-from gateway.model import Queued
-from gateway.settings import Settings
+from core import settings as config
+from core.campaign import Campaign
+from core.contract import Queued
+from core.errors import STORE_ERRORS
+from core.stores import open_pool
+from dedup.inflight import Releaser, release_committed
 from ratelimit.caps import Caps
 from workers import metrics, risk, seal, sink, stream
 from workers.judge import Defer, Judgement, judge
 from workers.recheck import Rechecks
-from workers.release import Releaser
 from workers.sink import Judged
 from workers.verify import Cache, Verification, Verified, Verifier
 
 log = logging.getLogger(__name__)
+POOL_SIZE = 4  # PostgreSQL connections per worker process
 
 
 class Worker:
     def __init__(
-        self, settings: Settings, campaign: Campaign, redis: Redis, pool: asyncpg.Pool, verifier: Verifier
+        self,
+        settings: config.Worker,
+        verify: config.Verify,
+        campaign: Campaign,
+        redis: Redis,
+        pool: asyncpg.Pool,
+        verifier: Verifier,
     ) -> None:
         self.settings = settings
+        self.verify = verify
         self.campaign = campaign
         self.shards = campaign.dedup.shards
         self.payout_hold_s = campaign.payout_hold_s
         self.caps = Caps(redis, campaign) if campaign.caps.ineligible_returns_slot else None
         self.releaser = Releaser(settings.inflight_grace_s)
         self.rechecks = Rechecks(redis, self.shards, settings.recheck_lease_s)
-        self.recheck_s = [float(s) for s in settings.verify_recheck_s.split(",") if s.strip()]
+        self.recheck_s = verify.recheck_delays_s()
         self.redis = redis
         self.pool = pool
         self.verifier = verifier
-        self.cache = Cache(redis, settings.verify_cache_s)
+        self.cache = Cache(redis, verify.cache_s)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._last_claim = 0.0
         self.stopping = asyncio.Event()
@@ -62,7 +70,7 @@ class Worker:
             while not self.stopping.is_set():
                 try:
                     more, done_now = await self._step(burst)
-                except (OSError, RedisError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except STORE_ERRORS as exc:
                     # The batch's entries stay pending: taken over once idle, dead letters if they keep failing.
                     log.error("batch failed, will be retried: %s: %s", type(exc).__name__, exc)
                     await asyncio.sleep(1.0)
@@ -84,16 +92,14 @@ class Worker:
         to go on (burst mode stops once nothing is queued or waiting) and how many invoices were committed."""
         done = 0
         s = self.settings
-        if time.monotonic() - self._last_claim > min(5.0, s.worker_claim_idle_ms / 2000):
+        if time.monotonic() - self._last_claim > min(5.0, s.claim_idle_ms / 2000):
             self._last_claim = time.monotonic()
             idle = await stream.claim_idle(
-                self.redis, self.consumer, self.shards, s.worker_claim_idle_ms, s.worker_batch, s.worker_max_deliveries
+                self.redis, self.consumer, self.shards, s.claim_idle_ms, s.batch, s.max_deliveries
             )
             done += await self.process(idle)
-        done += await self.process(stream.from_rechecks(await self.rechecks.take_due(self.settings.worker_batch)))
-        batch = await stream.read(
-            self.redis, self.consumer, self.shards, self.settings.worker_batch, self.settings.worker_block_ms, False
-        )
+        done += await self.process(stream.from_rechecks(await self.rechecks.take_due(s.batch)))
+        batch = await stream.read(self.redis, self.consumer, self.shards, s.batch, s.block_ms, False)
         await self.releaser.release_due(self.redis)
         if batch.empty and burst and not await self._wait_for_rechecks():
             return False, done
@@ -110,7 +116,7 @@ class Worker:
     async def _drain_own_pending(self) -> int:
         done = 0
         while not (
-            batch := await stream.read(self.redis, self.consumer, self.shards, self.settings.worker_batch, 0, True)
+            batch := await stream.read(self.redis, self.consumer, self.shards, self.settings.batch, 0, True)
         ).empty:
             done += await self.process(batch)
         return done
@@ -149,8 +155,8 @@ class Worker:
                 v,
                 p.tries,
                 self.recheck_s,
-                self.settings.verify_error_retries,
-                self.settings.breaker_cooldown_s,
+                self.verify.error_retries,
+                self.verify.breaker_cooldown_s,
                 self.campaign.eligibility,
             )
             if isinstance(verdict, Defer):
@@ -189,7 +195,7 @@ class Worker:
             return
         try:
             await self.caps.release(invoices)
-        except (RedisError, OSError) as exc:
+        except STORE_ERRORS as exc:
             log.warning("could not give back %d cap slots: %s", len(invoices), type(exc).__name__)
 
     async def _verify(self, q: Queued, cached: Verified | None) -> tuple[Verification, dt.datetime | None]:
@@ -205,15 +211,16 @@ class Worker:
                 if sealed:
                     metrics.SEALED.inc(len(sealed))
                     metrics.LAST_SEALED.set(time.time())
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except STORE_ERRORS as exc:
                 log.warning("sealing failed, will retry: %s", exc)
 
 
-async def open_pool(settings: Settings) -> asyncpg.Pool:
-    pool: asyncpg.Pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4, init=sink.prepare)
-    return pool
+async def open_sink_pool(stores: config.Stores) -> asyncpg.Pool:
+    """The worker's PostgreSQL pool: each connection with the sink's staging tables; no statement timeout (a
+    batch's transaction may rightly take seconds under a large backlog)."""
+    return await open_pool(stores, POOL_SIZE, timed=False, init=sink.prepare)
 
 
-def open_session(settings: Settings) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=settings.worker_verify_concurrency, keepalive_timeout=30)
+def open_session(verify: config.Verify) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=verify.concurrency, keepalive_timeout=30)
     return aiohttp.ClientSession(connector=connector)

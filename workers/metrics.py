@@ -17,7 +17,9 @@ VERIFY_SECONDS = Histogram("worker_verify_duration_seconds", "Time of one call t
 DEAD_LETTERS = Counter("worker_dead_letters_total", "Stream entries set aside as dead letters")
 SEALED = Counter("worker_feed_batches_sealed_total", "Feed batches sealed")
 LAST_SEALED = Gauge(
-    "feed_last_sealed_timestamp_seconds", "When the newest feed batch was sealed (Unix time)", multiprocess_mode="max"
+    "worker_feed_last_sealed_timestamp_seconds",
+    "When the newest feed batch was sealed (Unix time)",
+    multiprocess_mode="max",
 )
 DEFERRED = Counter("worker_rechecks_scheduled_total", "Invoices scheduled to be verified again, by answer", ["outcome"])
 VERIFY_CALLS = Counter("worker_verify_calls_total", "Calls to the verification service, by HTTP status", ["status"])

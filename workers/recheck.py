@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from gateway import keys, lua
+from core import keys, lua
 
 ITEM = msgspec.msgpack.Decoder(tuple[int, bytes])
 ENCODE = msgspec.msgpack.Encoder()

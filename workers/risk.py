@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from gateway.campaign import Risk
-from gateway.model import Queued
+from core.campaign import Risk
+from core.contract import Queued
 
 # Each device's and seller's newest invoices only, at most this many: enough for every threshold, and a
 # batch's cost stays flat however big a seller grows.

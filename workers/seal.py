@@ -10,12 +10,8 @@ import datetime as dt
 
 import asyncpg
 
-from workers.chain import GENESIS, batch_sha256
-
-SEAL_LOCK = 7002
-# Taken shared by every sink transaction and exclusively by reversals: a reversal never runs beside a sink
-# that could commit its invoice unseen (each would miss the other under READ COMMITTED).
-REVERSAL_LOCK = 7003
+from core import locks
+from core.feed import GENESIS, batch_sha256
 
 # The entries due, oldest due first: the order of the partial index feed_entries_unsealed (ready_at, id), so the
 # scan stops after the batch's rows. Ordered by id, as it was, the planner walked the primary key from the first
@@ -30,7 +26,7 @@ ORDER BY ready_at, id LIMIT $1
 async def seal_once(pool: asyncpg.Pool, max_entries: int) -> int | None:
     """Seal up to ``max_entries`` pending entries into one batch; returns its seq, or None if none was due."""
     async with pool.acquire() as conn, conn.transaction():
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEAL_LOCK):
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", locks.SEAL):
             return None
         # The batch is hashed, and read back by the feed, in id order.
         pending = sorted(await conn.fetch(PENDING, max_entries), key=lambda r: r["id"])

@@ -1,8 +1,8 @@
 """The PostgreSQL sink: one transaction per batch, COPY into staging, then an idempotent upsert.
 
 ``INSERT .. ON CONFLICT DO NOTHING RETURNING key`` names the invoices that are new in this transaction, and
-only those get status events and feed entries: a batch delivered twice (a worker died before XACK) writes
-nothing the second time.
+only those get status events and feed entries (core/feed.py writes them): a batch delivered twice (a worker died
+before XACK) writes nothing the second time.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
-from gateway.model import Queued
-from workers.chain import entry_text, feed_entry, iso_from_ms
+from core import feed, locks
+from core.contract import Duplicate, Queued
+from core.times import from_ms
 from workers.judge import Judgement
-from workers.seal import REVERSAL_LOCK
 
 STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS staging (
     key text, channel text, number text, code text, issue_date date, amount_fen bigint,
     seller_tax_id text, seller_name text, category text, person text, user_ref text, device_ref text,
-    status text, reason text, accepted_at timestamptz, verified_at timestamptz, feed_body text
+    status text, reason text, accepted_at timestamptz, verified_at timestamptz
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS staging_dups (key text, channel text, at timestamptz) ON COMMIT DELETE ROWS;
 """
@@ -44,7 +44,6 @@ STAGING_COLUMNS = (
     "reason",
     "accepted_at",
     "verified_at",
-    "feed_body",
 )
 
 UPSERT = """
@@ -57,8 +56,7 @@ WITH d AS (
     SELECT d.key, d.channel, d.number, d.code, d.issue_date, d.amount_fen, d.seller_tax_id, d.seller_name,
            d.category, d.person, d.user_ref, d.device_ref, d.accepted_at, d.verified_at,
            CASE WHEN r.key IS NULL THEN d.status ELSE 'reversed' END AS status,
-           CASE WHEN r.key IS NULL THEN d.reason ELSE 'reversed_by_red_invoice' END AS reason,
-           CASE WHEN r.key IS NULL THEN d.feed_body END AS feed_body
+           CASE WHEN r.key IS NULL THEN d.reason ELSE 'reversed_by_red_invoice' END AS reason
     FROM d LEFT JOIN reversals r USING (key)
 ), new AS (
     INSERT INTO invoices (key, channel, number, code, issue_date, amount_fen, seller_tax_id, seller_name,
@@ -79,12 +77,13 @@ WITH d AS (
     ) AS e(step, status, reason, at)
     WHERE e.at IS NOT NULL AND NOT (e.step = 2 AND s.status = 'verified')
     ORDER BY s.key, e.step
-), fed AS (
-    INSERT INTO feed_entries (key, kind, body, ready_at)
-    SELECT s.key, 'add', s.feed_body, now() + make_interval(secs => $1)
-    FROM s JOIN new USING (key) WHERE s.feed_body IS NOT NULL
 )
-SELECT count(*) FROM new
+-- Every new invoice, and whether it goes to the feed (verified, and no reversal came first), with what its feed
+-- entry holds: the row as committed (one of a key sent twice is kept), so the entry is the one an invoice row
+-- gives, wherever it is written (core/feed.py).
+SELECT s.key, s.status = 'verified' AS feeds, s.person, s.channel, s.amount_fen, s.issue_date, s.seller_tax_id,
+       s.category, s.accepted_at
+FROM s JOIN new USING (key)
 """
 
 DUPLICATES = """
@@ -99,36 +98,30 @@ class Judged(msgspec.Struct, frozen=True):
     verified_at: dt.datetime | None
 
 
-class Dup(msgspec.Struct, frozen=True):
-    key: str
-    channel: str
-    at: dt.datetime
-
-
 async def prepare(conn: asyncpg.Connection) -> None:
     """Per-connection setup (the pool's ``init``): the session's staging tables."""
     await conn.execute(STAGING_DDL)
 
 
-async def write(pool: asyncpg.Pool, judged: Sequence[Judged], dups: Sequence[Dup], hold_s: float = 0.0) -> int:
+async def write(pool: asyncpg.Pool, judged: Sequence[Judged], dups: Sequence[Duplicate], hold_s: float = 0.0) -> int:
     """Write one batch in one transaction; returns how many invoices were new. Eligible invoices are sealed
     into the feed no sooner than ``hold_s`` from now (the campaign's payout hold)."""
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", REVERSAL_LOCK)
-        new = 0
+        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", locks.REVERSAL)
+        new = []
         if judged:
             await conn.copy_records_to_table("staging", records=[_row(j) for j in judged], columns=STAGING_COLUMNS)
-            new = await conn.fetchval(UPSERT, float(hold_s))
+            new = await conn.fetch(UPSERT)
+            await feed.append(conn, "add", [feed.of_row("add", r) for r in new if r["feeds"]], hold_s)
         if dups:
-            await conn.copy_records_to_table("staging_dups", records=[(d.key, d.channel, d.at) for d in dups])
+            records = [(d.key, d.channel, from_ms(d.at_ms)) for d in dups]
+            await conn.copy_records_to_table("staging_dups", records=records)
             await conn.execute(DUPLICATES)
-    return int(new)
+    return len(new)
 
 
 def _row(j: Judged) -> tuple[object, ...]:
     q = j.queued
-    accepted_at = dt.datetime.fromtimestamp(q.accepted_at_ms / 1000, dt.UTC)
-    body = entry_text(add_entry(q)) if j.judgement.feeds else None
     return (
         q.key,
         q.channel,
@@ -144,22 +137,6 @@ def _row(j: Judged) -> tuple[object, ...]:
         q.device_ref,
         j.judgement.status,
         j.judgement.reason,
-        accepted_at,
+        from_ms(q.accepted_at_ms),
         j.verified_at,
-        body,
-    )
-
-
-def add_entry(q: Queued) -> dict[str, object]:
-    """The ``add`` entry of the draw feed for a queued invoice."""
-    return feed_entry(
-        "add",
-        key=q.key,
-        person=q.person,
-        channel=q.channel,
-        amount_fen=q.amount_fen,
-        issue_date=q.issue_date,
-        seller_tax_id=q.seller_tax_id,
-        category=q.category,
-        accepted_at=iso_from_ms(q.accepted_at_ms),
     )

@@ -1,8 +1,9 @@
-"""Reading the intake streams (one per shard) in a consumer group, and acknowledging what was committed."""
+"""The workers' first and last steps: reading the intake streams (one per shard) in a consumer group, and, once
+a batch is committed, acknowledging it (``settle``). What an entry holds is the stream's contract,
+core/contract.py."""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -11,12 +12,9 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from gateway import keys
-from gateway.model import Queued
+from core import contract, keys
+from core.contract import Duplicate, Queued
 from workers import recheck
-from workers.sink import Dup
-
-QUEUED = msgspec.msgpack.Decoder(Queued)
 
 
 class Pending(msgspec.Struct):
@@ -32,7 +30,7 @@ class Pending(msgspec.Struct):
 class Batch(msgspec.Struct):
     ids: dict[int, list[bytes]]  # stream entry ids by shard, acknowledged once the batch is committed
     items: list[Pending]
-    dups: list[Dup]
+    dups: list[Duplicate]
     dead: list[tuple[int, bytes, str, dict[bytes, bytes]]] = []  # (shard, entry id, reason, fields)
 
     @property
@@ -49,7 +47,7 @@ def from_rechecks(taken: dict[int, list[bytes]]) -> Batch:
     for shard, members in taken.items():
         for member in members:
             tries, packed = recheck.parse(member)
-            batch.items.append(Pending(QUEUED.decode(packed), shard, tries, packed, member))
+            batch.items.append(Pending(contract.unpack(packed), shard, tries, packed, member))
     return batch
 
 
@@ -110,25 +108,12 @@ def decode_into(batch: Batch, shard: int, entries: Sequence[tuple[bytes, dict[by
         if not fields:  # deleted after it was read: nothing left to do but acknowledge
             continue
         try:
-            items, dups = _decode_entry(shard, fields)
+            queued, dups = contract.read_entry(fields)
         except (KeyError, ValueError, msgspec.DecodeError) as exc:
             batch.dead.append((shard, entry_id, f"undecodable entry: {type(exc).__name__}: {exc}", fields))
             continue
-        batch.items.extend(items)
+        batch.items.extend(Pending(q, shard, 0, packed) for packed, q in queued)
         batch.dups.extend(dups)
-
-
-def _decode_entry(shard: int, fields: dict[bytes, bytes]) -> tuple[list[Pending], list[Dup]]:
-    channel = fields[b"~channel"].decode()
-    at = dt.datetime.fromtimestamp(int(fields[b"~at"]) / 1000, dt.UTC)
-    items, dups = [], []
-    for name, value in fields.items():
-        if name.startswith(b"~"):
-            if name[1:2].isdigit():
-                dups.append(Dup(name[1:].decode(), channel, at))
-        else:
-            items.append(Pending(QUEUED.decode(value), shard, 0, value))
-    return items, dups
 
 
 async def settle(

@@ -23,8 +23,8 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway import keys, lua
-from gateway.model import Queued
+from core import keys, lua
+from core.contract import Queued
 from workers import metrics
 
 JSON = {"Content-Type": "application/json"}

@@ -27,7 +27,7 @@ FAST = {
 def test_kill_9_of_workers_under_load_loses_nothing_and_doubles_nothing(
     stack: Any, base_url: str, draw: SignedClient, sql: Any, drain: Any, wait_for: Any
 ) -> None:
-    from devstack import VENV_BIN  # loaded by conftest
+    from deploy.devstack import VENV_BIN
 
     drain()
     rng = random.Random(9)
@@ -102,12 +102,12 @@ def _where_they_are(stack: Any, sql: Any, accepted: list[str]) -> str:
     """On a timeout: statuses in PostgreSQL, and what waits in Redis, shard by shard."""
     import asyncio
 
-    from gateway import keys
-    from gateway.settings import from_env
-    from gateway.stores import open_redis
+    from core import keys
+    from core.settings import from_env
+    from core.stores import open_redis
 
     async def look() -> list[str]:
-        redis = open_redis(from_env({k: v for k, v in stack.env.items() if k.startswith("GATEWAY_")}))
+        redis = open_redis(from_env({k: v for k, v in stack.env.items() if k.startswith("GATEWAY_")}).stores)
         try:
             return [
                 f"shard {s}: stream {await redis.xlen(keys.stream(s))}, "

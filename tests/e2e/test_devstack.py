@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def test_devstack_carries_uploads_to_the_feed_and_stops_cleanly_on_sigint(wait_for: Any) -> None:
-    from devstack import free_port, listening  # loaded by conftest
+    from deploy.devstack import free_port, listening
 
     data = ROOT / ".data" / "test-e2e"
     shutil.rmtree(data, ignore_errors=True)

@@ -17,7 +17,7 @@ LOCUST = Path(sys.executable).parent / "locust"
 
 
 def test_evening_shape_in_miniature_gets_only_expected_answers(stack: Any, base_url: str, drain: Any) -> None:
-    from devstack import VENV_BIN  # loaded by conftest
+    from deploy.devstack import VENV_BIN
 
     drain()
     out = stack.data / "locust"

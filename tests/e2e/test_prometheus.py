@@ -27,7 +27,8 @@ ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts
 # Test time runs this many times faster than production time: every range window and `for:` shrinks by it.
 SPEED = 30
 # Thresholds that are durations in seconds: shrunk by hand, each checked to be in the real rule.
-THRESHOLDS = {"PipelineLagHigh": ("pipeline_oldest_entry_age_seconds) > 60", "pipeline_oldest_entry_age_seconds) > 3")}
+LAG = "ratelimit_pipeline_oldest_entry_age_seconds"
+THRESHOLDS = {"PipelineLagHigh": (f"{LAG}) > 60", f"{LAG}) > 3")}
 UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -53,7 +54,7 @@ def scaled_rules(source: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def worker_metrics(stack: Any, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """A worker serving its own /metrics, with its own multiprocess folder (as on Kubernetes)."""
-    from devstack import VENV_BIN, free_port  # loaded by conftest
+    from deploy.devstack import VENV_BIN, free_port
 
     port = free_port()
     folder = tmp_path / "worker-metrics"
@@ -73,7 +74,7 @@ def worker_metrics(stack: Any, tmp_path: Path) -> Iterator[tuple[subprocess.Pope
 
 @pytest.fixture
 def prometheus(stack: Any, tmp_path: Path, worker_metrics: tuple[Any, int]) -> Iterator[str]:
-    from devstack import free_port, http_ok, wait_until
+    from deploy.devstack import free_port, http_ok, wait_until
 
     binary = shutil.which("prometheus")
     assert binary, "Debian's prometheus package is missing: make system-deps installs it"

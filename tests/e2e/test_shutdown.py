@@ -18,7 +18,7 @@ import httpx
 import orjson
 import redis
 
-from gateway import keys
+from core import keys
 from gateway.signing import sign_headers
 from loadtest import sample
 from loadtest.client import SignedClient
@@ -30,7 +30,7 @@ GRACEFUL_TIMEOUT_S = 20  # deploy/gunicorn.conf.py
 def test_sigterm_drains_gateway_and_worker_and_loses_no_accepted_invoice(
     stack: Any, drain: Any, sql: Any, wait_for: Any
 ) -> None:
-    from devstack import VENV_BIN, free_port  # loaded by conftest
+    from deploy.devstack import VENV_BIN, free_port
 
     drain()
     port = free_port()

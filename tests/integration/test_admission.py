@@ -9,11 +9,12 @@ from typing import Any
 
 import msgspec
 
-from gateway import campaign as campaigns
-from gateway import keys
-from gateway.model import Invoice, Queued
-from gateway.settings import Settings
-from gateway.stores import open_redis
+from core import campaign as campaigns
+from core import keys
+from core.contract import Queued
+from core.settings import Settings
+from core.stores import open_redis
+from gateway.model import Invoice
 from gateway.validate import check
 from loadtest import sample
 from loadtest.client import SignedClient
@@ -115,7 +116,7 @@ def test_monthly_and_seller_caps(settings: Settings) -> None:
     assert all(isinstance(q, Queued) for q in queued)
 
     async def run() -> tuple[list[str], list[str], int]:
-        redis = open_redis(settings)
+        redis = open_redis(settings.stores)
         try:
             caps = Caps(redis, camp)
             first = await caps.reserve(queued)  # type: ignore[arg-type]
@@ -143,7 +144,7 @@ def test_an_accepted_invoice_writes_its_states_as_16_bytes(settings: Settings) -
     tag = keys.rate_limits("demo-channel")
 
     async def run() -> tuple[list[int], list[bytes]]:
-        redis = open_redis(settings)
+        redis = open_redis(settings.stores)
         try:
             nonce = Nonce(keys.nonce("demo-channel", f"new-state-{random.randrange(10**9)}"), b"t", 60)
             decision = await RateLimiter(redis, camp.limits).decide("demo-channel", 1, [q], nonce)

@@ -12,14 +12,16 @@ import asyncpg
 import msgspec
 from prometheus_client import REGISTRY
 
-from dedup import bloom, rebuild
-from dedup.claim import Claimer, Item, Owner
-from dedup.digest import digest, shard_of
-from gateway import campaign as campaigns
-from gateway import keys
+from core import campaign as campaigns
+from core import keys, locks
+from core import settings as config
+from core.settings import Settings
+from core.shards import digest, shard_of
+from core.stores import open_redis
+from dedup import bloom, inflight, rebuild
+from dedup.claim import Claimer, Item
+from dedup.inflight import Owner
 from gateway.model import Invoice
-from gateway.settings import Settings
-from gateway.stores import open_redis
 from gateway.validate import check
 from loadtest import sample
 from loadtest.client import SignedClient
@@ -40,8 +42,8 @@ def packed_invoices(settings: Settings, n: int, rng: random.Random | None = None
 
 def with_stores(settings: Settings, body: Callable[[Any, asyncpg.Pool], Coroutine[Any, Any, T]]) -> T:
     async def run() -> T:
-        redis = open_redis(settings)
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+        redis = open_redis(settings.stores)
+        pool = await asyncpg.create_pool(settings.stores.database_url, min_size=1, max_size=2)
         try:
             return await body(redis, pool)
         finally:
@@ -121,7 +123,7 @@ def test_duplicate_of_in_flight_and_of_committed_key(
 
 def test_200000_new_keys_through_an_overfull_filter_are_never_refused(settings: Settings) -> None:
     """A filter sized for 2,000 keys is saturated early: nearly every key is a "maybe", resolved exactly."""
-    scratch = msgspec.structs.replace(settings, redis_url=settings.redis_url.rsplit("/", 1)[0] + "/1")
+    scratch = config.replace(settings, redis_url=settings.stores.redis_url.rsplit("/", 1)[0] + "/1")
     rng = random.Random(2026)
     items = packed_invoices(settings, 500, rng)
 
@@ -186,7 +188,7 @@ def _whole_feed(draw: SignedClient) -> list[dict[str, Any]]:
 
 
 def test_grown_filter_still_knows_old_keys_and_adds_new_ones_to_the_newest(settings: Settings) -> None:
-    scratch = msgspec.structs.replace(settings, redis_url=settings.redis_url.rsplit("/", 1)[0] + "/2")
+    scratch = config.replace(settings, redis_url=settings.stores.redis_url.rsplit("/", 1)[0] + "/2")
     old_keys = [f"263400{i:014d}" for i in range(3_000)]
     new_keys = [f"263401{i:014d}" for i in range(3_000)]
 
@@ -215,7 +217,7 @@ def test_a_key_sets_the_bits_the_filter_layout_names_and_no_others(settings: Set
     """The bit layout is what filters already in Redis were written with: a block is eight big-endian 32-bit
     words, position p is bit p % 32 of word p // 32; the block is bytes 4-7 of the digest modulo the blocks,
     the positions are bytes 8 onwards."""
-    scratch = msgspec.structs.replace(settings, redis_url=settings.redis_url.rsplit("/", 1)[0] + "/3")
+    scratch = config.replace(settings, redis_url=settings.stores.redis_url.rsplit("/", 1)[0] + "/3")
     key = "26340000000000000042"
 
     async def body(redis: Any, pool: asyncpg.Pool) -> tuple[bytes, int, int]:
@@ -243,16 +245,16 @@ def test_only_one_rebuild_runs_at_a_time(settings: Settings) -> None:
 
     async def body(redis: Any, pool: asyncpg.Pool) -> str:
         async with pool.acquire() as holder:
-            await holder.execute("SELECT pg_advisory_lock($1)", rebuild.REBUILD_LOCK)
+            await holder.execute("SELECT pg_advisory_lock($1)", locks.REBUILD)
             try:
                 await rebuild.rebuild(redis, pool, config, 0.0, lambda done, total: None)
             except RuntimeError as exc:
                 return str(exc)
             finally:
-                await holder.execute("SELECT pg_advisory_unlock($1)", rebuild.REBUILD_LOCK)
+                await holder.execute("SELECT pg_advisory_unlock($1)", locks.REBUILD)
         return "ran"
 
-    assert with_stores(msgspec.structs.replace(settings), body) == "another dedup rebuild is running"
+    assert with_stores(settings, body) == "another dedup rebuild is running"
 
 
 def test_worker_start_releases_committed_keys_left_in_flight_on_every_shard(settings: Settings, drain: Any) -> None:
@@ -260,7 +262,7 @@ def test_worker_start_releases_committed_keys_left_in_flight_on_every_shard(sett
         committed = [r["key"] for r in await pool.fetch("SELECT key FROM invoices LIMIT 40")]
         for key in committed:  # as if dead workers had left them in flight, on whichever shard
             await redis.hset(keys.inflight(shard_of(digest(key), SHARDS)), key, "demo-channel|1|r|p")
-        released = await rebuild.release_committed(redis, pool, SHARDS, 0.0)
+        released = await inflight.release_committed(redis, pool, SHARDS, 0.0)
         return len(committed), len({shard_of(digest(k), SHARDS) for k in committed}), released
 
     planted, shards_used, released = with_stores(settings, body)
@@ -274,6 +276,6 @@ def test_uploads_go_on_after_redis_forgets_its_scripts(settings: Settings, chann
 
     rng = random.Random()
     for n in (1, 8):  # one invoice: lone calls; eight over 4 shards: pipelines
-        redis_sync.Redis.from_url(settings.redis_url).script_flush()
+        redis_sync.Redis.from_url(settings.stores.redis_url).script_flush()
         results = channel.upload([sample.invoice(rng) for _ in range(n)]).json()["results"]
         assert [r["status"] for r in results] == ["accepted"] * n

@@ -13,9 +13,10 @@ import httpx
 import orjson
 import pytest
 
+from deploy import devstack
 from loadtest import sample
 from loadtest.client import SignedClient
-from tests.conftest import devstack, signed
+from tests.conftest import signed
 from tests.integration.test_pipeline import read_whole_feed, recompute_chain
 
 

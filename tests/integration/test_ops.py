@@ -75,20 +75,20 @@ def test_metrics_pass_promtool_check_metrics(base_url: str, channel: SignedClien
         "gateway_http_requests_total",
         "gateway_invoices_total",
         "dedup_checks_total",
-        "gateway_requests_in_flight",
-        "pipeline_stream_entries",
+        "ratelimit_requests_in_flight",
+        "ratelimit_pipeline_stream_entries",
         "gateway_store_up",
-        "pipeline_pending_entries",
-        "feed_oldest_unfed_age_seconds",
-        "feed_newest_batch_age_seconds",
-        "redis_used_memory_bytes",
-        "redis_memory_limit_bytes",
+        "gateway_pipeline_pending_entries",
+        "gateway_feed_oldest_unfed_age_seconds",
+        "gateway_feed_newest_batch_age_seconds",
+        "gateway_redis_used_memory_bytes",
+        "gateway_redis_memory_limit_bytes",
     ):
         assert f"# TYPE {family} " in text
 
 
 def test_a_worker_serves_its_own_metrics_when_given_a_port(stack: Any, wait_for: Any, tmp_path: Any) -> None:
-    from devstack import VENV_BIN, free_port  # loaded by conftest
+    from deploy.devstack import VENV_BIN, free_port
 
     port = free_port()
     worker = stack._spawn(
@@ -115,15 +115,15 @@ def test_feed_freshness_gauges_follow_the_sealer(base_url: str, channel: SignedC
     channel.upload([sample.invoice(random.Random())])
     drain()  # verifies, commits and seals: nothing eligible waits
     text = httpx.get(f"{base_url}/metrics").text
-    assert _count(text, "feed_oldest_unfed_age_seconds") == 0.0
-    assert 0.0 <= _count(text, "feed_newest_batch_age_seconds") < 60
+    assert _count(text, "gateway_feed_oldest_unfed_age_seconds") == 0.0
+    assert 0.0 <= _count(text, "gateway_feed_newest_batch_age_seconds") < 60
     # An eligible entry the sealer has not taken for 30 s (as when sealing fails); unsealed, so removable.
     sql(
         "INSERT INTO feed_entries (key, kind, body, ready_at)"
         " VALUES ('freshness-probe', 'add', '{}', now() - '30 s'::interval)"
     )
     try:
-        assert 30 <= _count(httpx.get(f"{base_url}/metrics").text, "feed_oldest_unfed_age_seconds") < 90
+        assert 30 <= _count(httpx.get(f"{base_url}/metrics").text, "gateway_feed_oldest_unfed_age_seconds") < 90
     finally:
         sql("DELETE FROM feed_entries WHERE key = 'freshness-probe' AND batch_seq IS NULL")
 
@@ -132,7 +132,7 @@ def test_redis_memory_and_its_limit_are_read_at_each_scrape(base_url: str, stack
     import redis
 
     text = httpx.get(f"{base_url}/metrics").text
-    used, limit = _count(text, "redis_used_memory_bytes"), _count(text, "redis_memory_limit_bytes")
+    used, limit = _count(text, "gateway_redis_used_memory_bytes"), _count(text, "gateway_redis_memory_limit_bytes")
     info = redis.Redis(port=stack.redis_port).info("memory")
     assert 0.5 < used / info["used_memory"] < 2  # Redis's own figure, read moments apart
     assert limit == (info["maxmemory"] or info["total_system_memory"])  # the dev stack sets no maxmemory

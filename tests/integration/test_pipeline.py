@@ -11,16 +11,16 @@ import asyncpg
 import msgspec
 import pytest
 
-from gateway import campaign as campaigns
+from core import campaign as campaigns
+from core import contract
+from core.feed import GENESIS, batch_sha256
+from core.settings import Settings
 from gateway.model import Invoice
-from gateway.settings import Settings
 from gateway.validate import check
 from loadtest import sample
 from loadtest.client import SignedClient
-from workers.chain import GENESIS, batch_sha256
 from workers.judge import Judgement
 from workers.sink import Judged, prepare, write
-from workers.stream import QUEUED
 
 
 def read_whole_feed(draw: SignedClient) -> list[dict[str, Any]]:
@@ -135,11 +135,11 @@ def test_a_batch_written_twice_is_counted_once(settings: Settings, sql: Any) -> 
     camp = campaigns.load(settings.campaign_file)
     for _ in range(5):
         q = check(msgspec.convert(sample.invoice(rng), Invoice, strict=False), camp, "demo-channel", "k", 1)
-        channel_queued.append(QUEUED.decode(msgspec.msgpack.encode(q)))
+        channel_queued.append(contract.unpack(msgspec.msgpack.encode(q)))
     judged = [Judged(q, Judgement("verified"), None) for q in channel_queued]
 
     async def twice() -> list[int]:
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, init=prepare)
+        pool = await asyncpg.create_pool(settings.stores.database_url, min_size=1, max_size=2, init=prepare)
         try:
             return [await write(pool, judged, []), await write(pool, judged, [])]
         finally:
@@ -148,7 +148,7 @@ def test_a_batch_written_twice_is_counted_once(settings: Settings, sql: Any) -> 
     assert asyncio.run(twice()) == [5, 0]
 
     async def doubled() -> int:
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, init=prepare)
+        pool = await asyncpg.create_pool(settings.stores.database_url, min_size=1, max_size=2, init=prepare)
         try:
             return await write(pool, [*extra, *extra], [])  # the same key twice in one batch
         finally:
@@ -156,7 +156,7 @@ def test_a_batch_written_twice_is_counted_once(settings: Settings, sql: Any) -> 
 
     extra = [
         Judged(
-            QUEUED.decode(
+            contract.unpack(
                 msgspec.msgpack.encode(
                     check(msgspec.convert(sample.invoice(rng), Invoice, strict=False), camp, "demo-channel", "k", 1)
                 )

@@ -10,9 +10,10 @@ import asyncpg
 import msgspec
 import orjson
 
-from gateway import campaign as campaigns
+from core import campaign as campaigns
+from core import contract
+from core.settings import Settings
 from gateway.model import Invoice
-from gateway.settings import Settings
 from gateway.validate import check
 from loadtest import sample
 from loadtest.client import SignedClient
@@ -20,7 +21,6 @@ from tests.integration.test_pipeline import read_whole_feed, recompute_chain
 from workers.judge import Judgement
 from workers.seal import seal_all
 from workers.sink import Judged, prepare, write
-from workers.stream import QUEUED
 
 
 def reverse(channel: SignedClient, *reversals: dict[str, Any]) -> Any:
@@ -76,9 +76,9 @@ def test_a_judged_invoice_reversed_before_its_seal_never_enters_the_feed(
     q = check(msgspec.convert(inv, Invoice, strict=False), camp, "demo-channel", "k", 1_780_000_000_000)
 
     async def judged_unsealed() -> None:
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, init=prepare)
+        pool = await asyncpg.create_pool(settings.stores.database_url, min_size=1, max_size=2, init=prepare)
         try:
-            await write(pool, [Judged(QUEUED.decode(msgspec.msgpack.encode(q)), Judgement("verified"), None)], [])
+            await write(pool, [Judged(contract.unpack(msgspec.msgpack.encode(q)), Judgement("verified"), None)], [])
         finally:
             await pool.close()
 
@@ -86,7 +86,7 @@ def test_a_judged_invoice_reversed_before_its_seal_never_enters_the_feed(
     assert reverse(channel, red(inv["number"])).json()["results"][0]["status"] == "reversed"
 
     async def seal() -> None:
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+        pool = await asyncpg.create_pool(settings.stores.database_url, min_size=1, max_size=2)
         try:
             await seal_all(pool, 1000)
         finally:
@@ -111,7 +111,7 @@ def test_payout_hold_keeps_eligible_invoices_out_of_the_feed_until_it_passes(
     rng = random.Random()
     kept, reversed_ = sample.invoice(rng), sample.invoice(rng)
     queued = [
-        QUEUED.decode(
+        contract.unpack(
             msgspec.msgpack.encode(
                 check(msgspec.convert(i, Invoice, strict=False), camp, "demo-channel", "k", 1_780_000_000_000)
             )
@@ -120,7 +120,7 @@ def test_payout_hold_keeps_eligible_invoices_out_of_the_feed_until_it_passes(
     ]
 
     async def with_pool(body: Any) -> Any:
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, init=prepare)
+        pool = await asyncpg.create_pool(settings.stores.database_url, min_size=1, max_size=2, init=prepare)
         try:
             return await body(pool)
         finally:

@@ -10,9 +10,9 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from gateway.campaign import Risk
-from gateway.model import Queued
-from gateway.settings import Settings
+from core.campaign import Risk
+from core.contract import Queued
+from core.settings import Settings
 from workers import risk
 from workers.judge import Judgement
 from workers.sink import Judged, prepare, write
@@ -58,7 +58,7 @@ def holds(
     judgement: Judgement = VERIFIED,
 ) -> dict[str, str]:
     async def go() -> dict[str, str]:
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, init=prepare)
+        pool = await asyncpg.create_pool(settings.stores.database_url, min_size=1, max_size=2, init=prepare)
         try:
             if committed:
                 await write(pool, [Judged(q, judgement, None) for q in committed], [])

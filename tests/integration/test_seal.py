@@ -7,8 +7,8 @@ import json
 
 import asyncpg
 
+from core.settings import Settings
 from gateway.migrate import migrate
-from gateway.settings import Settings
 from workers.seal import PENDING, seal_once
 
 SEALED = 60_000
@@ -16,10 +16,10 @@ SEALED = 60_000
 
 def test_the_sealer_reads_only_the_due_entries_however_many_are_sealed_before_them(settings: Settings) -> None:
     async def run() -> tuple[list[str], list[int], list[int]]:  # plan nodes, sealed ids, due ids
-        admin = await asyncpg.connect(settings.database_url)
+        admin = await asyncpg.connect(settings.stores.database_url)
         await admin.execute("DROP DATABASE IF EXISTS seal_scale")
         await admin.execute("CREATE DATABASE seal_scale")
-        dsn = settings.database_url.rsplit("/", 1)[0] + "/seal_scale"
+        dsn = settings.stores.database_url.rsplit("/", 1)[0] + "/seal_scale"
         try:
             await migrate(dsn)
             conn = await asyncpg.connect(dsn)

@@ -16,7 +16,7 @@ from loadtest.client import SignedClient
 def test_requests_past_the_in_flight_cap_get_a_fast_503_and_ops_endpoints_still_answer(
     stack: Any, wait_for: Any
 ) -> None:
-    from devstack import free_port  # loaded by conftest
+    from deploy.devstack import free_port
 
     port = free_port()
     only_the_cap = {"GATEWAY_MAX_IN_FLIGHT": "3", "GATEWAY_BUSY_SHARE": "1"}  # fair shares off: the hard cap alone
@@ -27,7 +27,7 @@ def test_requests_past_the_in_flight_cap_get_a_fast_503_and_ops_endpoints_still_
         for t in holders:
             t.start()
         with SignedClient(url, "demo-channel", "demo-channel-secret") as channel:
-            wait_for(lambda: "gateway_requests_in_flight 3.0" in httpx.get(f"{url}/metrics").text, 10)
+            wait_for(lambda: "ratelimit_requests_in_flight 3.0" in httpx.get(f"{url}/metrics").text, 10)
             started = time.monotonic()
             refused = channel.upload([sample.invoice(random.Random())])
             took = time.monotonic() - started
@@ -35,7 +35,7 @@ def test_requests_past_the_in_flight_cap_get_a_fast_503_and_ops_endpoints_still_
             assert refused.json()["code"] == "overloaded" and "in_flight" in refused.json()["detail"]
             assert took < 0.5
             assert httpx.get(f"{url}/readyz").status_code == 200  # readiness does not flap with shedding
-            assert "gateway_shed_requests_total" in httpx.get(f"{url}/metrics").text
+            assert "ratelimit_shed_requests_total" in httpx.get(f"{url}/metrics").text
             for t in holders:
                 t.join(10)
             assert channel.upload([sample.invoice(random.Random())]).status_code == 202
@@ -45,7 +45,7 @@ def test_requests_past_the_in_flight_cap_get_a_fast_503_and_ops_endpoints_still_
 
 
 def test_a_saturated_pipeline_sheds_until_it_drains(stack: Any, drain: Any, wait_for: Any) -> None:
-    from devstack import free_port
+    from deploy.devstack import free_port
 
     port = free_port()
     tight = {"GATEWAY_SHED_HIGH_AGE_S": "1", "GATEWAY_SHED_LOW_AGE_S": "0.5"}
@@ -78,7 +78,7 @@ def _long_poll(url: str, wait_s: float = 4) -> None:
 def test_a_channel_under_its_share_waits_for_a_slot_that_the_channel_holding_them_cannot_take(
     stack: Any, wait_for: Any
 ) -> None:
-    from devstack import free_port
+    from deploy.devstack import free_port
 
     port = free_port()
     env = {
@@ -94,7 +94,7 @@ def test_a_channel_under_its_share_waits_for_a_slot_that_the_channel_holding_the
         for t in holders:
             t.start()
         with SignedClient(url, "demo-channel", "demo-channel-secret") as channel:
-            wait_for(lambda: "gateway_requests_in_flight 2.0" in httpx.get(f"{url}/metrics").text, 10)
+            wait_for(lambda: "ratelimit_requests_in_flight 2.0" in httpx.get(f"{url}/metrics").text, 10)
             with SignedClient(url, "demo-draw", "demo-draw-secret") as draw:
                 greedy = draw.feed(after=10**9)  # the draw client holds every slot: over its share, no wait
             assert greedy.status_code == 503 and "in_flight" in greedy.json()["detail"]

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import redis as redis_sync
 
-from gateway import keys
-from gateway.settings import Settings
+from core import keys
+from core.settings import Settings
+from deploy import devstack
 from loadtest import sample
 from loadtest.client import SignedClient
-from tests.conftest import devstack
 
 QPS = 10
 
@@ -58,7 +58,7 @@ def test_workers_together_never_exceed_the_tax_services_qps_and_verify_each_invo
         rng = random.Random()
         invoices = [sample.invoice(rng) for _ in range(40)]
         keys_ = [r["key"] for r in channel.upload(invoices).json()["results"]]
-        r = redis_sync.Redis.from_url(settings.redis_url)
+        r = redis_sync.Redis.from_url(settings.stores.redis_url)
         queued = [(shard, fields) for shard in range(4) for _, fields in r.xrevrange(keys.stream(shard), count=200)]
         started = time.monotonic()
         run_workers(stack, sim, 2)

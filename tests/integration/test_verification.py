@@ -9,10 +9,9 @@ import threading
 import time
 from typing import Any
 
-import msgspec
-
-from gateway.settings import Settings
-from gateway.stores import open_redis
+from core import settings as config
+from core.settings import Settings
+from core.stores import open_redis
 from loadtest import sample
 from loadtest.client import SignedClient
 from workers.cli import run_worker
@@ -28,7 +27,7 @@ def test_while_the_tax_service_is_down_invoices_wait_then_finish(
     simulator.wait(10)
     rng = random.Random()
     keys = [r["key"] for r in channel.upload([sample.invoice(rng) for _ in range(6)]).json()["results"]]
-    quick = msgspec.structs.replace(settings, breaker_failures=3, breaker_cooldown_s=0.5, verify_error_retries=1)
+    quick = config.replace(settings, breaker_failures=3, breaker_cooldown_s=0.5, verify_error_retries=1)
     done: list[int] = []
     worker = threading.Thread(target=lambda: done.append(asyncio.run(run_worker(quick, True, False))))
     worker.start()
@@ -43,10 +42,10 @@ def test_while_the_tax_service_is_down_invoices_wait_then_finish(
 
 
 def test_a_taken_recheck_item_comes_back_when_its_lease_ends(settings: Settings) -> None:
-    scratch = msgspec.structs.replace(settings, redis_url=settings.redis_url.rsplit("/", 1)[0] + "/3")
+    scratch = config.replace(settings, redis_url=settings.stores.redis_url.rsplit("/", 1)[0] + "/3")
 
     async def run() -> tuple[int, int, int]:
-        redis = open_redis(scratch)
+        redis = open_redis(scratch.stores)
         try:
             await redis.flushdb()
             rechecks = Rechecks(redis, 1, lease_s=0.3)
@@ -66,10 +65,10 @@ def test_a_taken_recheck_item_comes_back_when_its_lease_ends(settings: Settings)
 def test_an_undecodable_entry_goes_to_the_dead_letters_and_the_worker_goes_on(
     settings: Settings, channel: SignedClient, drain: Any
 ) -> None:
-    from gateway import keys
+    from core import keys
 
     async def plant() -> None:
-        redis = open_redis(settings)
+        redis = open_redis(settings.stores)
         try:
             await redis.xadd(keys.stream(0), {"~channel": "demo-channel", "~at": "1", "26340000000000000001": b"\xc1"})
         finally:
@@ -81,7 +80,7 @@ def test_an_undecodable_entry_goes_to_the_dead_letters_and_the_worker_goes_on(
     assert channel.status(good).json()["status"] == "eligible"
 
     async def letters() -> list[Any]:
-        redis = open_redis(settings)
+        redis = open_redis(settings.stores)
         try:
             return list(await redis.xrange(keys.dead_letters(0)))
         finally:
@@ -92,13 +91,13 @@ def test_an_undecodable_entry_goes_to_the_dead_letters_and_the_worker_goes_on(
 
 
 def test_an_entry_that_keeps_failing_goes_to_the_dead_letters_after_its_deliveries(settings: Settings) -> None:
-    from gateway import keys
+    from core import keys
     from workers import stream
 
-    scratch = msgspec.structs.replace(settings, redis_url=settings.redis_url.rsplit("/", 1)[0] + "/4")
+    scratch = config.replace(settings, redis_url=settings.stores.redis_url.rsplit("/", 1)[0] + "/4")
 
     async def run() -> tuple[int, int, int]:
-        redis = open_redis(scratch)
+        redis = open_redis(scratch.stores)
         try:
             await redis.flushdb()
             await stream.ensure_groups(redis, 1)

@@ -15,7 +15,7 @@ ID_NUMBER = re.compile(
 
 
 def test_logs_hold_no_secret_no_name_no_id_number(stack: Any, channel: SignedClient) -> None:
-    from devstack import DEV_CLIENTS
+    from deploy.devstack import DEV_CLIENTS
 
     forbidden = [secret for _, secret, _ in DEV_CLIENTS]
     forbidden += [stack.env["GATEWAY_RECEIPT_SECRET"], stack.env["GATEWAY_PERSON_SECRET"]]

@@ -1,14 +1,14 @@
 import hashlib
 import json
 
-from workers.chain import GENESIS, batch_sha256, entry_text
+from core.feed import GENESIS, batch_sha256, text
 
 
 def test_entry_text_is_sorted_compact_json_with_non_ascii_kept() -> None:
     entry = {"key": "1", "kind": "add", "amount_fen": 12850, "category": "餐饮", "person": "p"}
     expected = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    assert entry_text(entry) == expected
-    assert "餐饮" in entry_text(entry)
+    assert text(entry) == expected
+    assert "餐饮" in text(entry)
 
 
 def test_batch_hash_chains_prev_and_entries_with_newlines() -> None:
@@ -22,7 +22,7 @@ def test_batch_hash_chains_prev_and_entries_with_newlines() -> None:
 def test_one_timestamp_format_for_feed_and_api_from_either_input() -> None:
     import datetime as dt
 
-    from workers.chain import iso_from_ms, iso_ms
+    from core.times import iso_from_ms, iso_ms
 
     ms = 1772366401250
     assert iso_from_ms(ms) == "2026-03-01T12:00:01.250Z"

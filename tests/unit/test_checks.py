@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from gateway.checks import id_number_problem, uscc_check_char, uscc_division, uscc_problem
+from core.checks import id_number_problem, uscc_check_char, uscc_division, uscc_problem
 from loadtest import sample
 
 
@@ -57,7 +57,7 @@ def test_sample_invoices_never_end_in_a_sandbox_ending_unless_asked() -> None:
 def test_blacklist_entries_are_stored_as_the_gateways_hashes_and_bad_ones_refused() -> None:
     import pytest
 
-    from gateway.signing import keyed_hash
+    from core.hashing import keyed_hash
     from workers.blacklist import BadLine, ref
 
     assert ref("person", "11010519491231002X", "s" * 16) == keyed_hash("s" * 16, "id:11010519491231002X")

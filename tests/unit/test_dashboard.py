@@ -59,7 +59,7 @@ def test_metric_names_are_parsed_out_of_promql() -> None:
 
 def test_dashboard_queries_only_exported_metrics() -> None:
     known = exported()
-    assert "feed_oldest_unfed_age_seconds" in known and "worker_verify_duration_seconds_bucket" in known
+    assert "gateway_feed_oldest_unfed_age_seconds" in known and "worker_verify_duration_seconds_bucket" in known
     used = set().union(*(metric_names(e) for e in exprs()))
     assert used - known == set()
     assert len(used) > 30

@@ -4,7 +4,7 @@ import pytest
 
 from gateway.errors import BadRequest, UnsupportedMediaType
 from gateway.model import Invoice
-from gateway.upload import decode
+from gateway.parse import decode
 from gateway.validate import Rejection
 
 GOOD = {

@@ -3,7 +3,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
-from gateway.metrics import Merged
+from core.metrics import Merged
 
 
 def test_a_metrics_file_left_empty_by_a_killed_process_does_not_break_the_merge(tmp_path: Path) -> None:

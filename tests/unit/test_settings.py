@@ -1,6 +1,6 @@
 import pytest
 
-from gateway.settings import Settings, SettingsError, from_env
+from core.settings import Settings, SettingsError, from_env
 
 
 def test_defaults_without_environment() -> None:
@@ -9,8 +9,8 @@ def test_defaults_without_environment() -> None:
 
 def test_values_are_converted_to_their_types() -> None:
     settings = from_env({"GATEWAY_MAX_INVOICES": "100", "GATEWAY_CLIENTS_REFRESH_S": "2.5", "PATH": "/bin"})
-    assert settings.max_invoices == 100
-    assert settings.clients_refresh_s == 2.5
+    assert settings.api.max_invoices == 100
+    assert settings.api.clients_refresh_s == 2.5
 
 
 def test_unknown_setting_is_an_error_not_ignored() -> None:
@@ -24,6 +24,6 @@ def test_wrong_type_is_an_error() -> None:
 
 
 def test_more_invoices_per_request_than_the_scripts_can_name_is_refused() -> None:
-    assert from_env({"GATEWAY_MAX_INVOICES": "3900"}).max_invoices == 3_900
-    with pytest.raises(SettingsError, match="max_invoices"):
+    assert from_env({"GATEWAY_MAX_INVOICES": "3900"}).api.max_invoices == 3_900
+    with pytest.raises(SettingsError, match="GATEWAY_MAX_INVOICES"):
         from_env({"GATEWAY_MAX_INVOICES": "5000"})

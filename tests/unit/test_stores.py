@@ -2,8 +2,8 @@ import pytest
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import DataError
 
-from gateway.settings import Settings
-from gateway.stores import HiredisPacking, open_redis
+from core.settings import Stores
+from core.stores import HiredisPacking, open_redis
 
 ARGS = [
     ("EVALSHA", "ab" * 20, 3, "{rl:c}:req", b"{rl:c}:inv", "键", 1.5, 0.1, 1e20, -3, 2**70, b"\x00\xff", ""),
@@ -26,6 +26,6 @@ def test_an_argument_redis_cannot_take_is_a_data_error() -> None:
 
 
 def test_tcp_clients_pack_with_hiredis_and_unix_sockets_keep_their_class() -> None:
-    assert open_redis(Settings()).connection_pool.connection_class is HiredisPacking
-    unix = open_redis(Settings(redis_url="unix:///tmp/redis.sock"))
+    assert open_redis(Stores()).connection_pool.connection_class is HiredisPacking
+    unix = open_redis(Stores(redis_url="unix:///tmp/redis.sock"))
     assert unix.connection_pool.connection_class is UnixDomainSocketConnection

@@ -4,8 +4,9 @@ import random
 import msgspec
 import pytest
 
-from gateway import campaign as campaigns
-from gateway.model import Invoice, Queued
+from core import campaign as campaigns
+from core.contract import Queued
+from gateway.model import Invoice
 from gateway.validate import Rejection, check, invoice_key
 from loadtest import sample
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 import msgspec
 from aiohttp import web
 
-from gateway.model import Queued
+from core.contract import Queued
 from workers.judge import Defer, Judgement, judge
 from workers.verify import Breaker, Pace, Verification, Verified
 
@@ -110,7 +110,7 @@ def test_an_invoice_the_service_always_fails_on_ends_even_when_it_is_the_only_tr
 
 
 def test_verified_facts_meet_the_campaigns_rules_or_get_a_reason() -> None:
-    from gateway.campaign import Eligibility
+    from core.campaign import Eligibility
 
     rules = Eligibility(categories=("catering", "30704"), unknown_category_eligible=False)
     found = Verified(12850, "2026-03-01", "normal", seller_tax_id=Q.seller_tax_id, buyer_ref=Q.buyer_ref)

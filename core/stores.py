@@ -1,9 +1,10 @@
-"""Opening the stores' clients, the same way in every process."""
+"""Opening the stores' clients (Redis, the PostgreSQL pool), the same way in every process."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
@@ -11,7 +12,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, DataError
 
-from gateway.settings import Settings
+from core.settings import Stores
 
 
 class HiredisPacking(Connection):
@@ -28,7 +29,7 @@ class HiredisPacking(Connection):
             raise DataError(str(exc)) from exc
 
 
-def open_redis(settings: Settings) -> Redis:
+def open_redis(stores: Stores) -> Redis:
     """A Redis client that retries a command twice, within milliseconds, when its connection broke.
 
     A pooled connection goes stale when Redis restarts; the retry reconnects. Every write the gateway makes
@@ -37,15 +38,34 @@ def open_redis(settings: Settings) -> Redis:
     ``GATEWAY_REDIS_TIMEOUT_MS`` is slow or hung, and asking it twice more would triple the wait the README's
     failure policy promises.
     """
-    timeout_s = settings.redis_timeout_ms / 1000
+    timeout_s = stores.redis_timeout_ms / 1000
     options: dict[str, Any] = {}
-    if settings.redis_url.startswith("redis://"):  # TCP: unix sockets and TLS keep their own connection classes
+    if stores.redis_url.startswith("redis://"):  # TCP: unix sockets and TLS keep their own connection classes
         options["connection_class"] = HiredisPacking
     return Redis.from_url(
-        settings.redis_url,
+        stores.redis_url,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         # Retry's default errors include TimeoutError: named here so that only a broken connection is retried.
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.005), retries=2, supported_errors=(ConnectionError,)),
         **options,
     )
+
+
+async def open_pool(
+    stores: Stores,
+    max_size: int,
+    *,
+    timed: bool,
+    init: Any = None,  # called with each new connection (asyncpg's own init)
+) -> asyncpg.Pool:
+    """A PostgreSQL pool. ``timed``: each statement times out after ``GATEWAY_DATABASE_TIMEOUT_MS`` (a request's
+    queries); untimed for the workers and commands, whose batch transactions may rightly take longer."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        stores.database_url,
+        min_size=1,
+        max_size=max_size,
+        command_timeout=stores.database_timeout_ms / 1000 if timed else None,
+        init=init,
+    )
+    return pool

@@ -1,4 +1,7 @@
-"""One hash per invoice key, computed once in the gateway and read by the filter script.
+"""Which shard a key belongs to: one hash per invoice key (or person), computed once in the gateway.
+
+Invoice keys are spread over the intake shards (stream, in-flight claims, filter), persons over the cap shards.
+The digest is also what the dedup filter script reads:
 
 A 20-byte BLAKE2b digest: bytes 0-3 pick the shard, bytes 4-7 the block (modulo the filter's blocks), bytes
 8-19 the bit positions inside the 256-bit block, one byte each.

@@ -1,0 +1,95 @@
+"""The feed entry and its hash chain (SPEC.md, ``GET /v1/feed``): this module owns the entry's shape, its text,
+the chain over batches, and the one statement that writes entries.
+
+An entry is ``add`` (an eligible invoice) or ``void`` (a fed invoice reversed since). It names no person but by
+a keyed hash and holds no name or ID number. Its text is its JSON with keys sorted by code point, no spaces,
+non-ASCII kept as is; a batch's hash is SHA-256 of ``prev_sha256 + "\\n" + entry_1 + "\\n" + ... + entry_n``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import asyncpg
+import orjson
+from asyncpg.pool import PoolConnectionProxy
+
+from core.times import iso_ms
+
+GENESIS = "0" * 64
+Kind = Literal["add", "void"]
+
+APPEND = """
+INSERT INTO feed_entries (key, kind, body, ready_at)
+SELECT k, $3, b, now() + make_interval(secs => $4) FROM unnest($1::text[], $2::text[]) AS e(k, b)
+ON CONFLICT DO NOTHING
+"""
+
+
+def entry(
+    kind: Kind,
+    *,
+    key: str,
+    person: str,
+    channel: str,
+    amount_fen: int,
+    issue_date: str,
+    seller_tax_id: str,
+    category: str,
+    accepted_at: str,
+) -> dict[str, Any]:
+    """An entry of the draw feed, every field named."""
+    return {
+        "key": key,
+        "kind": kind,
+        "person": person,
+        "channel": channel,
+        "amount_fen": amount_fen,
+        "issue_date": issue_date,
+        "seller_tax_id": seller_tax_id,
+        "category": category,
+        "accepted_at": accepted_at,
+    }
+
+
+def of_row(kind: Kind, row: Any) -> dict[str, Any]:
+    """The entry of an invoice as a row of the ``invoices`` table holds it (reviews, reversals)."""
+    return entry(
+        kind,
+        key=row["key"],
+        person=row["person"],
+        channel=row["channel"],
+        amount_fen=row["amount_fen"],
+        issue_date=row["issue_date"].isoformat(),
+        seller_tax_id=row["seller_tax_id"],
+        category=row["category"],
+        accepted_at=iso_ms(row["accepted_at"]),
+    )
+
+
+def text(e: Mapping[str, Any]) -> str:
+    """An entry's JSON with keys sorted, no spaces, non-ASCII kept as is.
+
+    Equal to ``json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` for the
+    strings and integers an entry holds (no floats, by design: amounts are in fen).
+    """
+    return orjson.dumps(e, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def batch_sha256(prev_sha256: str, entries: Sequence[str]) -> str:
+    """SHA-256 of ``prev_sha256 + "\\n" + entry_1 + "\\n" + ... + entry_n`` as UTF-8, lowercase hex."""
+    return hashlib.sha256("\n".join((prev_sha256, *entries)).encode()).hexdigest()
+
+
+async def append(
+    conn: asyncpg.Connection | PoolConnectionProxy,
+    kind: Kind,
+    entries: Sequence[Mapping[str, Any]],
+    ready_in_s: float = 0.0,
+) -> None:
+    """Write entries waiting to be sealed, in the caller's transaction; an ``add`` for a key already added (or a
+    ``void`` already voided) is left out. ``ready_in_s``: the campaign's payout hold before it may be sealed."""
+    if entries:
+        await conn.execute(APPEND, [e["key"] for e in entries], [text(e) for e in entries], kind, float(ready_in_s))

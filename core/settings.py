@@ -1,0 +1,226 @@
+"""Every setting of every process, read from the environment once, at the entry point, and passed down.
+
+Settings come in groups, one per part (``stores``, ``api``, ``shed``, ``feed``, ``worker``, ``verify``,
+``simulator``, ...), so that the wiring hands a part its group and nothing else. Each field is read from
+``GATEWAY_<NAME>``, where NAME is the field's name in the environment (``msgspec.field(name=...)`` where it
+differs from the attribute: ``settings.shed.high_age_s`` is ``GATEWAY_SHED_HIGH_AGE_S``). An unknown
+``GATEWAY_*`` variable is an error rather than silently ignored, so a typo cannot leave a default in force.
+The README's configuration table lists every variable (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any
+
+import msgspec
+
+PREFIX = "GATEWAY_"
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable: where every process writes
+
+
+class ConfigError(ValueError):
+    """A setting or a campaign file is wrong: ``error: <source>: <where>: <what>`` and exit status 2."""
+
+    def __init__(self, source: str, where: str, what: str) -> None:
+        self.source, self.where, self.what = source, where, what
+        super().__init__(": ".join(p for p in (source, where, what) if p))
+
+    def line(self) -> str:
+        return f"error: {self}"
+
+
+class SettingsError(ConfigError):
+    """The environment holds a setting that is unknown or of the wrong type."""
+
+
+def _f(default: Any, env: str) -> Any:
+    """A field whose environment name is ``env`` (after ``GATEWAY_``)."""
+    return msgspec.field(default=default, name=env)
+
+
+class Stores(msgspec.Struct, frozen=True, kw_only=True):
+    redis_url: str = "redis://127.0.0.1:6390/0"
+    database_url: str = "postgresql://gateway@127.0.0.1:5440/gateway"
+    redis_timeout_ms: int = 500
+    database_timeout_ms: int = 2000
+
+
+class Secrets(msgspec.Struct, frozen=True, kw_only=True):
+    """Keys of the gateway's own signatures: receipts, and the person hash of the feed. No default: the gateway
+    refuses to start without them (the dev stack sets its own)."""
+
+    receipt_secret: str = ""
+    person_secret: str = ""
+
+
+class Api(msgspec.Struct, frozen=True, kw_only=True):
+    """Requests: their shape, their authentication, the gateway's own calls on their path."""
+
+    max_body_bytes: int = 1024 * 1024
+    # At most 3,900: the scripts hand Redis up to 2 values per invoice in one call (the claims' HSET, the
+    # limits' MGET), and Redis's Lua unpacks at most 8,000.
+    max_invoices: Annotated[int, msgspec.Meta(ge=1, le=3_900)] = 500
+    clock_skew_s: int = 300
+    nonce_ttl_s: int = 600
+    clients_refresh_s: float = 30.0
+    # The rate-limit call gets less than other Redis calls: past it the limits fail open (caps and dedup fail
+    # closed).
+    ratelimit_timeout_ms: int = 50
+    # Graceful shutdown (gateway/server.py): after SIGTERM, /readyz answers 503 and the process goes on serving
+    # this long before it closes its listener, so load balancers stop sending to it first.
+    drain_delay_s: float = 5.0
+
+
+class Shed(msgspec.Struct, frozen=True, kw_only=True):
+    """Load shedding (ratelimit/shed.py, ratelimit/pipeline.py).
+
+    Requests in flight per process: the limit adapts between ``min_in_flight`` and ``max_in_flight`` to keep the
+    slowest request of each 250 ms under ``target_latency_ms`` (0: a fixed limit of ``max_in_flight``). The floor
+    is the concurrency the capacity is measured at (8 requests over 2 processes, benchmarks/overload_bench.py):
+    on a shared machine, latency rises with other users' load whatever this process admits, and a limit cut
+    below that floor lost goodput and fairness without bringing the p99 under the target (measured)."""
+
+    max_in_flight: int = 8
+    min_in_flight: int = 4
+    target_latency_ms: float = 80.0
+    # A request of a channel holding less than its weighted share waits this long for a slot before its 503.
+    fair_wait_ms: float = 25.0
+    busy_share: float = 0.5
+    high_age_s: float = _f(10.0, "shed_high_age_s")
+    low_age_s: float = _f(2.0, "shed_low_age_s")
+    high_backlog: int = _f(50_000, "shed_high_backlog")
+    low_backlog: int = _f(5_000, "shed_low_backlog")
+    processes: int = 1  # set by gunicorn's config to its worker count: they share the drain
+
+
+class Feed(msgspec.Struct, frozen=True, kw_only=True):
+    max_limit: int = _f(100, "feed_max_limit")
+    max_wait_s: float = _f(30.0, "feed_max_wait_s")
+
+
+class Worker(msgspec.Struct, frozen=True, kw_only=True):
+    """The stream workers and the sealer."""
+
+    batch: int = _f(50, "worker_batch")
+    block_ms: int = _f(200, "worker_block_ms")
+    # An entry delivered this many times without being committed goes to the dead letters.
+    max_deliveries: int = _f(5, "worker_max_deliveries")
+    # Entries a worker read but did not acknowledge for this long are taken over by another (it died).
+    claim_idle_ms: int = _f(30_000, "worker_claim_idle_ms")
+    # Port of a worker's own /metrics (0: none; the dev stack's workers share the gateway's metrics folder).
+    metrics_port: int = _f(0, "worker_metrics_port")
+    seal_interval_ms: int = 500
+    seal_max_entries: int = 1000
+    # Committed keys stay in the in-flight hashes this long (dedup/inflight.py).
+    inflight_grace_s: float = 30.0
+    recheck_lease_s: float = 60.0
+
+
+class Verify(msgspec.Struct, frozen=True, kw_only=True):
+    """The verification client (workers/verify.py)."""
+
+    url: str = _f("http://127.0.0.1:8090", "verify_url")
+    concurrency: int = _f(64, "worker_verify_concurrency")
+    timeout_ms: int = _f(3000, "verify_timeout_ms")
+    # Attempts of one call on 5xx, 429 and timeouts (exponential backoff with jitter from 50 ms).
+    call_attempts: int = _f(3, "verify_call_attempts")
+    # "Not found" is checked again after these delays (seconds, comma-separated) before it is final: a new
+    # invoice reaches the tax system late. Production: hours.
+    recheck_s: str = _f("2,10,30", "verify_recheck_s")
+    # A verification that keeps failing (after its attempts) is tried again this many times, backing off.
+    error_retries: int = _f(5, "verify_error_retries")
+    # Circuit breaker: open when this many of the last 20 calls failed, for this long (entries wait meanwhile).
+    breaker_failures: int = 10
+    breaker_cooldown_s: float = 5.0
+    # Calls per second to the tax service, all worker processes together (0: no cap): they share one pace in
+    # Redis, so the service never sees more than this however many workers run.
+    qps: float = _f(0.0, "verify_qps")
+    # How long a verified answer is kept, so that an invoice is verified once (the national platform allows 5
+    # checks per invoice a day): redeliveries, crashes and re-judging never ask again.
+    cache_s: int = _f(7 * 86400, "verify_cache_s")
+
+    def recheck_delays_s(self) -> list[float]:
+        return [float(s) for s in self.recheck_s.split(",") if s.strip()]
+
+
+class Simulator(msgspec.Struct, frozen=True, kw_only=True):
+    """The verification-service simulator: log-normal latency with this median and 99th percentile; beyond its
+    QPS it answers 429 (0: no cap)."""
+
+    median_ms: float = _f(5.0, "simulator_median_ms")
+    p99_ms: float = _f(40.0, "simulator_p99_ms")
+    qps: float = _f(0.0, "simulator_qps")
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    campaign_file: str = "deploy/campaigns/hefei-2026.toml"
+    log_level: str = "info"
+    # From PROMETHEUS_MULTIPROC_DIR (prometheus_client's own variable, read here once like the rest): where
+    # every process of a server writes its metrics, for /metrics to merge ("" outside a multiprocess server).
+    metrics_dir: str = ""
+    stores: Stores = Stores()
+    secrets: Secrets = Secrets()
+    api: Api = Api()
+    shed: Shed = Shed()
+    feed: Feed = Feed()
+    worker: Worker = Worker()
+    verify: Verify = Verify()
+    simulator: Simulator = Simulator()
+
+
+GROUPS: dict[str, type[msgspec.Struct]] = {
+    f.name: f.type
+    for f in msgspec.structs.fields(Settings)
+    if isinstance(f.type, type) and issubclass(f.type, msgspec.Struct)
+}
+TOP = ("campaign_file", "log_level")
+
+
+def variables() -> Iterator[tuple[str, str, str]]:
+    """(environment variable, group, attribute) of every setting; the group is "" for a top-level one."""
+    for name in TOP:
+        yield PREFIX + name.upper(), "", name
+    for group, struct in GROUPS.items():
+        for f in msgspec.structs.fields(struct):
+            yield PREFIX + f.encode_name.upper(), group, f.name
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from ``environ`` (the process environment by default). Raises ``SettingsError`` naming
+    the variable that is unknown or of the wrong type."""
+    environ = os.environ if environ is None else environ
+    group_of = {var: group for var, group, _ in variables()}
+    top: dict[str, Any] = {"metrics_dir": environ.get(MULTIPROC_DIR, "")}
+    groups: dict[str, dict[str, str]] = {g: {} for g in GROUPS}
+    for name, value in environ.items():
+        if not name.startswith(PREFIX):
+            continue
+        if name not in group_of:
+            raise SettingsError(name, "", "unknown setting (the README's configuration table lists them all)")
+        group = group_of[name]
+        (groups[group] if group else top)[name[len(PREFIX) :].lower()] = value
+    try:
+        for group, values in groups.items():
+            top[group] = msgspec.convert(values, GROUPS[group], strict=False)
+        return msgspec.convert(top, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        what, _, path = str(exc).partition(" - at `$.")
+        raise SettingsError(PREFIX + path.rstrip("`").split(".")[-1].upper(), "", what) from exc
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    """``settings`` with some fields changed, each named as in the environment without ``GATEWAY_`` (lower
+    case): ``replace(s, worker_batch=10, inflight_grace_s=0)``. For tests and benchmarks that tune one process."""
+    by_name = {var[len(PREFIX) :].lower(): (group, attribute) for var, group, attribute in variables()}
+    grouped: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in by_name:
+            raise TypeError(f"no setting named {name}")
+        group, attribute = by_name[name]
+        (grouped.setdefault(group, {}) if group else top)[attribute] = value
+    for group, values in grouped.items():
+        top[group] = msgspec.structs.replace(getattr(settings, group), **values)
+    return msgspec.structs.replace(settings, **top)

@@ -1,0 +1,127 @@
+"""Stage 3 of an upload, admission: the replay guard and the rate limits of the channel, each user and each
+device (one script call), then the campaign's caps per person (one round trip per request).
+
+The rate limits fail open: a slow or absent Redis lets traffic through, and the replay guard then runs on its
+own and fails closed. The caps fail closed: without Redis nothing is accepted (503). The process's own load
+shedding (ratelimit/shed.py) ran before the body was read, in gateway/middleware.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any, NamedTuple
+
+from redis.asyncio import Redis
+
+from core.contract import Queued
+from core.errors import STORE_ERRORS, StoreUnavailable
+from gateway import auth, metrics
+from gateway.errors import TooManyRequests
+from ratelimit import limits
+from ratelimit.caps import REFUSALS, Caps
+
+Going = list[tuple[int, Queued]]  # the invoices still going on, each with its index in the request
+Results = dict[int, dict[str, Any]]  # the answer of each invoice decided so far, by index
+
+
+class Admitted(NamedTuple):
+    going: Going
+    reservations: list[str]  # per invoice going on: "new" (a slot taken now) or "held" (taken before)
+    decision: limits.Decision | None  # None when the limits failed open
+
+
+async def admit(
+    channel: str,
+    invoice_count: int,
+    going: Going,
+    results: Results,
+    nonce: limits.Nonce,
+    *,
+    ratelimiter: limits.RateLimiter,
+    caps: Caps,
+    redis: Redis,
+    timeout_s: float,
+) -> Admitted:
+    """The invoices of ``going`` that pass the rate limits and the caps; the others get their answer in
+    ``results``. Raises TooManyRequests when the channel is over its own rate (the whole request)."""
+    decision = await rate_limit(channel, invoice_count, going, nonce, ratelimiter, redis, timeout_s)
+    going = _drop_rate_limited(going, decision, results)
+    try:
+        reservations = await caps.reserve([q for _, q in going]) if going else []
+    except STORE_ERRORS as exc:
+        raise StoreUnavailable("the campaign caps cannot be checked now") from exc
+    going, reservations = _drop_capped(going, reservations, results)
+    return Admitted(going, reservations, decision)
+
+
+def headers(ratelimiter: limits.RateLimiter, channel: str, decision: limits.Decision | None) -> dict[str, str]:
+    """The RateLimit headers of an admitted request (draft-ietf-httpapi-ratelimit-headers)."""
+    found = {"RateLimit-Policy": limits.policy_header(ratelimiter.of(channel))}
+    if decision is not None:
+        found["RateLimit"] = f'"requests";r={decision.remaining};t={math.ceil(decision.reset_ms / 1000)}'
+    return found
+
+
+async def rate_limit(
+    channel: str,
+    count: int,
+    going: Going,
+    nonce: limits.Nonce,
+    ratelimiter: limits.RateLimiter,
+    redis: Redis,
+    timeout_s: float,
+) -> limits.Decision | None:
+    """The replay guard, the channel's and each invoice's rate limits, in one call."""
+    try:
+        async with asyncio.timeout(timeout_s):  # no task of its own, as wait_for makes
+            decision = await ratelimiter.decide(channel, count, [q for _, q in going], nonce)
+    except STORE_ERRORS:
+        metrics.RATELIMIT_FAIL_OPEN.inc()
+        await auth.spend_nonce(redis, nonce)
+        return None
+    if decision.replayed:
+        auth.raise_replayed()
+    if decision.channel_wait_ms > 0:
+        retry_s = str(math.ceil(decision.channel_wait_ms / 1000))
+        c = ratelimiter.of(channel)
+        raise TooManyRequests(
+            "channel_rate_limited",
+            f"this channel is over its rate ({c.channel_requests_per_s:g} requests/s, {c.channel_invoices_per_s:g}"
+            " invoices/s); retry after Retry-After seconds",
+            {
+                "Retry-After": retry_s,
+                "RateLimit-Policy": limits.policy_header(c),
+                "RateLimit": f'"requests";r=0;t={retry_s}',
+            },
+        )
+    return decision
+
+
+def _drop_rate_limited(going: Going, decision: limits.Decision | None, results: Results) -> Going:
+    if decision is None:
+        return going
+    kept = []
+    for (i, q), wait_ms in zip(going, decision.invoice_waits_ms, strict=True):
+        if wait_ms > 0:
+            results[i] = {"index": i, "key": q.key, "status": "rate_limited", "retry_after": math.ceil(wait_ms / 1000)}
+        else:
+            kept.append((i, q))
+    return kept
+
+
+def _drop_capped(going: Going, reservations: list[str], results: Results) -> tuple[Going, list[str]]:
+    kept, held = [], []
+    for (i, q), answer in zip(going, reservations, strict=True):
+        if answer in REFUSALS:
+            results[i] = {
+                "index": i,
+                "key": q.key,
+                "status": "rejected",
+                "reason": answer,
+                "detail": "the person has reached the campaign's cap",
+            }
+        else:
+            kept.append((i, q))
+            held.append(answer)
+    return kept, held

@@ -1,0 +1,72 @@
+"""Stages 4 and 5 of an upload, deduplication and durable enqueue: the admitted invoices are claimed across all
+channels and the new ones enqueued in one atomic Redis step per intake shard (dedup/claim.py), then answered
+``accepted`` with a receipt, or ``duplicate``. Fails closed: without Redis nothing is accepted (503).
+
+A duplicate of another person's upload gives back the cap slot it took at admission; a channel's own earlier
+upload (or a retry after a lost answer) gets its receipt again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from core import contract
+from core.contract import Queued
+from core.errors import STORE_ERRORS, StoreUnavailable
+from dedup.claim import Claimer, Item
+from dedup.inflight import PERSON_TAG
+from gateway import metrics
+from gateway.admit import Admitted, Results
+from gateway.signing import receipt
+from ratelimit.caps import Caps
+
+log = logging.getLogger(__name__)
+
+
+async def enqueue(
+    channel: str,
+    request_id: str,
+    now_ms: int,
+    admitted: Admitted,
+    results: Results,
+    *,
+    claimer: Claimer,
+    caps: Caps,
+    receipt_secret: str,
+) -> int:
+    """Claim and enqueue the admitted invoices, answering each in ``results``; returns how many were accepted."""
+    if not admitted.going:
+        return 0
+    items = [Item(q.key, contract.pack(q), q.person) for _, q in admitted.going]
+    try:
+        owners = await claimer.claim_and_enqueue(channel, now_ms, request_id, items)
+    except STORE_ERRORS as exc:
+        # The outcome is unknown (some shards may have enqueued): the slots stay held. A retry finds them
+        # "held" and takes no new ones; an invoice never sent again costs its person one slot.
+        raise StoreUnavailable("the intake queue cannot take invoices now") from exc
+    accepted = 0
+    refunds = []
+    for (i, q), owner, reserved in zip(admitted.going, owners, admitted.reservations, strict=True):
+        if owner is None:
+            at = receipt(receipt_secret, q.key, channel, now_ms)
+            results[i] = {"index": i, "key": q.key, "status": "accepted", "receipt": at}
+            accepted += 1
+            continue
+        results[i] = {"index": i, "key": q.key, "status": "duplicate"}
+        if owner.channel == channel and owner.accepted_at_ms:
+            results[i]["receipt"] = receipt(receipt_secret, q.key, channel, owner.accepted_at_ms)
+        if reserved == "new" and owner.person != q.person[:PERSON_TAG]:
+            refunds.append(q)
+    await _give_back(caps, refunds)
+    return accepted
+
+
+async def _give_back(caps: Caps, invoices: list[Queued]) -> None:
+    """Best effort: the invoices' answers stand whatever happens here; a slot not given back is counted."""
+    if not invoices:
+        return
+    try:
+        await caps.release(invoices)
+    except STORE_ERRORS:
+        metrics.CAP_RELEASE_FAILED.inc(len(invoices))
+        log.warning("could not give back %d cap slots", len(invoices))
