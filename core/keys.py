@@ -2,7 +2,7 @@
 
 Keys that one Lua script touches together share a hash tag (``{sNN}``) so that the same script runs on a
 Redis Cluster: an intake shard holds its stream, its in-flight claims and its Bloom filter. Invoice keys are
-spread over the shards by hash (dedup.digest).
+spread over the shards by hash (core/shards.py).
 """
 
 from __future__ import annotations
@@ -48,6 +48,28 @@ def bloom(shard: int, generation: int) -> str:
 def rate_limits(client_id: str) -> str:
     """The hash tag of a client's rate-limit states and nonces (ratelimit/limits.lua touches them together)."""
     return f"{{rl:{client_id}}}"
+
+
+def channel_requests(client_id: str) -> str:
+    """The GCRA state of a channel's request rate."""
+    return f"{rate_limits(client_id)}:req"
+
+
+def channel_invoices(client_id: str) -> str:
+    """The GCRA state of a channel's invoice rate."""
+    return f"{rate_limits(client_id)}:inv"
+
+
+# ":u2:" and ":d2:": states of 16 packed bytes (two arrival times). Gateways of the older text format (":u:",
+# ":d:") kept their own states while both ran, so a rolling upgrade or a rollback never read the other's.
+def user_rate(client_id: str, user_ref: str) -> str:
+    """The GCRA states (per minute, per day) of one of the channel's users."""
+    return f"{rate_limits(client_id)}:u2:{user_ref}"
+
+
+def device_rate(client_id: str, device_ref: str) -> str:
+    """The GCRA states (per minute, per day) of one of the channel's devices."""
+    return f"{rate_limits(client_id)}:d2:{device_ref}"
 
 
 def nonce(client_id: str, nonce: str) -> str:

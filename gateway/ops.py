@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import math
 
+import asyncpg
+from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -13,7 +15,7 @@ from core.metrics import exposition
 from dedup import bloom, sizing
 from dedup import metrics as dedup_metrics
 from gateway import metrics
-from gateway.deps import Deps, deps
+from gateway.deps import deps
 
 
 async def healthz(request: Request) -> Response:
@@ -46,14 +48,15 @@ async def _answers(call: object, timeout_s: float) -> bool:
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text of every process; the dedup filters' and the feed's gauges are refreshed first."""
     d = deps(request)
-    await asyncio.gather(_refresh_filters(d), _refresh_feed(d), _refresh_redis(d))
+    shards = d.campaign.dedup.shards
+    await asyncio.gather(_refresh_filters(d.redis, shards), _refresh_feed(d.pool), _refresh_redis(d.redis, shards))
     body, content_type = exposition(d.settings.metrics_dir)
     return Response(body, media_type=content_type)
 
 
-async def _refresh_filters(d: Deps) -> None:
+async def _refresh_filters(redis: Redis, shards: int) -> None:
     try:
-        filters = await asyncio.wait_for(bloom.describe(d.redis, d.campaign.dedup.shards), 1.0)
+        filters = await asyncio.wait_for(bloom.describe(redis, shards), 1.0)
     except Exception:  # the filter gauges keep their last values; the scrape itself must not fail
         return
     for f in filters:
@@ -74,9 +77,9 @@ SELECT (SELECT extract(epoch FROM now() - sealed_at) FROM feed_batches ORDER BY 
 """
 
 
-async def _refresh_feed(d: Deps) -> None:
+async def _refresh_feed(pool: asyncpg.Pool) -> None:
     try:
-        row = await asyncio.wait_for(d.pool.fetchrow(FRESHNESS), 1.0)
+        row = await asyncio.wait_for(pool.fetchrow(FRESHNESS), 1.0)
     except Exception:  # the feed gauges keep their last values; the scrape itself must not fail
         return
     assert row is not None
@@ -84,12 +87,12 @@ async def _refresh_feed(d: Deps) -> None:
     metrics.FEED_OLDEST_UNFED_AGE.set(0.0 if row["oldest_unfed"] is None else float(row["oldest_unfed"]))
 
 
-async def _refresh_redis(d: Deps) -> None:
+async def _refresh_redis(redis: Redis, shards: int) -> None:
     """From Redis, in one pipelined round trip: the entries read by a worker and not acknowledged yet, per shard
     (XPENDING), and Redis's memory against its limit (it runs with noeviction: full, it refuses every write)."""
     try:
-        async with d.redis.pipeline(transaction=False) as pipe:
-            for shard in range(d.campaign.dedup.shards):
+        async with redis.pipeline(transaction=False) as pipe:
+            for shard in range(shards):
                 pipe.xpending(keys.stream(shard), keys.GROUP)
             pipe.info("memory")
             replies = await asyncio.wait_for(pipe.execute(raise_on_error=False), 1.0)

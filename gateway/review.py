@@ -21,8 +21,9 @@ from core import feed, locks
 from core.errors import STORE_ERRORS
 from core.times import iso_ms
 from gateway import auth
-from gateway.deps import Deps, deps
+from gateway.deps import deps
 from gateway.errors import BadRequest, Conflict, NotFound
+from ratelimit.caps import Caps
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ async def decide(request: Request) -> Response:
         if decision.decision == "release":
             await feed.append(conn, "add", [feed.of_row("add", row)], d.campaign.payout_hold_s)
     if decision.decision == "reject" and d.campaign.caps.ineligible_returns_slot:
-        await _give_back_slot(d, row)
+        await _give_back_slot(d.caps, row)
     return Response(orjson.dumps({"key": key, "status": row["status"]}), media_type="application/json")
 
 
@@ -131,11 +132,11 @@ class _Slot(msgspec.Struct, frozen=True):
     accepted_at_ms: int
 
 
-async def _give_back_slot(d: Deps, row: asyncpg.Record) -> None:
+async def _give_back_slot(caps: Caps, row: asyncpg.Record) -> None:
     """A rejected invoice gives its cap slot back, as one found ineligible by the workers does (campaign setting;
     best effort: the rejection stands if Redis cannot be reached)."""
     slot = _Slot(row["key"], row["person"], round(row["accepted_at"].timestamp() * 1000))
     try:
-        await d.caps.release([slot])
+        await caps.release([slot])
     except STORE_ERRORS as exc:
         log.warning("could not give back the cap slot of a rejected invoice: %s", type(exc).__name__)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import orjson
+from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -12,7 +14,7 @@ from core.errors import STORE_ERRORS, StoreUnavailable
 from core.times import iso_from_ms, iso_ms
 from dedup import inflight
 from gateway import auth
-from gateway.deps import Deps, deps
+from gateway.deps import deps
 from gateway.errors import NotFound
 
 
@@ -20,17 +22,17 @@ async def status(request: Request) -> Response:
     d = deps(request)
     client, _ = await auth.authenticate(request, "channel", d.clients, d.redis, d.settings.api)
     key = request.path_params["key"]
-    found = await lookup(d, key, client.client_id)
+    found = await lookup(key, client.client_id, d.pool, d.redis, d.campaign.dedup.shards)
     if found is None:
         raise NotFound("unknown_invoice", "no invoice with this key was submitted by this channel")
     return Response(orjson.dumps(found), media_type="application/json")
 
 
-async def lookup(d: Deps, key: str, channel: str) -> dict[str, Any] | None:
+async def lookup(key: str, channel: str, pool: asyncpg.Pool, redis: Redis, shards: int) -> dict[str, Any] | None:
     """The status as this channel may see it: committed, duplicate, or still queued."""
     if len(key) > 32 or not (key.isascii() and key.isdigit()):
         return None
-    async with d.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT channel, status, reason, batch_seq FROM invoices WHERE key = $1", key)
         if row is not None and row["channel"] == channel:
             events = await conn.fetch(
@@ -49,12 +51,12 @@ async def lookup(d: Deps, key: str, channel: str) -> dict[str, Any] | None:
         return {"key": key, "status": "duplicate", "history": [{"status": "duplicate", "at": iso_ms(dup_at)}]}
     if row is not None:
         return None
-    return await _queued(d, key, channel)
+    return await _queued(key, channel, redis, shards)
 
 
-async def _queued(d: Deps, key: str, channel: str) -> dict[str, Any] | None:
+async def _queued(key: str, channel: str, redis: Redis, shards: int) -> dict[str, Any] | None:
     try:
-        owner = await inflight.owner(d.redis, d.campaign.dedup.shards, key)
+        owner = await inflight.owner(redis, shards, key)
     except STORE_ERRORS as exc:
         raise StoreUnavailable("the intake queue cannot be read now") from exc
     if owner is None or owner.channel != channel:

@@ -72,17 +72,14 @@ class RateLimiter:
     async def decide(self, channel: str, invoice_count: int, invoices: Sequence[Queued], nonce: Nonce) -> Decision:
         """The nonce (spent, or a replay), the channel's verdict on the whole request, then the user and device
         verdict on each invoice. ``nonce.key`` must carry the channel's hash tag (``keys.nonce``)."""
-        tag = keys.rate_limits(channel)
         names: dict[str, int] = {}
         pairs: list[int] = []
         for q in invoices:
-            # ":u2:" and ":d2:": states of 16 packed bytes. Gateways of the text format (":u:", ":d:") keep
-            # their own states while both run, so a rolling upgrade or a rollback never reads the other's.
-            for name in (f"{tag}:u2:{q.user_ref}", f"{tag}:d2:{q.device_ref}"):
+            for name in (keys.user_rate(channel, q.user_ref), keys.device_rate(channel, q.device_ref)):
                 pairs.append(names.setdefault(name, len(names) + 4))
         head = self._argv.get(channel) or self._argv.setdefault(channel, script_argv(self.of(channel)))
         reply = await self._script(
-            keys=[f"{tag}:req", f"{tag}:inv", nonce.key, *names],
+            keys=[keys.channel_requests(channel), keys.channel_invoices(channel), nonce.key, *names],
             args=[*head, invoice_count, nonce.token, nonce.ttl_s, lua.indices(pairs)],
         )
         if reply[0] < 0:
