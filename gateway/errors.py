@@ -71,12 +71,6 @@ class TooManyRequests(Problem):
     type = "urn:invoice-gateway:problem:rate-limited"
 
 
-class Unavailable(Problem):
-    status = 503
-    title = "Service unavailable"
-    type = "urn:invoice-gateway:problem:unavailable"
-
-
 def problem_response(
     status: int,
     title: str,
@@ -97,7 +91,8 @@ async def handle_problem(request: Request, exc: Exception) -> Response:
 def unavailable(exc: StoreUnavailable) -> Response:
     """The one 503 of a store that did not answer: the caller may retry after ``Retry-After``."""
     headers = {"Retry-After": str(exc.retry_after_s)}
-    return problem_response(503, Unavailable.title, "store_unavailable", exc.detail, headers, Unavailable.type)
+    problem_type = "urn:invoice-gateway:problem:unavailable"
+    return problem_response(503, "Service unavailable", "store_unavailable", exc.detail, headers, problem_type)
 
 
 async def handle_store_unavailable(request: Request, exc: Exception) -> Response:

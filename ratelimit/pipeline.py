@@ -17,14 +17,15 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from core import keys
+from core.errors import STORE_ERRORS
 from core.settings import Shed
 from ratelimit import metrics
 from ratelimit.shed import Admission
 
 log = logging.getLogger(__name__)
+READ_ERRORS: tuple[type[BaseException], ...] = (*STORE_ERRORS, ValueError)  # ValueError: an unreadable reply
 
 
 class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,7 +108,7 @@ class PipelineMonitor:
         while True:
             try:
                 self.judge(await self.read())
-            except (RedisError, OSError, ValueError) as exc:
+            except READ_ERRORS as exc:
                 # Without a reading the last state stands; dedup and caps fail closed on their own.
                 log.warning("pipeline reading failed: %s", type(exc).__name__)
             await asyncio.sleep(self._config.interval_s)

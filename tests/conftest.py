@@ -16,6 +16,7 @@ from core import settings as config
 from core.settings import Settings, from_env
 from deploy import devstack
 from loadtest.client import SignedClient
+from tests.privacy import leaks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,6 +48,12 @@ def stack() -> Iterator[Any]:
         yield s
     finally:
         s.stop()
+    # Every log the session's stack wrote, whatever the tests did to it: no secret, name or ID number.
+    secrets = [secret for _, secret, _ in devstack.DEV_CLIENTS]
+    found = leaks(
+        sorted(s.logs.glob("*.log")), [*secrets, s.env["GATEWAY_RECEIPT_SECRET"], s.env["GATEWAY_PERSON_SECRET"]]
+    )
+    assert found == [], f"personal data or secrets in the logs: {found}"
 
 
 @pytest.fixture(scope="session")
@@ -88,9 +95,9 @@ def drain(settings: Settings) -> Any:
     """Run a worker in burst mode: process every queued entry, seal, return the entries processed."""
     from workers.cli import run_worker
 
-    def run() -> int:
+    def run(timeout_s: float = 120) -> int:
         # A drain that does not end is a failure, never a hung suite.
-        return asyncio.run(asyncio.wait_for(run_worker(settings, burst=True, handle_signals=False), 120))
+        return asyncio.run(asyncio.wait_for(run_worker(settings, burst=True, handle_signals=False), timeout_s))
 
     return run
 

@@ -21,10 +21,10 @@ from typing import Any, Literal
 import aiohttp
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from core import keys, lua
 from core.contract import Queued
+from core.errors import STORE_ERRORS
 from workers import metrics
 
 JSON = {"Content-Type": "application/json"}
@@ -196,7 +196,7 @@ class Verifier:
             async with self._slots:
                 try:
                     await self._pace.wait()
-                except (RedisError, OSError) as exc:  # no slot, no call: the invoice waits, spending no try
+                except STORE_ERRORS as exc:  # no slot, no call: the invoice waits, spending no try
                     return Verification("unavailable", detail=f"no pace slot: {type(exc).__name__}")
                 answer = await self._call(asked)
             if answer.outcome != "error":

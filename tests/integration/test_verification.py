@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from core import settings as config
 from core.settings import Settings
 from core.stores import open_redis
@@ -32,7 +34,8 @@ def test_while_the_tax_service_is_down_invoices_wait_then_finish(
     worker = threading.Thread(target=lambda: done.append(asyncio.run(run_worker(quick, True, False))))
     worker.start()
     try:
-        time.sleep(2)  # the breaker opens; the invoices wait for their re-check instead of failing
+        # The breaker opens; the invoices wait for their re-check instead of failing.
+        wait_for(lambda: REGISTRY.get_sample_value("worker_verify_breaker_open") == 1, 20)
         assert {channel.status(k).json()["status"] for k in keys} == {"accepted"}
     finally:
         stack.start_simulator()
@@ -51,9 +54,13 @@ def test_a_taken_recheck_item_comes_back_when_its_lease_ends(settings: Settings)
             rechecks = Rechecks(redis, 1, lease_s=0.3)
             await redis.zadd("{s00}:recheck", {item(0, b"invoice"): 0})
             first = await rechecks.take_due(10)
+            taken_at = time.monotonic()
             again = await rechecks.take_due(10)  # leased: nobody else takes it
-            await asyncio.sleep(0.4)  # the taker died: the lease ends
             later = await rechecks.take_due(10)
+            while not later and time.monotonic() - taken_at < 5:  # the taker died: the lease ends
+                await asyncio.sleep(0.02)
+                later = await rechecks.take_due(10)
+            assert time.monotonic() - taken_at >= 0.3  # not before the lease's end
             await redis.flushdb()
             return sum(map(len, first.values())), sum(map(len, again.values())), sum(map(len, later.values()))
         finally:
