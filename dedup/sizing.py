@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 BLOCK_BITS = 256
-MAX_K = 12  # positions available in a digest (dedup.digest)
+MAX_K = 12  # positions available in a digest (core.shards)
 
 
 def false_positive_rate(bits_per_key: float, k: int, block_bits: int = BLOCK_BITS) -> float:
