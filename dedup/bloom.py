@@ -1,8 +1,9 @@
 """The per-shard Bloom filters in Redis: create, grow, describe. (Rebuilding is dedup.rebuild.)
 
 Each shard's meta hash (``{sNN}:bloom``) holds ``k``, ``sizes`` (blocks per generation, oldest first),
-``ready`` ("1" when the filter can be trusted to say "new") and ``n:<generation>`` (keys added). Bitmaps are
-allocated whole when created, so that no request pays for growing one.
+``ready`` ("1" when the filter can be trusted to say "new") and ``n:<generation>`` (keys added). The claim
+script reads that layout in the same atomic step as its test-and-set, so every gateway uses the same one. Bitmaps
+are allocated whole when created, so that no request pays for growing one.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 --
 -- KEYS[1]  the shard's filter meta hash (k, sizes)
 -- KEYS[2..] the shard's filter bitmaps, one per generation, oldest first
--- ARGV[1]  digests, 20 bytes per key (dedup/digest.py)
+-- ARGV[1]  digests, 20 bytes per key (core/shards.py)
 -- ARGV[2]  optional "test": only count, set nothing (to measure the false-positive rate)
 --
 -- Returns how many keys were not in the filter yet (their bits are set now, in the newest generation).

@@ -9,7 +9,7 @@
 -- ARGV[2]  accepted-at time, Unix ms
 -- ARGV[3]  request id (unique per request: a retried call recognises its own claims)
 -- ARGV[4]  mode: "check" (normal) or "force" (keys the caller proved new: false positives of the filter)
--- ARGV[5]  digests, 20 bytes per invoice in order (dedup/digest.py)
+-- ARGV[5]  digests, 20 bytes per invoice in order (core/shards.py)
 -- ARGV[6..] triples: invoice key, packed invoice (what the workers decode), person tag; no key twice in one call
 --
 -- Returns one value per pair, in order:

@@ -4,7 +4,8 @@ The filter is *blocked*: each invoice key picks one 256-bit block and sets its k
 GETRANGE and at most one SETRANGE per key do the whole test-and-set (measured: a bit at a time costs about
 1 µs per bit in a Redis script, ten times a block's cost). A blocked filter needs more bits per key than a
 classic one for the same false-positive rate; ``size`` accounts for that exactly, by summing over the Poisson
-load of a block, rather than with the classic formula.
+load of a block, rather than with the classic formula. At a false-positive rate of 0.1% that gives k = 9 and
+2.07 bytes a key (benchmarks/README.md, "Deduplication", measures it).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import math
 
 BLOCK_BITS = 256
-MAX_K = 12  # positions available in a digest (dedup.digest)
+MAX_K = 12  # positions available in a digest (core.shards)
 
 
 def false_positive_rate(bits_per_key: float, k: int, block_bits: int = BLOCK_BITS) -> float:

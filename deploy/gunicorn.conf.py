@@ -1,4 +1,4 @@
-"""gunicorn settings of the gateway. The worker class was chosen by measurement (README, "Server").
+"""gunicorn settings of the gateway. The worker class was chosen by measurement (deploy/README.md, "Server").
 
 Bind elsewhere with `-b HOST:PORT`; WEB_CONCURRENCY sets the processes (default: one per core).
 """

@@ -2,6 +2,10 @@
 
 A store's failure anywhere below a route is ``core.errors.StoreUnavailable`` (or one of ``STORE_ERRORS`` that
 nobody converted): both are answered here, 503 with ``Retry-After``. Anything else unexpected is our bug: 500.
+
+Problem types: ``about:blank`` but for ``urn:invoice-gateway:problem:rate-limited`` (429),
+``urn:invoice-gateway:problem:unavailable`` (503, a store) and ``urn:invoice-gateway:problem:overloaded`` (503,
+shedding, answered by gateway/middleware.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """Stage 2 of an upload, parsing: the body read within its size limit, then decoded into invoices (msgspec), one
-invoice that does not fit the shape becoming its own rejection while the rest go on."""
+invoice that does not fit the shape becoming its own rejection while the rest go on.
+
+A body over the limit is ``413`` from its ``Content-Length`` before it is read, or as soon as a streamed body
+passes the limit. JSON (also without a ``Content-Type``) or msgpack (``application/msgpack``); anything else
+is ``415``."""
 
 from __future__ import annotations
 

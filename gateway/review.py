@@ -3,7 +3,12 @@ releases one into the feed or rejects it, recording who decided and why.
 
 ``{"decision": "release" | "reject", "note": "..."}``. A released invoice is ``verified`` again and joins the
 feed after the campaign's payout hold, as if no rule had been hit; a rejected one is ``ineligible`` with reason
-``rejected_in_review``. Only a held invoice can be decided: anything else is ``409``.
+``rejected_in_review``. Only a held invoice can be decided: anything else is ``409`` ``not_held``, an unknown
+key ``404``, a bad decision or an empty note ``400``. The admin client and the note are kept in ``reviews`` and
+the invoice's history.
+
+The list gives, per held invoice, ``key``, ``channel``, ``reason``, ``seller_tax_id``, ``amount_fen`` and
+``accepted_at``: no person data.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Every ``interval_s`` one pipelined round trip reads, per intake shard, the strea
 (workers delete entries once committed, so the first is the oldest unprocessed one), and the workers' running
 total of invoices processed (``pipeline:done``). Saturation begins when the oldest entry is older than
 ``high_age_s`` or the backlog exceeds ``high_backlog`` entries, and ends only when both are below their low
-marks for ``calm_polls`` polls in a row.
+marks for ``calm_polls`` polls in a row (by default 4 polls of 0.5 s: 2 s).
 """
 
 from __future__ import annotations

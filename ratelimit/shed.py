@@ -10,7 +10,8 @@ Three refusals, all decided from this process's own state (no I/O on the request
   not the one crowding: its arrivals come in clumps, and holding it to its share of the slots at every
   instant refused its clumps while the flood kept the rest;
 - ``pipeline_saturated``: the pipeline behind the gateway is saturated (``PipelineMonitor``) and this channel
-  has spent its weighted share of what the workers drain; shares refill at that rate.
+  has spent its share of what the workers drain: 90% of the drain times its weighted share; shares refill at
+  that rate.
 
 A request refused for want of a slot (``in_flight``) may wait up to ``max_wait_s`` for one when its channel
 holds less than its weighted share: freed slots go to the waiting channel with the fewest requests in flight
@@ -18,6 +19,10 @@ for its weight (fair queueing of slots). A flood is always over its share, so it
 sends its normal rate is not refused just because the flood keeps every slot busy. The wait is short and
 bounded (at most a share of the limit per channel), so it is not the unbounded queue in the event loop that
 shedding exists to avoid.
+
+Only ``/v1`` requests are shed (gateway/middleware.py): the operations endpoints never are, and ``/readyz``
+does not follow shedding (a process that sheds is still ready). A feed long poll holds a slot, but its time says
+nothing of load, so it does not adapt the limit.
 
 The channel is read from ``X-Client-Id`` before authentication, so only refusals use it: a caller who forges
 another channel's id is refused at the signature and spends none of that channel's share.

@@ -1,7 +1,8 @@
 """The re-check sets: invoices waiting to be asked again (not found yet, or the service failing).
 
 An item is ``msgpack([tries, packed invoice])``; its score is the due time in ms. Items are taken under a
-lease (``recheck_take.lua``) and removed only once their invoice is committed.
+lease (``recheck_take.lua``) and removed only once their invoice is committed, so a worker killed at any
+moment loses none. Waiting invoices stay ``accepted`` meanwhile.
 """
 
 from __future__ import annotations

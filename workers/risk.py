@@ -2,15 +2,22 @@
 code, never dropped (an admin releases or rejects it: ``/v1/admin/held``). They need only what was uploaded, so
 the workers run them while the tax service answers.
 
-One query per batch decides them all, counting over the campaign's recent invoices together with the batch's
-own (a ticket farm's invoices often arrive in one batch):
+One query per batch decides them all, counting over each device's and seller's newest ``SCAN`` (2,000)
+invoices of the last ``window_days`` together with the batch's own (a ticket farm's invoices often arrive in
+one batch), so a batch costs the same however big a seller grows. The thresholds are the campaign's ``[risk]``
+section (core/campaign.py); a held invoice keeps its cap slot until a review decides.
 
-- ``blacklisted_person``, ``blacklisted_device``, ``blacklisted_seller``: in the blacklist (黄牛库);
-- ``device_many_persons``: one device used by more persons than the campaign allows;
-- ``seller_few_persons``: a seller whose many invoices all go to a few persons;
-- ``seller_high_value_burst``: a high-value invoice from a seller issuing many of them within the hour;
-- ``seller_reversal_spike``: a seller with many reversed invoices (mass red-letter reversals, 红冲);
-- ``upload_far_from_city``: uploaded far from the campaign's city (decided without the database).
+- ``blacklisted_person``, ``blacklisted_device``, ``blacklisted_seller``: in the blacklist (黄牛库), table
+  ``blacklist``; a person blacklisted as a channel's user stays caught when an ID number is added;
+- ``device_many_persons``: one device used by more than ``device_max_persons`` persons;
+- ``seller_few_persons``: a seller with at least ``seller_min_invoices`` invoices going to at most
+  ``seller_max_persons`` persons;
+- ``seller_high_value_burst``: a high-value invoice (at least ``high_value_fen``) from a seller with more than
+  ``high_value_burst`` of them within ``high_value_window_s``;
+- ``seller_reversal_spike``: a seller with more than ``seller_reversals`` reversed invoices in the window,
+  found reversed by a red-letter reversal or by the tax service (mass 红冲);
+- ``upload_far_from_city``: uploaded more than ``max_distance_km`` from the campaign's centre (decided without
+  the database; only the distance leaves the gateway, never the location).
 """
 
 from __future__ import annotations

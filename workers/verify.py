@@ -1,8 +1,11 @@
 """The verification client (验真): one aiohttp session per process, a cap on calls in flight, a pace of calls
 per second shared by all worker processes (in Redis), a timeout and a few attempts per call (exponential
 backoff with jitter on 5xx, 429 and timeouts), and a circuit breaker. An answer is one of: found, not found,
-error (the call failed after its attempts), or unavailable (the breaker is open: nothing was asked, the
-invoice waits without spending a try).
+error (the call failed after its attempts), or unavailable (nothing was learnt: the breaker is open, the
+service answered 429, or Redis gave no pace slot; the invoice waits without spending a try, so a throttled
+service never disqualifies an invoice). tests/integration/test_tax_service.py runs two workers against a
+simulator limited to 10 calls/s: it refused none, took at most 10 in any second, and saw each invoice once,
+even when the same entries were delivered again.
 
 The verified facts keep no personal data: the buyer's name becomes a keyed hash as soon as it arrives, the
 same hash the gateway made of the uploaded name, so the two can be compared and the facts cached."""
