@@ -22,6 +22,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -33,6 +34,27 @@ DEV_CLIENTS = (
     ("demo-draw", "demo-draw-secret", "draw"),
     ("demo-admin", "demo-admin-secret", "admin"),
 )
+EXIT_CONFIG = 2  # what every command of the project exits with on a configuration error (core/cli.py)
+
+
+class StackError(Exception):
+    """A part of the stack could not start. The message is what to print: the part's own ``error:`` line(s)
+    for a configuration error (``status`` 2), else what failed and where its log is."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _failure(name: str, status: int, output: str, log: Path) -> StackError:
+    """What a part's failure is worth printing: its ``error:`` lines when it refused its configuration (exit
+    status 2, core/cli.py), else the part, its status and the last lines of its output, with its log."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    if status == EXIT_CONFIG and errors:
+        return StackError("\n".join(errors), EXIT_CONFIG)
+    tail = "".join(f"\n  {line}" for line in lines[-10:])
+    return StackError(f"error: {name} exited with {status} (its log: {log}){tail}")
 
 
 def free_port() -> int:
@@ -114,7 +136,7 @@ class Stack:
         return env
 
     def _spawn(
-        self, name: str, argv: list[str], user: str | None = None, env: dict[str, str] | None = None
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, **credentials: Any
     ) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
@@ -123,9 +145,9 @@ class Stack:
                 env={**self.env, **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                user=user,
                 cwd=ROOT,
                 start_new_session=True,
+                **credentials,
             )
         self.procs.append((name, proc))
         return proc
@@ -133,8 +155,8 @@ class Stack:
     def _alive(self, name: str, proc: subprocess.Popen[bytes], check: Callable[[], bool]) -> Callable[[], bool]:
         def ready() -> bool:
             if proc.poll() is not None:
-                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+                log = self.logs / f"{name}.log"
+                raise _failure(name, proc.returncode, log.read_text(errors="replace")[-2000:], log)
             return check()
 
         return ready
@@ -164,7 +186,8 @@ class Stack:
             if as_root:
                 pw = pwd.getpwnam("postgres")
                 os.chown(folder, pw.pw_uid, pw.pw_gid)
-            subprocess.run(
+            self._run(
+                "initdb",
                 [
                     str(PG_BIN / "initdb"),
                     "-D",
@@ -176,10 +199,8 @@ class Stack:
                     "UTF8",
                     "--locale=C.UTF-8",
                 ],
-                check=True,
-                user=user,
-                stdout=subprocess.DEVNULL,
                 cwd="/",
+                user=user,
             )
         argv = [
             str(PG_BIN / "postgres"),
@@ -227,9 +248,20 @@ class Stack:
         self._run_cli(["dedup", "ensure"])
 
     def _run_cli(self, argv: list[str]) -> None:
-        subprocess.run(
-            [str(VENV_BIN / argv[0]), *argv[1:]], env=self.env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL
-        )
+        self._run(" ".join(argv[:2]), [str(VENV_BIN / argv[0]), *argv[1:]], env=self.env)
+
+    def _run(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: str | Path = ROOT, **credentials: Any
+    ) -> None:
+        """Run one command to its end; its output goes to its log (logs/<first word>.log), and a failure is a
+        ``StackError`` rather than a traceback."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, errors="replace", **credentials)
+        log = self.logs / f"{name.replace(' ', '-')}.log"
+        with open(log, "a") as f:
+            f.write(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise _failure(name, done.returncode, done.stderr or done.stdout, log)
 
     def start_simulator(
         self, port: int | None = None, env: dict[str, str] | None = None, name: str = "simulator"
@@ -307,8 +339,25 @@ def main() -> int:
     parser.add_argument("--sim-port", type=int, default=8090)
     parser.add_argument("--gateway-processes", type=int, default=2)
     parser.add_argument("--worker-processes", type=int, default=1)
+    parser.add_argument("--campaign", type=Path, default=CAMPAIGN, help="the campaign file (default: %(default)s)")
     args = parser.parse_args()
-    stack = Stack(args.data, redis_port=args.redis_port, pg_port=args.pg_port, sim_port=args.sim_port, port=args.port)
+    stack = Stack(
+        args.data,
+        redis_port=args.redis_port,
+        pg_port=args.pg_port,
+        sim_port=args.sim_port,
+        port=args.port,
+        campaign=args.campaign,
+    )
+    from core import campaign as campaigns
+    from core.settings import ConfigError, from_env
+
+    try:  # what every part would refuse, said once before anything starts
+        from_env(stack.env)
+        campaigns.load(stack.campaign)
+    except ConfigError as exc:
+        print(exc.line(), file=sys.stderr, flush=True)
+        return EXIT_CONFIG
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -317,6 +366,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    status = 0
     try:
         stack.start_all(args.gateway_processes, args.worker_processes)
         print_banner(stack)
@@ -326,11 +376,17 @@ def main() -> int:
                     print(f"{name} exited with {proc.returncode}; see {stack.logs / (name + '.log')}", flush=True)
                     stopping = True
             time.sleep(0.2)
+    except StackError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        status = exc.status
+    except TimeoutError as exc:
+        print(f"error: {exc} (logs in {stack.logs})", file=sys.stderr, flush=True)
+        status = 1
     finally:
         print("stopping the dev stack ...", flush=True)
         stack.stop()
         print("stopped.", flush=True)
-    return 0
+    return status
 
 
 def print_banner(stack: Stack) -> None:
