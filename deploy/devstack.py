@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import pwd
 import shutil
@@ -18,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -34,6 +36,9 @@ DEV_CLIENTS = (
     ("demo-draw", "demo-draw-secret", "draw"),
     ("demo-admin", "demo-admin-secret", "admin"),
 )
+# Where the cluster goes when the server cannot use <data>/postgres (Stack.postgres_folder; make clean knows it).
+CLUSTER_PREFIX = "prize-gateway-pg-"
+MAX_SOCKET_PATH = 107  # bytes of a unix socket's path (sun_path holds 108 with its terminating zero)
 EXIT_CONFIG = 2  # what every command of the project exits with on a configuration error (core/cli.py)
 
 
@@ -44,6 +49,21 @@ class StackError(Exception):
     def __init__(self, message: str, status: int = 1) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _postgres_user() -> pwd.struct_passwd:
+    return pwd.getpwnam("postgres")
+
+
+def _groups(user: pwd.struct_passwd) -> list[int]:
+    return os.getgrouplist(user.pw_name, user.pw_gid)
+
+
+def _chown_tree(top: Path, uid: int, gid: int) -> None:
+    os.chown(top, uid, gid)
+    for folder, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
 
 
 def _failure(name: str, status: int, output: str, log: Path) -> StackError:
@@ -178,14 +198,15 @@ class Stack:
         wait_until("redis", self._alive("redis", proc, lambda: redis_pong(self.redis_port)))
 
     def start_postgres(self) -> None:
-        folder = self.data / "postgres"
-        as_root = os.geteuid() == 0
-        user = "postgres" if as_root else None
+        folder = self.postgres_folder()
+        user = _postgres_user() if os.geteuid() == 0 else None
+        as_postgres: dict[str, Any] = {}
+        if user is not None:
+            as_postgres = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": _groups(user)}
         if not (folder / "PG_VERSION").exists():
             folder.mkdir(parents=True, exist_ok=True)
-            if as_root:
-                pw = pwd.getpwnam("postgres")
-                os.chown(folder, pw.pw_uid, pw.pw_gid)
+            if user is not None:
+                os.chown(folder, user.pw_uid, user.pw_gid)
             self._run(
                 "initdb",
                 [
@@ -200,7 +221,7 @@ class Stack:
                     "--locale=C.UTF-8",
                 ],
                 cwd="/",
-                user=user,
+                **as_postgres,
             )
         argv = [
             str(PG_BIN / "postgres"),
@@ -217,9 +238,67 @@ class Stack:
             "-c",
             "max_connections=200",
         ]
-        proc = self._spawn("postgres", argv, user=user)
+        proc = self._spawn("postgres", argv, **as_postgres)
         wait_until("postgres", self._alive("postgres", proc, self._postgres_answers))
         self._create_database()
+
+    def postgres_folder(self) -> Path:
+        """The cluster's folder: ``<data>/postgres``, unless the server could not use it there.
+
+        Two things stop it: run as root, the server runs as the ``postgres`` user, who may not be allowed
+        through the folders above the data (a clone under root's ``drwx------`` home, or a ``mktemp -d``); and
+        its socket's path (the cluster folder, then ``.s.PGSQL.<port>``) must fit in the 107 bytes of a unix
+        socket address. Then the cluster lives in a folder of its own named after the data folder (under the
+        ``postgres`` user's home as root, else in the temporary folder), ``<data>/postgres`` is a symbolic link
+        to it, and one line says so. Nobody's folders change their permissions. A second start follows the
+        link; ``make clean`` removes both."""
+        link = self.data / "postgres"
+        self.data.mkdir(parents=True, exist_ok=True)
+        user = _postgres_user() if os.geteuid() == 0 else None
+        owner = user.pw_uid if user is not None else os.geteuid()
+        why: str | None = None
+        if link.is_symlink():
+            folder = link.parent / os.readlink(link)
+        else:
+            why = self._postgres_cannot_use(link)
+            if why is None:
+                return link
+            base = Path(tempfile.gettempdir())
+            if user is not None and Path(user.pw_dir).is_dir() and Path(user.pw_dir).stat().st_uid == user.pw_uid:
+                base = Path(user.pw_dir)
+            folder = base / f"{CLUSTER_PREFIX}{hashlib.sha256(str(self.data).encode()).hexdigest()[:12]}"
+        if folder.is_symlink() or (folder.exists() and folder.stat().st_uid != owner):
+            raise StackError(f"error: {folder}: not the dev stack's cluster (not owned by uid {owner}); remove it")
+        if not link.is_symlink():
+            # Without the link, what the folder holds is a cluster this data folder no longer has (its data
+            # was removed by hand): start again from nothing, as a cluster under <data> would.
+            shutil.rmtree(folder, ignore_errors=True)
+            if (link / "PG_VERSION").exists():
+                shutil.move(link, folder)  # a cluster made under <data> before (the clone moved, say)
+            else:
+                shutil.rmtree(link, ignore_errors=True)  # what a failed initdb left, if anything
+                folder.mkdir(mode=0o700)
+            if user is not None:
+                _chown_tree(folder, user.pw_uid, user.pw_gid)
+            link.symlink_to(folder, target_is_directory=True)
+        print(f"postgres: the cluster lives in {folder}, linked from {link}{f' ({why})' if why else ''}", flush=True)
+        return folder
+
+    def _postgres_cannot_use(self, folder: Path) -> str | None:
+        """Why the server could not run a cluster in ``folder`` (None: it can)."""
+        socket = f"{folder}/.s.PGSQL.{self.pg_port}"
+        if len(socket.encode()) > MAX_SOCKET_PATH:
+            return f"its socket path would be longer than the {MAX_SOCKET_PATH} bytes a unix socket allows"
+        user = _postgres_user() if os.geteuid() == 0 else None
+        if user is None:
+            return None
+        # access(2) as the server will run (its user and groups): the whole path, ACLs included.
+        reach = subprocess.run(
+            ["test", "-x", str(self.data)], user=user.pw_uid, group=user.pw_gid, extra_groups=_groups(user), cwd="/"
+        )
+        if reach.returncode != 0:
+            return f"the postgres user cannot reach {self.data}"
+        return None
 
     def _postgres_answers(self) -> bool:
         probe = subprocess.run(
