@@ -77,5 +77,11 @@ bench-dedup: deps
 deploy/k8s/prometheusrule.yaml: deploy/prometheus/alerts.yml
 	$(PY) -c 'import sys, yaml; rules = yaml.safe_load(open("$<")); print("# Generated from $< by make $@: edit that file, not this one."); yaml.safe_dump({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "prize-gateway", "labels": {"app.kubernetes.io/name": "prize-gateway"}}, "spec": rules}, sys.stdout, sort_keys=False, allow_unicode=True)' > $@
 
+# A cluster the postgres user could not run under .data lives elsewhere, linked from .data/<stack>/postgres
+# (deploy/devstack.py, Stack.postgres_folder): the folders those links name go first, then .data.
 clean:
+	@for link in .data/postgres .data/*/postgres; do \
+	  [ -L "$$link" ] || continue; target=$$(readlink "$$link"); \
+	  case "$$target" in */prize-gateway-pg-*) echo "rm -rf $$target"; rm -rf -- "$$target";; esac; \
+	done
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

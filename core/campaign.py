@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import re
 import tomllib
 import zoneinfo
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -128,21 +130,126 @@ def load(path: str | Path) -> Campaign:
 
 def read(path: str | Path) -> tuple[Campaign | None, list[tuple[str, str]]]:
     """The campaign in ``path`` and every problem found in it, each as (where, what): the file's syntax and
-    types first (the first problem stops there), then every rule that contradicts another."""
+    types first (the first problem stops there), then every rule that contradicts another. ``where`` is a TOML
+    path (``caps.person_daily``) or, where the file is not TOML, a line and column."""
     try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
+        data = Path(path).read_bytes()
     except OSError as exc:
-        return None, [("", f"cannot read the campaign file: {exc.strerror or exc}")]
+        relative = "" if Path(path).is_absolute() else f" (relative to {Path.cwd()})"
+        return None, [("", f"cannot read the campaign file{relative}: {exc.strerror or exc}")]
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return None, [(f"line {line}", "not UTF-8 text (a TOML file is UTF-8)")]
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        what, _, where = str(exc).partition(" (at ")
-        return None, [(where.rstrip(")"), f"not TOML: {what}")]
+        return None, [_not_toml(text, str(exc))]
     try:
         campaign = msgspec.convert(raw, Campaign)
     except msgspec.ValidationError as exc:
-        what, _, where = str(exc).partition(" - at `$.")
-        return None, [(where.rstrip("`") or "(top)", what)]
+        return None, [_not_valid(raw, exc)]
     return campaign, contradictions(campaign)
+
+
+DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?")
+KEY = re.compile(r"\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
+TABLE = re.compile(r"\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+
+
+def _not_toml(text: str, message: str) -> tuple[str, str]:
+    """Where and what for a file tomllib refused: a line and column, or, for a date that does not exist
+    (``starts = 2026-13-01``, which TOML's grammar reads as a number followed by junk), its key and why."""
+    what, _, at = message.partition(" (at ")
+    m = re.fullmatch(r"line (\d+), column (\d+)\)", at)
+    if m is None:
+        return at.rstrip(")"), f"not TOML: {what}"
+    line_no, column = int(m[1]), int(m[2])
+    lines = text.splitlines()
+    line = lines[line_no - 1] if line_no <= len(lines) else ""
+    for date in DATE.finditer(line):
+        if not date.start() <= column - 1 <= date.end():
+            continue
+        try:
+            dt.date(int(date[1]), int(date[2]), int(date[3]))
+            if date[4] is not None:
+                dt.time(int(date[4]), int(date[5]), int(date[6] or 0))
+        except ValueError as exc:
+            bad = f"{date[0]} is not a date ({exc}; line {line_no}, column {date.start() + 1})"
+            key = KEY.match(line)
+            if key is None:
+                return f"line {line_no}, column {date.start() + 1}", f"{date[0]} is not a date ({exc})"
+            return _toml_path(lines[: line_no - 1], key[1]), bad
+    return f"line {line_no}, column {column}", f"not TOML: {what}"
+
+
+def _toml_path(before: list[str], key: str) -> str:
+    """The dotted path of ``key`` in the table the lines ``before`` it opened last."""
+    table = next((m[1] for m in map(TABLE.match, reversed(before)) if m), "")
+    return re.sub(r"\s*\.\s*", ".", f"{table}.{key}" if table else key)
+
+
+def _not_valid(raw: dict[str, Any], exc: msgspec.ValidationError) -> tuple[str, str]:
+    """msgspec's refusal as (TOML path, what): dict keys named rather than ``[...]``, a missing or unknown
+    field at its own path, and a number written as a string said so."""
+    what, _, at = str(exc).partition(" - at `$")
+    where = _name_keys(raw, at.rstrip("`"), what)
+    if m := re.fullmatch(r"Object (missing required|contains unknown) field `(.+)`", what):
+        where = f"{where}.{_key(m[2])}".lstrip(".")
+        what = (
+            "missing (every campaign sets it)"
+            if m[1] == "missing required"
+            else "unknown field (misspelt, or in the wrong table?)"
+        )
+    elif re.fullmatch(r"Expected `(int|float|int \| float)`.*, got `str`", what):
+        what += " (a number is written without quotes)"
+    elif what == "Expected `bool`, got `str`":
+        what += " (true or false, without quotes)"
+    return where or "(top)", what
+
+
+def _name_keys(raw: dict[str, Any], at: str, what: str) -> str:
+    """msgspec's path (``.shedding.weights[...]``) as a TOML path with the offending keys named: for each
+    ``[...]`` the key whose value alone still fails the same way (``shedding.weights.demo-channel``)."""
+    named: list[str] = []
+    steps: list[str | int] = []  # the keys and indexes from ``raw`` down to the node
+    node: Any = raw
+    for field, index in re.findall(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]", at):
+        step: str | int | None = field or None
+        if index and index != "...":
+            step = int(index)
+        elif index == "..." and isinstance(node, dict):
+            step = next((k for k in node if _fails_alone(raw, steps, k, what)), None)
+        if step is None:
+            break
+        named.append(_key(step) if isinstance(step, str) else f"[{step}]")
+        steps.append(step)
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            break
+    return ".".join(named).replace(".[", "[")
+
+
+def _fails_alone(raw: dict[str, Any], steps: list[str | int], key: str, what: str) -> bool:
+    """Whether the campaign still fails with ``what`` when the dict at ``steps`` holds ``key`` alone."""
+    trial = copy.deepcopy(raw)
+    node: Any = trial
+    for step in steps:
+        node = node[step]
+    kept = node[key]
+    node.clear()
+    node[key] = kept
+    try:
+        msgspec.convert(trial, Campaign)
+    except msgspec.ValidationError as exc:
+        return str(exc).startswith(what + " - ")
+    return False
+
+
+def _key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
 
 
 def contradictions(c: Campaign) -> list[tuple[str, str]]:
@@ -150,10 +257,19 @@ def contradictions(c: Campaign) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     if c.ends < c.starts:
         found.append(("ends", f"the campaign ends ({c.ends}) before it starts ({c.starts})"))
-    if c.caps.person_daily > c.caps.person_monthly:
-        found.append(("caps.person_daily", "more a day than person_monthly allows a month"))
-    if c.caps.seller_person_monthly > c.caps.person_monthly:
-        found.append(("caps.seller_person_monthly", "more from one seller than person_monthly allows in all"))
+    caps = c.caps
+    if caps.person_daily > caps.person_monthly:
+        found.append(
+            ("caps.person_daily", f"{caps.person_daily} a day is more than person_monthly's {caps.person_monthly}")
+        )
+    if caps.seller_person_monthly > caps.person_monthly:
+        found.append(
+            (
+                "caps.seller_person_monthly",
+                f"{caps.seller_person_monthly} from one seller is more than person_monthly's {caps.person_monthly}"
+                " from all",
+            )
+        )
     try:
         zoneinfo.ZoneInfo(c.caps.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -10,7 +10,9 @@ The README's configuration table lists every variable (a test keeps the two equa
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
@@ -189,25 +191,66 @@ def variables() -> Iterator[tuple[str, str, str]]:
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from ``environ`` (the process environment by default). Raises ``SettingsError`` naming
-    the variable that is unknown or of the wrong type."""
+    the variable that is unknown, of the wrong type or out of its range; never with the variable's value (it
+    may be a secret)."""
     environ = os.environ if environ is None else environ
     group_of = {var: group for var, group, _ in variables()}
     top: dict[str, Any] = {"metrics_dir": environ.get(MULTIPROC_DIR, "")}
     groups: dict[str, dict[str, str]] = {g: {} for g in GROUPS}
-    for name, value in environ.items():
+    for name, value in sorted(environ.items()):
         if not name.startswith(PREFIX):
             continue
         if name not in group_of:
-            raise SettingsError(name, "", "unknown setting (the README's configuration table lists them all)")
+            close = difflib.get_close_matches(name, group_of, n=1, cutoff=0.8)
+            hint = f"did you mean {close[0]}?" if close else "the README's configuration table lists them all"
+            raise SettingsError(name, "", f"unknown setting ({hint})")
         group = group_of[name]
         (groups[group] if group else top)[name[len(PREFIX) :].lower()] = value
     try:
         for group, values in groups.items():
             top[group] = msgspec.convert(values, GROUPS[group], strict=False)
-        return msgspec.convert(top, Settings, strict=False)
+        settings = msgspec.convert(top, Settings, strict=False)
     except msgspec.ValidationError as exc:
         what, _, path = str(exc).partition(" - at `$.")
-        raise SettingsError(PREFIX + path.rstrip("`").split(".")[-1].upper(), "", what) from exc
+        raise SettingsError(PREFIX + path.rstrip("`").split(".")[-1].upper(), "", _plain(what)) from exc
+    problem = next(_problems(settings), None)
+    if problem is not None:
+        raise SettingsError(problem[0], "", problem[1])
+    return settings
+
+
+def _plain(what: str) -> str:
+    """msgspec's words for a variable that does not convert, in the environment's terms (every value there is
+    a string)."""
+    if m := re.fullmatch(r"Expected `(\w+)`, got `str`", what):
+        return {"int": "not a whole number", "float": "not a number"}.get(m[1], what)
+    if m := re.fullmatch(r"Expected `\w+` ([<>]=? .+)", what):
+        return f"must be {m[1]}"
+    return what
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _problems(settings: Settings) -> Iterator[tuple[str, str]]:
+    """Values of the right type that no process could use: found here rather than as a traceback later."""
+    if settings.log_level.lower() not in LOG_LEVELS:
+        yield PREFIX + "LOG_LEVEL", f"not one of {', '.join(LOG_LEVELS)}"
+    try:
+        delays = settings.verify.recheck_delays_s()
+    except ValueError:
+        delays = [-1.0]
+    if any(d < 0 for d in delays):
+        yield PREFIX + "VERIFY_RECHECK_S", "not a comma-separated list of delays in seconds (2,10,30)"
+    schemes = {
+        "REDIS_URL": (settings.stores.redis_url, ("redis", "rediss", "unix")),
+        "DATABASE_URL": (settings.stores.database_url, ("postgresql", "postgres")),
+        "VERIFY_URL": (settings.verify.url, ("http", "https")),
+    }
+    for name, (url, allowed) in schemes.items():
+        scheme, sep, _ = url.partition("://")
+        if not sep or scheme not in allowed:  # the URL itself is never shown: it may hold a password
+            yield PREFIX + name, f"not a URL of scheme {' or '.join(s + '://' for s in allowed)}"
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import pwd
 import shutil
@@ -18,10 +19,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -33,6 +36,45 @@ DEV_CLIENTS = (
     ("demo-draw", "demo-draw-secret", "draw"),
     ("demo-admin", "demo-admin-secret", "admin"),
 )
+# Where the cluster goes when the server cannot use <data>/postgres (Stack.postgres_folder; make clean knows it).
+CLUSTER_PREFIX = "prize-gateway-pg-"
+MAX_SOCKET_PATH = 107  # bytes of a unix socket's path (sun_path holds 108 with its terminating zero)
+EXIT_CONFIG = 2  # what every command of the project exits with on a configuration error (core/cli.py)
+
+
+class StackError(Exception):
+    """A part of the stack could not start. The message is what to print: the part's own ``error:`` line(s)
+    for a configuration error (``status`` 2), else what failed and where its log is."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _postgres_user() -> pwd.struct_passwd:
+    return pwd.getpwnam("postgres")
+
+
+def _groups(user: pwd.struct_passwd) -> list[int]:
+    return os.getgrouplist(user.pw_name, user.pw_gid)
+
+
+def _chown_tree(top: Path, uid: int, gid: int) -> None:
+    os.chown(top, uid, gid)
+    for folder, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
+
+
+def _failure(name: str, status: int, output: str, log: Path) -> StackError:
+    """What a part's failure is worth printing: its ``error:`` lines when it refused its configuration (exit
+    status 2, core/cli.py), else the part, its status and the last lines of its output, with its log."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    if status == EXIT_CONFIG and errors:
+        return StackError("\n".join(errors), EXIT_CONFIG)
+    tail = "".join(f"\n  {line}" for line in lines[-10:])
+    return StackError(f"error: {name} exited with {status} (its log: {log}){tail}")
 
 
 def free_port() -> int:
@@ -114,7 +156,7 @@ class Stack:
         return env
 
     def _spawn(
-        self, name: str, argv: list[str], user: str | None = None, env: dict[str, str] | None = None
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, **credentials: Any
     ) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
@@ -123,9 +165,9 @@ class Stack:
                 env={**self.env, **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                user=user,
                 cwd=ROOT,
                 start_new_session=True,
+                **credentials,
             )
         self.procs.append((name, proc))
         return proc
@@ -133,8 +175,8 @@ class Stack:
     def _alive(self, name: str, proc: subprocess.Popen[bytes], check: Callable[[], bool]) -> Callable[[], bool]:
         def ready() -> bool:
             if proc.poll() is not None:
-                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+                log = self.logs / f"{name}.log"
+                raise _failure(name, proc.returncode, log.read_text(errors="replace")[-2000:], log)
             return check()
 
         return ready
@@ -156,15 +198,17 @@ class Stack:
         wait_until("redis", self._alive("redis", proc, lambda: redis_pong(self.redis_port)))
 
     def start_postgres(self) -> None:
-        folder = self.data / "postgres"
-        as_root = os.geteuid() == 0
-        user = "postgres" if as_root else None
+        folder = self.postgres_folder()
+        user = _postgres_user() if os.geteuid() == 0 else None
+        as_postgres: dict[str, Any] = {}
+        if user is not None:
+            as_postgres = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": _groups(user)}
         if not (folder / "PG_VERSION").exists():
             folder.mkdir(parents=True, exist_ok=True)
-            if as_root:
-                pw = pwd.getpwnam("postgres")
-                os.chown(folder, pw.pw_uid, pw.pw_gid)
-            subprocess.run(
+            if user is not None:
+                os.chown(folder, user.pw_uid, user.pw_gid)
+            self._run(
+                "initdb",
                 [
                     str(PG_BIN / "initdb"),
                     "-D",
@@ -176,10 +220,8 @@ class Stack:
                     "UTF8",
                     "--locale=C.UTF-8",
                 ],
-                check=True,
-                user=user,
-                stdout=subprocess.DEVNULL,
                 cwd="/",
+                **as_postgres,
             )
         argv = [
             str(PG_BIN / "postgres"),
@@ -196,9 +238,67 @@ class Stack:
             "-c",
             "max_connections=200",
         ]
-        proc = self._spawn("postgres", argv, user=user)
+        proc = self._spawn("postgres", argv, **as_postgres)
         wait_until("postgres", self._alive("postgres", proc, self._postgres_answers))
         self._create_database()
+
+    def postgres_folder(self) -> Path:
+        """The cluster's folder: ``<data>/postgres``, unless the server could not use it there.
+
+        Two things stop it: run as root, the server runs as the ``postgres`` user, who may not be allowed
+        through the folders above the data (a clone under root's ``drwx------`` home, or a ``mktemp -d``); and
+        its socket's path (the cluster folder, then ``.s.PGSQL.<port>``) must fit in the 107 bytes of a unix
+        socket address. Then the cluster lives in a folder of its own named after the data folder (under the
+        ``postgres`` user's home as root, else in the temporary folder), ``<data>/postgres`` is a symbolic link
+        to it, and one line says so. Nobody's folders change their permissions. A second start follows the
+        link; ``make clean`` removes both."""
+        link = self.data / "postgres"
+        self.data.mkdir(parents=True, exist_ok=True)
+        user = _postgres_user() if os.geteuid() == 0 else None
+        owner = user.pw_uid if user is not None else os.geteuid()
+        why: str | None = None
+        if link.is_symlink():
+            folder = link.parent / os.readlink(link)
+        else:
+            why = self._postgres_cannot_use(link)
+            if why is None:
+                return link
+            base = Path(tempfile.gettempdir())
+            if user is not None and Path(user.pw_dir).is_dir() and Path(user.pw_dir).stat().st_uid == user.pw_uid:
+                base = Path(user.pw_dir)
+            folder = base / f"{CLUSTER_PREFIX}{hashlib.sha256(str(self.data).encode()).hexdigest()[:12]}"
+        if folder.is_symlink() or (folder.exists() and folder.stat().st_uid != owner):
+            raise StackError(f"error: {folder}: not the dev stack's cluster (not owned by uid {owner}); remove it")
+        if not link.is_symlink():
+            # Without the link, what the folder holds is a cluster this data folder no longer has (its data
+            # was removed by hand): start again from nothing, as a cluster under <data> would.
+            shutil.rmtree(folder, ignore_errors=True)
+            if (link / "PG_VERSION").exists():
+                shutil.move(link, folder)  # a cluster made under <data> before (the clone moved, say)
+            else:
+                shutil.rmtree(link, ignore_errors=True)  # what a failed initdb left, if anything
+                folder.mkdir(mode=0o700)
+            if user is not None:
+                _chown_tree(folder, user.pw_uid, user.pw_gid)
+            link.symlink_to(folder, target_is_directory=True)
+        print(f"postgres: the cluster lives in {folder}, linked from {link}{f' ({why})' if why else ''}", flush=True)
+        return folder
+
+    def _postgres_cannot_use(self, folder: Path) -> str | None:
+        """Why the server could not run a cluster in ``folder`` (None: it can)."""
+        socket = f"{folder}/.s.PGSQL.{self.pg_port}"
+        if len(socket.encode()) > MAX_SOCKET_PATH:
+            return f"its socket path would be longer than the {MAX_SOCKET_PATH} bytes a unix socket allows"
+        user = _postgres_user() if os.geteuid() == 0 else None
+        if user is None:
+            return None
+        # access(2) as the server will run (its user and groups): the whole path, ACLs included.
+        reach = subprocess.run(
+            ["test", "-x", str(self.data)], user=user.pw_uid, group=user.pw_gid, extra_groups=_groups(user), cwd="/"
+        )
+        if reach.returncode != 0:
+            return f"the postgres user cannot reach {self.data}"
+        return None
 
     def _postgres_answers(self) -> bool:
         probe = subprocess.run(
@@ -227,9 +327,20 @@ class Stack:
         self._run_cli(["dedup", "ensure"])
 
     def _run_cli(self, argv: list[str]) -> None:
-        subprocess.run(
-            [str(VENV_BIN / argv[0]), *argv[1:]], env=self.env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL
-        )
+        self._run(" ".join(argv[:2]), [str(VENV_BIN / argv[0]), *argv[1:]], env=self.env)
+
+    def _run(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: str | Path = ROOT, **credentials: Any
+    ) -> None:
+        """Run one command to its end; its output goes to its log (logs/<first word>.log), and a failure is a
+        ``StackError`` rather than a traceback."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, errors="replace", **credentials)
+        log = self.logs / f"{name.replace(' ', '-')}.log"
+        with open(log, "a") as f:
+            f.write(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise _failure(name, done.returncode, done.stderr or done.stdout, log)
 
     def start_simulator(
         self, port: int | None = None, env: dict[str, str] | None = None, name: str = "simulator"
@@ -307,8 +418,25 @@ def main() -> int:
     parser.add_argument("--sim-port", type=int, default=8090)
     parser.add_argument("--gateway-processes", type=int, default=2)
     parser.add_argument("--worker-processes", type=int, default=1)
+    parser.add_argument("--campaign", type=Path, default=CAMPAIGN, help="the campaign file (default: %(default)s)")
     args = parser.parse_args()
-    stack = Stack(args.data, redis_port=args.redis_port, pg_port=args.pg_port, sim_port=args.sim_port, port=args.port)
+    stack = Stack(
+        args.data,
+        redis_port=args.redis_port,
+        pg_port=args.pg_port,
+        sim_port=args.sim_port,
+        port=args.port,
+        campaign=args.campaign,
+    )
+    from core import campaign as campaigns
+    from core.settings import ConfigError, from_env
+
+    try:  # what every part would refuse, said once before anything starts
+        from_env(stack.env)
+        campaigns.load(stack.campaign)
+    except ConfigError as exc:
+        print(exc.line(), file=sys.stderr, flush=True)
+        return EXIT_CONFIG
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -317,6 +445,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    status = 0
     try:
         stack.start_all(args.gateway_processes, args.worker_processes)
         print_banner(stack)
@@ -326,11 +455,17 @@ def main() -> int:
                     print(f"{name} exited with {proc.returncode}; see {stack.logs / (name + '.log')}", flush=True)
                     stopping = True
             time.sleep(0.2)
+    except StackError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        status = exc.status
+    except TimeoutError as exc:
+        print(f"error: {exc} (logs in {stack.logs})", file=sys.stderr, flush=True)
+        status = 1
     finally:
         print("stopping the dev stack ...", flush=True)
         stack.stop()
         print("stopped.", flush=True)
-    return 0
+    return status
 
 
 def print_banner(stack: Stack) -> None:

@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-campaign":
         return check_campaign(args.file)
     settings = from_env()
+    # The whole configuration, as the gateway itself would check it, before any store is opened: a deployment
+    # whose campaign the gateway would refuse stops at its first step, with one line.
+    campaigns.load(settings.campaign_file)
     if args.command == "migrate":
         applied = asyncio.run(migrate(settings.stores.database_url))
         print("applied: " + (", ".join(applied) if applied else "nothing new"))
