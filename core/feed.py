@@ -1,5 +1,7 @@
 """The feed entry and its hash chain (SPEC.md, ``GET /v1/feed``): this module owns the entry's shape, its text,
-the chain over batches, and the one statement that writes entries.
+the chain over batches, and ``append``, which reviews and reversals write entries with. The sink writes its
+entries inside its upsert instead (workers/sink.py: one statement fewer per batch, measured there), with the text
+made here.
 
 An entry is ``add`` (an eligible invoice) or ``void`` (a fed invoice reversed since). It names no person but by
 a keyed hash and holds no name or ID number. Its text is its JSON with keys sorted by code point, no spaces,
@@ -16,7 +18,8 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
-from core.times import iso_ms
+from core.contract import Queued
+from core.times import iso_from_ms, iso_ms
 
 GENESIS = "0" * 64
 Kind = Literal["add", "void"]
@@ -52,6 +55,21 @@ def entry(
         "category": category,
         "accepted_at": accepted_at,
     }
+
+
+def of_queued(kind: Kind, q: Queued) -> dict[str, Any]:
+    """The entry of an invoice as the stream carried it (the sink, which writes it in its upsert)."""
+    return entry(
+        kind,
+        key=q.key,
+        person=q.person,
+        channel=q.channel,
+        amount_fen=q.amount_fen,
+        issue_date=q.issue_date,
+        seller_tax_id=q.seller_tax_id,
+        category=q.category,
+        accepted_at=iso_from_ms(q.accepted_at_ms),
+    )
 
 
 def of_row(kind: Kind, row: Any) -> dict[str, Any]:

