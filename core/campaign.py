@@ -23,6 +23,7 @@ Positive = Annotated[int, msgspec.Meta(ge=1)]
 Rate = Annotated[float, msgspec.Meta(gt=0)]
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
 INVOICE_KINDS = ("on_behalf", "fixed_amount", "purchase")
+OTHER_INDUSTRY = "other"  # an invoice whose category matches none of the campaign's eligible ones
 
 
 class Caps(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -78,6 +79,15 @@ class Eligibility(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # Invoice kinds never eligible: "on_behalf" (代开), "fixed_amount" (定额), "purchase" (收购).
     excluded_kinds: tuple[str, ...] = ("on_behalf", "fixed_amount", "purchase")
     buyer_must_be_person: bool = True
+
+    def industry(self, category: str) -> str:
+        """The industry the daily reports count an invoice under: the first of ``categories`` its (uploaded)
+        category matches as the eligibility rule matches it, else "other". Bounded by the campaign's list."""
+        if category:
+            for c in self.categories:
+                if category.startswith(c):
+                    return c
+        return OTHER_INDUSTRY
 
 
 class Risk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

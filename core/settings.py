@@ -1,11 +1,18 @@
 """Every setting of every process, read from the environment once, at the entry point, and passed down.
 
 Settings come in groups, one per part (``stores``, ``api``, ``shed``, ``feed``, ``worker``, ``verify``,
-``simulator``, ...), so that the wiring hands a part its group and nothing else. Each field is read from
-``GATEWAY_<NAME>``, where NAME is the field's name in the environment (``msgspec.field(name=...)`` where it
-differs from the attribute: ``settings.shed.high_age_s`` is ``GATEWAY_SHED_HIGH_AGE_S``). An unknown
-``GATEWAY_*`` variable is an error rather than silently ignored, so a typo cannot leave a default in force.
+``simulator``, ``reports``, ``export``, ...), so that the wiring hands a part its group and nothing else. Each
+field is read from ``GATEWAY_<NAME>``, where NAME is the field's name in the environment
+(``msgspec.field(name=...)`` where it differs from the attribute: ``settings.shed.high_age_s`` is
+``GATEWAY_SHED_HIGH_AGE_S``). An unknown ``GATEWAY_*`` variable is an error rather than silently ignored, so a
+typo cannot leave a default in force.
 The README's configuration table lists every variable (a test keeps the two equal).
+
+A command run by hand beside ``make run`` needs no variables: when the process environment holds no
+``GATEWAY_*`` variable at all, ``from_env`` reads the ones the dev stack wrote to ``.data/stack.env`` in the
+current folder (``NAME=value`` lines, shell-quoted), so ``gateway reconcile`` run from the project folder talks
+to the running stack. Any ``GATEWAY_*`` variable in the environment turns the file off entirely: the two are
+never mixed.
 """
 
 from __future__ import annotations
@@ -13,12 +20,15 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 
 PREFIX = "GATEWAY_"
+STACK_ENV = Path(".data") / "stack.env"  # where ``make run`` writes its settings, relative to the project folder
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable: where every process writes
 
 
@@ -156,6 +166,47 @@ class Simulator(msgspec.Struct, frozen=True, kw_only=True):
     qps: float = _f(0.0, "simulator_qps")
 
 
+class Reports(msgspec.Struct, frozen=True, kw_only=True):
+    """Daily reports (GET /v1/reports/daily), the closing of days, reconciliation."""
+
+    # Where a closed day's report is written (daily-YYYY-MM-DD.json and .csv).
+    dir: str = _f("reports", "reports_dir")
+    # A day is closed at this hour (in the campaign's time zone) of the next day, once the streams hold nothing
+    # of it: its report is written as files and sent to the national platform, and never changes again.
+    close_hour: Annotated[int, msgspec.Meta(ge=0, le=23)] = _f(2, "reports_close_hour")
+    max_days: Annotated[int, msgspec.Meta(ge=1)] = _f(366, "reports_max_days")  # the longest from..to range
+    # Unexplained keys (and pending or parked records) a reconciliation lists; the rest are counted.
+    reconcile_listed: Annotated[int, msgspec.Meta(ge=1)] = _f(100, "reconcile_listed")
+
+
+class Export(msgspec.Struct, frozen=True, kw_only=True):
+    """The relay to the national monitoring platform (workers/relay.py): batches of records, each request signed
+    with ``secret`` as the channels sign theirs, at most ``qps`` requests a second, retried with backoff and
+    jitter up to ``backoff_max_s``; a breaker opens when ``breaker_failures`` of the last 20 requests failed."""
+
+    url: str = _f("http://127.0.0.1:8095", "export_url")
+    client_id: str = _f("prize-gateway", "export_client_id")
+    secret: str = _f("", "export_secret")
+    batch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = _f(200, "export_batch")
+    qps: Annotated[float, msgspec.Meta(gt=0)] = _f(10.0, "export_qps")
+    timeout_ms: Annotated[int, msgspec.Meta(ge=1)] = _f(5000, "export_timeout_ms")
+    breaker_failures: Annotated[int, msgspec.Meta(ge=1, le=20)] = _f(5, "export_breaker_failures")
+    breaker_cooldown_s: float = _f(10.0, "export_breaker_cooldown_s")
+    backoff_max_s: float = _f(30.0, "export_backoff_max_s")
+    poll_ms: Annotated[int, msgspec.Meta(ge=1)] = _f(250, "export_poll_ms")  # how often an idle relay looks
+
+
+class NationalSimulator(msgspec.Struct, frozen=True, kw_only=True):
+    """The national platform's simulator (workers/national_simulator.py): log-normal latency, a share of
+    requests answered 500 (half of them after the records were stored: a lost answer), 429 past its QPS (0: no
+    cap). Outages are started at run time: ``POST /sandbox/control``."""
+
+    median_ms: float = _f(10.0, "national_sim_median_ms")
+    p99_ms: float = _f(80.0, "national_sim_p99_ms")
+    error_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = _f(0.0, "national_sim_error_rate")
+    qps: float = _f(0.0, "national_sim_qps")
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     campaign_file: str = "deploy/campaigns/hefei-2026.toml"
     log_level: str = "info"
@@ -170,6 +221,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker: Worker = Worker()
     verify: Verify = Verify()
     simulator: Simulator = Simulator()
+    reports: Reports = Reports()
+    export: Export = Export()
+    national_simulator: NationalSimulator = NationalSimulator()
 
 
 GROUPS: dict[str, type[msgspec.Struct]] = {
@@ -190,10 +244,11 @@ def variables() -> Iterator[tuple[str, str, str]]:
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the settings from ``environ`` (the process environment by default). Raises ``SettingsError`` naming
-    the variable that is unknown, of the wrong type or out of its range; never with the variable's value (it
-    may be a secret)."""
-    environ = os.environ if environ is None else environ
+    """Read the settings from ``environ`` (the process environment by default: then, if it holds no
+    ``GATEWAY_*`` variable, the dev stack's ``.data/stack.env`` in the current folder is read, when there is one).
+    Raises ``SettingsError`` naming the variable that is unknown, of the wrong type or out of its range; never
+    with the variable's value (it may be a secret)."""
+    environ = with_stack_env(os.environ, Path.cwd()) if environ is None else environ
     group_of = {var: group for var, group, _ in variables()}
     top: dict[str, Any] = {"metrics_dir": environ.get(MULTIPROC_DIR, "")}
     groups: dict[str, dict[str, str]] = {g: {} for g in GROUPS}
@@ -217,6 +272,37 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     if problem is not None:
         raise SettingsError(problem[0], "", problem[1])
     return settings
+
+
+def with_stack_env(environ: Mapping[str, str], folder: Path) -> Mapping[str, str]:
+    """``environ``, with the ``GATEWAY_*`` variables of ``folder/.data/stack.env`` when it has none of its own."""
+    path = folder / STACK_ENV
+    if any(name.startswith(PREFIX) for name in environ) or not path.is_file():
+        return environ
+    found: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            (word,) = shlex.split(line)
+        except ValueError:
+            word = ""
+        name, sep, value = word.partition("=")
+        if not sep or not name.startswith(PREFIX):
+            raise SettingsError(str(STACK_ENV), f"line {number}", "not a GATEWAY_NAME=value line")
+        found[name] = value
+    return {**environ, **found}
+
+
+def stack_env_text(environ: Mapping[str, str]) -> str:
+    """The ``GATEWAY_*`` variables of ``environ`` as ``.data/stack.env`` holds them (shell-quoted, so that
+    ``set -a; . .data/stack.env`` works too)."""
+    lines = [f"{name}={shlex.quote(value)}" for name, value in sorted(environ.items()) if name.startswith(PREFIX)]
+    return (
+        "# Written by the dev stack (make run) while it runs: the settings of its processes.\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def _plain(what: str) -> str:
@@ -246,6 +332,7 @@ def _problems(settings: Settings) -> Iterator[tuple[str, str]]:
         "REDIS_URL": (settings.stores.redis_url, ("redis", "rediss", "unix")),
         "DATABASE_URL": (settings.stores.database_url, ("postgresql", "postgres")),
         "VERIFY_URL": (settings.verify.url, ("http", "https")),
+        "EXPORT_URL": (settings.export.url, ("http", "https")),
     }
     for name, (url, allowed) in schemes.items():
         scheme, sep, _ = url.partition("://")

@@ -1,40 +1,13 @@
-"""The request signature of SPEC.md, and the gateway's receipts. (The keyed hash of persons is core/hashing.py.)"""
+"""The request signature of SPEC.md (core/signing.py, re-exported here), and the gateway's receipts. (The keyed
+hash of persons is core/hashing.py.)"""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
-EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
+from core.signing import canonical_string, sign, sign_headers, signature_matches
 
-
-def canonical_string(method: str, path_and_query: str, timestamp: str, nonce: str, body: bytes) -> str:
-    """The five lines a caller signs: method, raw path with query, timestamp, nonce, body digest."""
-    digest = hashlib.sha256(body).hexdigest() if body else EMPTY_BODY_SHA256
-    return "\n".join((method.upper(), path_and_query, timestamp, nonce, digest))
-
-
-def sign(secret: str, canonical: str) -> str:
-    """Lowercase hex HMAC-SHA256 of the canonical string."""
-    return hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
-
-
-def signature_matches(secret: str, canonical: str, signature: str) -> bool:
-    """Constant-time comparison of a presented signature with the expected one."""
-    return hmac.compare_digest(sign(secret, canonical), signature)
-
-
-def sign_headers(
-    client_id: str, secret: str, method: str, path_and_query: str, body: bytes, timestamp: int, nonce: str
-) -> dict[str, str]:
-    """The four authentication headers for a request: what a channel's client library does."""
-    canonical = canonical_string(method, path_and_query, str(timestamp), nonce, body)
-    return {
-        "X-Client-Id": client_id,
-        "X-Timestamp": str(timestamp),
-        "X-Nonce": nonce,
-        "X-Signature": sign(secret, canonical),
-    }
+__all__ = ["canonical_string", "receipt", "receipt_valid", "sign", "sign_headers", "signature_matches"]
 
 
 def receipt(secret: str, key: str, channel: str, accepted_at_ms: int) -> str:

@@ -10,22 +10,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import msgspec
 from redis.asyncio import Redis
 
 from core import keys, lua
+from core.contract import parse_recheck as parse
+from core.contract import recheck_item as item
 
-ITEM = msgspec.msgpack.Decoder(tuple[int, bytes])
-ENCODE = msgspec.msgpack.Encoder()
-
-
-def item(tries: int, packed: bytes) -> bytes:
-    return ENCODE.encode((tries, packed))
-
-
-def parse(member: bytes) -> tuple[int, bytes]:
-    tries, packed = ITEM.decode(member)
-    return tries, packed
+__all__ = ["Rechecks", "item", "parse"]
 
 
 class Rechecks:

@@ -1,0 +1,153 @@
+"""The daily rollups behind the reports (``GET /v1/reports/daily``, core/report.py): counters per day (in the
+campaign's time zone), channel, industry, metric and reason, added to in the same PostgreSQL transaction as the
+change they count, and never recounted from the invoices.
+
+Who adds what, each on the day its event happened:
+
+- the sink: the gateway's tallies carried in the stream entries (received and its amount, accepted,
+  duplicate, rejected, rate_limited, capped: on the day of the upload), exactly once by request and part
+  (table ``tally_parts``); verified, ineligible, held, reversed (on the day of the verification);
+- the sealer: eligible and its amount, and the distinct merchants and consumers among them (``distinct``);
+- reversals: reversed and its amount; reviews: ineligible (``rejected_in_review``).
+
+A transaction adds all its deltas in one statement, its rows in key order, so two transactions never wait on
+each other in a cycle. Distinct counts are not additive: they are kept per scope (a channel, an industry, both,
+or neither; ``ALL`` stands for every channel or industry), each value counted once per scope and day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from core.campaign import Campaign, Eligibility
+
+ALL = ""  # the scope of a distinct count over every channel, or every industry
+DISTINCT = ("merchants", "consumers")
+Conn = asyncpg.Connection | PoolConnectionProxy
+Cell = tuple[dt.date, str, str, str, str]  # day, channel, industry, metric, reason
+
+APPLY = """
+INSERT INTO report_daily (day, channel, industry, metric, reason, count, amount_fen)
+SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+ON CONFLICT (day, channel, industry, metric, reason) DO UPDATE
+SET count = report_daily.count + excluded.count, amount_fen = report_daily.amount_fen + excluded.amount_fen
+"""
+
+NEW_DISTINCT = """
+INSERT INTO report_distinct (day, kind, channel, industry, value)
+SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+ON CONFLICT DO NOTHING
+RETURNING day, kind, channel, industry
+"""
+
+NEW_TALLIES = """
+INSERT INTO tally_parts (request, part, day) SELECT * FROM unnest($1::text[], $2::text[], $3::date[])
+ON CONFLICT DO NOTHING
+RETURNING request, part
+"""
+
+
+class Rollup:
+    """What the rollups need of a campaign: its days (time zone) and its industries (eligible categories)."""
+
+    def __init__(self, timezone: str, eligibility: Eligibility) -> None:
+        self.zone = ZoneInfo(timezone)
+        self.eligibility = eligibility
+
+    @staticmethod
+    def of(campaign: Campaign) -> Rollup:
+        return _rollup(campaign.caps.timezone, campaign.eligibility)
+
+    def day(self, at: dt.datetime) -> dt.date:
+        return at.astimezone(self.zone).date()
+
+    def day_of_ms(self, ms: int) -> dt.date:
+        return dt.datetime.fromtimestamp(ms / 1000, self.zone).date()
+
+    def industry(self, category: str) -> str:
+        return self.eligibility.industry(category)
+
+    def window(self, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+        """The day's first instant and the next day's, as aware times."""
+        start = dt.datetime.combine(day, dt.time(), self.zone)
+        return start, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), self.zone)
+
+
+@functools.lru_cache(maxsize=8)
+def _rollup(timezone: str, eligibility: Eligibility) -> Rollup:
+    return Rollup(timezone, eligibility)
+
+
+UTC_ANY = Rollup("UTC", Eligibility())  # for callers without a campaign (tests writing a batch directly)
+
+
+class Deltas:
+    """What one transaction adds to the rollups, summed per cell."""
+
+    def __init__(self) -> None:
+        self.cells: dict[Cell, list[int]] = {}
+
+    def add(
+        self, day: dt.date, channel: str, industry: str, metric: str, reason: str = "", count: int = 1, amount: int = 0
+    ) -> None:
+        cell = self.cells.setdefault((day, channel, industry, metric, reason or ""), [0, 0])
+        cell[0] += count
+        cell[1] += amount
+
+    def __bool__(self) -> bool:
+        return bool(self.cells)
+
+
+async def apply(conn: Conn, deltas: Deltas) -> None:
+    """Add ``deltas`` in one statement, rows in key order (the caller's transaction)."""
+    cells = sorted((cell, n) for cell, n in deltas.cells.items() if n[0] or n[1])
+    if cells:
+        columns = list(zip(*(cell for cell, _ in cells), strict=True))
+        await conn.execute(APPLY, *columns, [n[0] for _, n in cells], [n[1] for _, n in cells])
+
+
+async def new_tallies(conn: Conn, parts: Iterable[tuple[str, str, dt.date]]) -> set[tuple[str, str]]:
+    """Record tally parts (request, part, day) as counted; returns those counted for the first time now."""
+    days = {(request, part): day for request, part, day in parts}
+    if not days:
+        return set()
+    found = await conn.fetch(NEW_TALLIES, [r for r, _ in days], [p for _, p in days], list(days.values()))
+    return {(r["request"], r["part"]) for r in found}
+
+
+async def count_distinct(conn: Conn, deltas: Deltas, eligible: Iterable[tuple[dt.date, str, str, str, str]]) -> None:
+    """Add to ``deltas`` the merchants and consumers new to each scope among ``eligible`` (day, channel,
+    industry, seller tax id, person hash)."""
+    values: set[tuple[dt.date, str, str, str, int]] = set()
+    for day, channel, industry, seller, person in eligible:
+        for kind, value in (("m", _hash64(seller)), ("p", _person64(person))):
+            for scope_channel, scope_industry in ((ALL, ALL), (channel, ALL), (ALL, industry), (channel, industry)):
+                values.add((day, kind, scope_channel, scope_industry, value))
+    if not values:
+        return
+    rows = await conn.fetch(NEW_DISTINCT, *(list(c) for c in zip(*sorted(values), strict=True)))
+    for r in rows:
+        deltas.add(r["day"], r["channel"], r["industry"], "merchants" if r["kind"] == "m" else "consumers")
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _person64(person: str) -> int:
+    """A person is already a keyed hash (hex): its first 64 bits (anything else is hashed)."""
+    try:
+        return _signed(int(person[:16], 16)) if len(person) >= 16 else _hash64(person)
+    except ValueError:
+        return _hash64(person)
+
+
+def _hash64(value: str) -> int:
+    return _signed(int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big"))
