@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import asyncpg
 from redis.asyncio import Redis
 
-from core import keys, lua
+from core import contract, keys, lua
 from core.shards import digest, shard_of
 from dedup import metrics, scripts
 from dedup.inflight import PERSON_TAG, Owner, parse_owner
@@ -28,6 +28,7 @@ class Item(NamedTuple):
     key: str
     packed: bytes  # the invoice as the workers decode it
     person: str
+    industry: str = "other"  # what the daily reports count it under (core/campaign.py)
 
 
 class Claimer:
@@ -38,9 +39,10 @@ class Claimer:
         self._script = redis.register_script(SCRIPT)
 
     async def claim_and_enqueue(
-        self, channel: str, accepted_at_ms: int, request_id: str, items: Sequence[Item]
+        self, channel: str, accepted_at_ms: int, request_id: str, items: Sequence[Item], tally: bytes = b""
     ) -> list[Owner | None]:
-        """Claim each item, no key twice; enqueue the new ones with this request's duplicates.
+        """Claim each item, no key twice; enqueue the new ones with this request's duplicates. ``tally``: what was
+        decided about the request before the claim (core/contract.py), carried by the first shard's entry.
 
         Returns, per item, None when it was new and is now queued, else the owner of the upload that came first.
         """
@@ -48,7 +50,7 @@ class Claimer:
         for i, item in enumerate(items):
             d = digest(item.key)
             by_shard[shard_of(d, self._shards)].append((i, item, d))
-        first = await self._round(channel, accepted_at_ms, request_id, by_shard, "check")
+        first = await self._round(channel, accepted_at_ms, request_id, by_shard, "check", tally)
         answers = [first[i] for i in range(len(items))]
         maybe = [i for i, a in enumerate(answers) if a == "?"]
         metrics.CHECKED.inc(len(items))
@@ -88,6 +90,12 @@ class Claimer:
         for i in wanted:
             answers[i] = forced[i]
 
+    async def tally_only(self, channel: str, accepted_at_ms: int, request_id: str, tally: bytes) -> None:
+        """The tally of a request that claimed nothing (every invoice refused before the claim), as an entry of
+        its own in the first shard's stream: the only round trip such a request spends on it."""
+        fields = {contract.REQUEST: request_id, contract.CHANNEL: channel, contract.AT: accepted_at_ms}
+        await self._redis.xadd(keys.stream(0), {**fields, contract.TALLY: tally})  # type: ignore[dict-item]
+
     async def _round(
         self,
         channel: str,
@@ -95,11 +103,15 @@ class Claimer:
         request_id: str,
         by_shard: dict[int, list[tuple[int, Item, bytes]]],
         mode: str,
+        tally: bytes = b"",
     ) -> dict[int, str]:
-        """One script call per shard, all in one pipelined round trip; answers by item index."""
+        """One script call per shard, all in one pipelined round trip; answers by item index. The first call
+        carries ``tally``."""
         calls: list[tuple[list[str], list[Any]]] = []
         for shard, entries in by_shard.items():
+            industries = contract.pack_names([item.industry for _, item, _ in entries])
             argv: list[Any] = [channel, accepted_at_ms, request_id, mode, b"".join(d for _, _, d in entries)]
+            argv += [b"" if calls else tally, industries]
             for _, item, _ in entries:
                 argv += [item.key, item.packed, item.person[:PERSON_TAG]]
             calls.append((shard_keys(shard), argv))

@@ -10,7 +10,10 @@
 -- ARGV[3]  request id (unique per request: a retried call recognises its own claims)
 -- ARGV[4]  mode: "check" (normal) or "force" (keys the caller proved new: false positives of the filter)
 -- ARGV[5]  digests, 20 bytes per invoice in order (core/shards.py)
--- ARGV[6..] triples: invoice key, packed invoice (what the workers decode), person tag; no key twice in one call
+-- ARGV[6]  the request's tally decided before the claim (msgpack rows, core/contract.py), or "": on the first
+--          shard's "check" call only
+-- ARGV[7]  the industries of this call's invoices, in order (msgpack list), copied into the entry
+-- ARGV[8..] triples: invoice key, packed invoice (what the workers decode), person tag; no key twice in one call
 --
 -- Returns one value per pair, in order:
 --   ""      new: claimed, its filter bits set, enqueued
@@ -20,9 +23,14 @@
 --
 -- Test-and-set is atomic (a script runs alone), so two concurrent uploads of one key cannot both be new, and
 -- a claim, its filter bits and its stream entry reach the AOF together. Idempotent: a retried call finds its
--- own claims and answers "" again without writing twice. While the filter is not ready (lost, or being
+-- own claims and answers "" again without writing twice (a retry whose first run claimed nothing writes its
+-- entry again: its tally part is the first's, which the workers count once). While the filter is not ready (lost, or being
 -- rebuilt) every key is checked exactly, and filter bits are still set. Duplicates uploaded by another
 -- channel ride in the stream entry (field "~<key>") so that the workers record them.
+--
+-- Every call adds one entry, which carries the call's outcomes for the daily reports (core/contract.py): one
+-- character per invoice, "a" new, "d" a duplicate, "m" seen by the filter and not in flight (a duplicate unless
+-- the force call that follows claims it); in force mode "A" new (no longer a duplicate), "D" still one.
 
 local channel, force, digests = ARGV[1], ARGV[4] == "force", ARGV[5]
 local prefix = channel .. "|" .. ARGV[2] .. "|" .. ARGV[3] .. "|"
@@ -30,13 +38,18 @@ local k, sizes, ready_flag = filter_layout(KEYS[3])
 local ngen = #sizes
 local ready = ready_flag and ngen > 0 and k > 0
 
-local results, claims = {}, {}
-local fields = {"~request", ARGV[3], "~channel", channel, "~at", ARGV[2]}
-local new, dups = 0, 0
-for i = 6, #ARGV, 3 do
+local results, claims, outcomes = {}, {}, {}
+local fields = {"~request", ARGV[3], "~channel", channel, "~at", ARGV[2], "~mode", ARGV[4]}
+if ARGV[6] ~= "" then
+  fields[#fields + 1] = "~tally"
+  fields[#fields + 1] = ARGV[6]
+end
+local new, mine = 0, 0
+local new_code, dup_code = force and "A" or "a", force and "D" or "d"
+for i = 8, #ARGV, 3 do
   local key = ARGV[i]
   local claim = prefix .. ARGV[i + 2]
-  local d = (i - 6) / 3 * 20 + 1
+  local d = (i - 8) / 3 * 20 + 1
   local answer = ""
   local bits_seen = seen_or_set(digests, d, k, sizes, 4)
   if bits_seen or force or not ready then
@@ -55,12 +68,19 @@ for i = 6, #ARGV, 3 do
     fields[#fields + 1] = key
     fields[#fields + 1] = ARGV[i + 1]
     new = new + 1
+    outcomes[#outcomes + 1] = new_code
   elseif answer == "mine" then
     answer = ""
-  elseif answer ~= "?" and string.sub(answer, 1, #channel + 1) ~= channel .. "|" then
-    fields[#fields + 1] = "~" .. key
-    fields[#fields + 1] = ""
-    dups = dups + 1
+    mine = mine + 1
+    outcomes[#outcomes + 1] = new_code
+  elseif answer == "?" then
+    outcomes[#outcomes + 1] = "m"
+  else
+    if string.sub(answer, 1, #channel + 1) ~= channel .. "|" then
+      fields[#fields + 1] = "~" .. key
+      fields[#fields + 1] = ""
+    end
+    outcomes[#outcomes + 1] = dup_code
   end
   results[#results + 1] = answer
 end
@@ -68,7 +88,11 @@ if new > 0 then
   call("HSET", KEYS[1], unpack(claims))
   if ngen > 0 then call("HINCRBY", KEYS[3], "n:" .. ngen, new) end
 end
-if new + dups > 0 then
+if mine == 0 then  -- else a retry of this very call, whose first run wrote its entry with its claims
+  fields[#fields + 1] = "~outcomes"
+  fields[#fields + 1] = table.concat(outcomes)
+  fields[#fields + 1] = "~industries"
+  fields[#fields + 1] = ARGV[7]
   call("XADD", KEYS[2], "*", unpack(fields))
 end
 return results

@@ -9,6 +9,7 @@ upload (or a retry after a lost answer) gets its receipt again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from core import contract
 from core.contract import Queued
@@ -33,13 +34,24 @@ async def enqueue(
     claimer: Claimer,
     caps: Caps,
     receipt_secret: str,
+    tally: bytes = b"",
+    industries: Sequence[str] = (),
 ) -> int:
-    """Claim and enqueue the admitted invoices, answering each in ``results``; returns how many were accepted."""
+    """Claim and enqueue the admitted invoices, answering each in ``results``; returns how many were accepted.
+    ``tally`` and ``industries`` (by index): the request's tally for the daily reports (gateway/tally.py), which
+    rides in the claim's entries, or in an entry of its own when nothing is claimed (fails closed like a claim)."""
     if not admitted.going:
+        if tally:
+            try:
+                await claimer.tally_only(channel, now_ms, request_id, tally)
+            except STORE_ERRORS as exc:
+                raise StoreUnavailable("the intake queue cannot take this request now") from exc
         return 0
-    items = [Item(q.key, contract.pack(q), q.person) for _, q in admitted.going]
+    items = [
+        Item(q.key, contract.pack(q), q.person, industries[i] if industries else "other") for i, q in admitted.going
+    ]
     try:
-        owners = await claimer.claim_and_enqueue(channel, now_ms, request_id, items)
+        owners = await claimer.claim_and_enqueue(channel, now_ms, request_id, items, tally)
     except STORE_ERRORS as exc:
         # The outcome is unknown (some shards may have enqueued): the slots stay held. A retry finds them
         # "held" and takes no new ones; an invoice never sent again costs its person one slot.

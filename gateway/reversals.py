@@ -2,6 +2,8 @@
 already fed, a ``void`` entry follows in the feed so the draw service can claw the prize back.
 
 A reversal may arrive before its invoice: it is recorded, and the workers apply it when the invoice commits.
+An invoice reversed here is counted in the daily figures (core/rollup.py) and reported to the national platform
+(core/outbox.py) in the same transaction.
 The reversal takes the sealer's lock, so a pending ``add`` entry is withdrawn only between two seals and no
 batch's content ever differs from its hash, and the reversal lock, exclusively, so that no sink transaction
 commits the invoice unseen beside it (core/locks.py).
@@ -17,7 +19,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core import feed, locks
+from core import feed, locks, outbox
+from core import rollup as rollups
+from core.rollup import UTC_ANY, Conn, Rollup
 from gateway import auth, metrics
 from gateway.deps import deps
 from gateway.errors import BadRequest
@@ -62,7 +66,7 @@ WITH recorded AS (
     WHERE f.key = old.key AND f.kind = 'add' AND f.batch_seq IS NULL
 )
 SELECT r.key, o.status AS was, o.channel, o.person, o.amount_fen, o.issue_date, o.seller_tax_id, o.category,
-       o.accepted_at
+       o.accepted_at, now() AS at
 FROM recorded r LEFT JOIN old o USING (key)
 """
 
@@ -85,7 +89,7 @@ async def reverse(request: Request) -> Response:
             results[i] = {"index": i, "status": "rejected", "reason": "invalid_reversal", "detail": problem}
         else:
             valid.setdefault(invoice_key(rev.number, rev.code), (i, rev))
-    outcome = await apply(d.pool, client.client_id, valid) if valid else {}
+    outcome = await apply(d.pool, client.client_id, valid, Rollup.of(d.campaign)) if valid else {}
     for key, (i, _) in valid.items():
         results[i] = {"index": i, "key": key, "status": outcome.get(key, "already_reversed")}
     metrics.REVERSALS.labels(client.client_id).inc(sum(1 for r in results if r.get("status") == "reversed"))
@@ -108,9 +112,12 @@ def _check(part: msgspec.Raw) -> tuple[str, Reversal | None]:
     return "", rev
 
 
-async def apply(pool: asyncpg.Pool, channel: str, valid: dict[str, tuple[int, Reversal]]) -> dict[str, str]:
+async def apply(
+    pool: asyncpg.Pool, channel: str, valid: dict[str, tuple[int, Reversal]], rollup: Rollup = UTC_ANY
+) -> dict[str, str]:
     """Record the reversals and apply them to the invoices already committed; per key: "reversed" (done),
-    "recorded" (its invoice is not committed yet: applied when it is), absent (reversed before)."""
+    "recorded" (its invoice is not committed yet: applied when it is), absent (reversed before). The invoices
+    reversed now are counted in the daily figures and get their outbox records in the same transaction."""
     keys = list(valid)
     revs = [valid[k][1] for k in keys]
     async with pool.acquire() as conn, conn.transaction():
@@ -119,4 +126,18 @@ async def apply(pool: asyncpg.Pool, channel: str, valid: dict[str, tuple[int, Re
             APPLY, keys, [r.red_number for r in revs], [r.reason for r in revs], [channel] * len(keys)
         )
         await feed.append(conn, "void", [feed.of_row("void", r) for r in rows if r["was"] == "eligible"])
+        await _account(conn, [r for r in rows if r["was"] is not None], rollup)
     return {r["key"]: "reversed" if r["was"] is not None else "recorded" for r in rows}
+
+
+async def _account(conn: Conn, reversed_now: list[asyncpg.Record], rollup: Rollup) -> None:
+    deltas = rollups.Deltas()
+    records = []
+    for r in reversed_now:
+        reason = "reversed_by_red_invoice"
+        deltas.add(
+            rollup.day(r["at"]), r["channel"], rollup.industry(r["category"]), "reversed", reason, 1, r["amount_fen"]
+        )
+        records.append(outbox.invoice(r["key"], r["channel"], [outbox.event("reversed", r["at"], reason)]))
+    await rollups.apply(conn, deltas)
+    await outbox.add(conn, records)

@@ -22,8 +22,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core import feed, locks
+from core import feed, locks, outbox
+from core import rollup as rollups
 from core.errors import STORE_ERRORS
+from core.rollup import Conn, Rollup
 from core.times import iso_ms
 from gateway import auth
 from gateway.deps import deps
@@ -50,7 +52,7 @@ WITH target AS (
         updated_at = now()
     FROM target WHERE i.key = target.key
     RETURNING i.key, i.channel, i.status, i.person, i.amount_fen, i.issue_date, i.seller_tax_id, i.category,
-              i.accepted_at
+              i.accepted_at, now() AS at
 ), reviewed AS (
     INSERT INTO reviews (key, decision, reviewer, note) SELECT key, $2, $3, $4 FROM decided
 ), events AS (
@@ -102,6 +104,8 @@ async def decide(request: Request) -> Response:
             raise Conflict("not_held", f"the invoice is {now}, not held")
         if decision.decision == "release":
             await feed.append(conn, "add", [feed.of_row("add", row)], d.campaign.payout_hold_s)
+        else:
+            await _account_rejection(conn, row, Rollup.of(d.campaign))
     if decision.decision == "reject" and d.campaign.caps.ineligible_returns_slot:
         await _give_back_slot(d.caps, row)
     return Response(orjson.dumps({"key": key, "status": row["status"]}), media_type="application/json")
@@ -127,6 +131,17 @@ async def reversals_by_seller(request: Request) -> Response:
     )
     found = [{**dict(r), "last_at": iso_ms(r["last_at"])} for r in rows]
     return Response(orjson.dumps({"days": days, "sellers": found}), media_type="application/json")
+
+
+async def _account_rejection(conn: Conn, row: asyncpg.Record, rollup: Rollup) -> None:
+    """A rejected invoice is ineligible from now: in the daily figures and for the national platform."""
+    reason = "rejected_in_review"
+    deltas = rollups.Deltas()
+    deltas.add(rollup.day(row["at"]), row["channel"], rollup.industry(row["category"]), "ineligible", reason)
+    await rollups.apply(conn, deltas)
+    await outbox.add(
+        conn, [outbox.invoice(row["key"], row["channel"], [outbox.event("ineligible", row["at"], reason)])]
+    )
 
 
 class _Slot(msgspec.Struct, frozen=True):

@@ -1,7 +1,8 @@
 """``POST /v1/invoices``: the upload's stages in order, each a module of its own:
 
 auth (gateway/auth.py) -> parse (gateway/parse.py) -> validate (gateway/validate.py) -> admit
-(gateway/admit.py) -> enqueue (gateway/enqueue.py); then 202 with a result per invoice.
+(gateway/admit.py) -> enqueue (gateway/enqueue.py); then 202 with a result per invoice. The request's tally for
+the daily reports (gateway/tally.py) rides in the enqueue's own round trip.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import admit, auth, enqueue, metrics, parse, validate
+from gateway import tally as tallies
 from gateway.deps import deps
 
 
@@ -45,6 +47,7 @@ async def upload(request: Request) -> Response:
         redis=d.redis,
         timeout_s=api.ratelimit_timeout_ms / 1000,
     )
+    tally, industries = tallies.pre_claim(invoices, results, d.campaign.eligibility)
     accepted = await enqueue.enqueue(
         channel,
         request_id,
@@ -54,6 +57,8 @@ async def upload(request: Request) -> Response:
         claimer=d.claimer,
         caps=d.caps,
         receipt_secret=d.settings.secrets.receipt_secret,
+        tally=tally,
+        industries=industries,
     )
     d.admission.spent(channel, accepted)
     answers = [results[i] for i in range(len(invoices))]

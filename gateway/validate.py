@@ -124,6 +124,11 @@ def _date_problem(inv: Invoice) -> Rejection | None:
     return None
 
 
+def amount_fen(inv: Invoice) -> int:
+    """The invoice's total in fen when it is a valid figure (the daily reports' received amount), else 0."""
+    return int(inv.amount * 100) if _amount_problem(inv) is None else 0
+
+
 def _amount_problem(inv: Invoice) -> Rejection | None:
     amount = inv.amount
     if not amount.is_finite() or amount <= 0:

@@ -18,6 +18,7 @@ from core import settings as config
 from core.campaign import Campaign
 from core.contract import Queued
 from core.errors import STORE_ERRORS
+from core.rollup import Rollup
 from core.stores import open_pool
 from dedup.inflight import Releaser, release_committed
 from ratelimit.caps import Caps
@@ -46,6 +47,7 @@ class Worker:
         self.campaign = campaign
         self.shards = campaign.dedup.shards
         self.payout_hold_s = campaign.payout_hold_s
+        self.rollup = Rollup.of(campaign)
         self.caps = Caps(redis, campaign) if campaign.caps.ineligible_returns_slot else None
         self.releaser = Releaser(settings.inflight_grace_s)
         self.rechecks = Rechecks(redis, self.shards, settings.recheck_lease_s)
@@ -82,7 +84,7 @@ class Worker:
             if sealer is not None:
                 sealer.cancel()
         if burst:
-            await seal.seal_all(self.pool, self.settings.seal_max_entries)
+            await seal.seal_all(self.pool, self.settings.seal_max_entries, self.rollup)
             if self.settings.inflight_grace_s <= 0:
                 await self.releaser.release_due(self.redis, everything=True)
         return done
@@ -169,7 +171,7 @@ class Worker:
             judged.append(Judged(p.queued, verdict, at))
             committed.append(p)
         with metrics.STAGE_SECONDS.labels("sink").time():
-            rows = await sink.write(self.pool, judged, batch.dups, self.payout_hold_s)
+            rows = await sink.write(self.pool, judged, batch.dups, self.payout_hold_s, batch.tallies, self.rollup)
         metrics.SINK_BATCH.observe(len(judged))
         metrics.SINK_ROWS.inc(rows)
         with metrics.STAGE_SECONDS.labels("settle").time():
@@ -207,7 +209,7 @@ class Worker:
         while True:
             await asyncio.sleep(every_s)
             try:
-                sealed = await seal.seal_all(self.pool, self.settings.seal_max_entries)
+                sealed = await seal.seal_all(self.pool, self.settings.seal_max_entries, self.rollup)
                 if sealed:
                     metrics.SEALED.inc(len(sealed))
                     metrics.LAST_SEALED.set(time.time())

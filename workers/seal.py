@@ -1,7 +1,9 @@
 """The sealer: closes pending feed entries into numbered batches, each chained to the one before.
 
 Any number of worker processes may run it: a transaction-scoped advisory lock lets one seal at a time, so the
-chain never forks.
+chain never forks. In the same transaction, the invoices fed become eligible: their daily figures (eligible,
+its amount, the distinct merchants and consumers: core/rollup.py) and their outbox records (each invoice, and
+the batch with its hash: core/outbox.py) are written with them.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import datetime as dt
 
 import asyncpg
 
-from core import locks
+from core import locks, outbox
+from core import rollup as rollups
 from core.feed import GENESIS, batch_sha256
+from core.rollup import UTC_ANY, Conn, Rollup
 
 # The entries due, oldest due first: the order of the partial index feed_entries_unsealed (ready_at, id), so the
 # scan stops after the batch's rows. Ordered by id, as it was, the planner walked the primary key from the first
@@ -23,8 +27,21 @@ ORDER BY ready_at, id LIMIT $1
 """
 
 
-async def seal_once(pool: asyncpg.Pool, max_entries: int) -> int | None:
-    """Seal up to ``max_entries`` pending entries into one batch; returns its seq, or None if none was due."""
+FEED = """
+WITH fed AS (
+    UPDATE invoices SET status = 'eligible', batch_seq = $1, updated_at = $2
+    WHERE key = ANY($3::text[]) AND status = 'verified'
+    RETURNING key, channel, amount_fen, category, person, seller_tax_id
+), events AS (
+    INSERT INTO invoice_events (key, channel, status, at) SELECT key, channel, 'eligible', $2 FROM fed
+)
+SELECT * FROM fed ORDER BY key
+"""
+
+
+async def seal_once(pool: asyncpg.Pool, max_entries: int, rollup: Rollup = UTC_ANY) -> int | None:
+    """Seal up to ``max_entries`` pending entries into one batch; returns its seq, or None if none was due.
+    ``rollup``: the campaign's days and industries, for the daily figures of the invoices fed."""
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", locks.SEAL):
             return None
@@ -47,27 +64,34 @@ async def seal_once(pool: asyncpg.Pool, max_entries: int) -> int | None:
         await conn.execute(
             "UPDATE feed_entries SET batch_seq = $1 WHERE id = ANY($2::bigint[])", seq, [r["id"] for r in pending]
         )
-        added = [r["key"] for r in pending if r["kind"] == "add"]
-        await conn.execute(
-            """
-            WITH fed AS (
-                UPDATE invoices SET status = 'eligible', batch_seq = $1, updated_at = $2
-                WHERE key = ANY($3::text[]) AND status = 'verified'
-                RETURNING key, channel
-            )
-            INSERT INTO invoice_events (key, channel, status, at) SELECT key, channel, 'eligible', $2 FROM fed
-            """,
-            seq,
-            now,
-            added,
-        )
+        fed = await conn.fetch(FEED, seq, now, [r["key"] for r in pending if r["kind"] == "add"])
+        await _account(conn, rollup, now, fed, outbox.batch(seq, now, len(pending), prev, sha))
         await conn.execute("SELECT pg_notify('feed_sealed', $1)", str(seq))
     return int(seq)
 
 
-async def seal_all(pool: asyncpg.Pool, max_entries: int) -> list[int]:
+async def _account(
+    conn: Conn, rollup: Rollup, now: dt.datetime, fed: list[asyncpg.Record], sealed: outbox.Record
+) -> None:
+    """The daily figures and the outbox records of a batch and of the invoices it made eligible."""
+    deltas = rollups.Deltas()
+    day = rollup.day(now)
+    eligible = []
+    records = [sealed]
+    for r in fed:
+        industry = rollup.industry(r["category"])
+        deltas.add(day, r["channel"], industry, "eligible", "", 1, r["amount_fen"])
+        eligible.append((day, r["channel"], industry, r["seller_tax_id"], r["person"]))
+        event = outbox.event("eligible", now, batch_seq=sealed.body["seq"])
+        records.append(outbox.invoice(r["key"], r["channel"], [event]))
+    await rollups.count_distinct(conn, deltas, eligible)
+    await rollups.apply(conn, deltas)
+    await outbox.add(conn, records)
+
+
+async def seal_all(pool: asyncpg.Pool, max_entries: int, rollup: Rollup = UTC_ANY) -> list[int]:
     """Seal until nothing is pending (or another process holds the lock)."""
     sealed: list[int] = []
-    while (seq := await seal_once(pool, max_entries)) is not None:
+    while (seq := await seal_once(pool, max_entries, rollup)) is not None:
         sealed.append(seq)
     return sealed

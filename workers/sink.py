@@ -1,8 +1,10 @@
 """The PostgreSQL sink: one transaction per batch, COPY into staging, then an idempotent upsert.
 
 ``INSERT .. ON CONFLICT DO NOTHING RETURNING key`` names the invoices that are new in this transaction, and
-only those get status events and feed entries (core/feed.py writes them): a batch delivered twice (a worker died
-before XACK) writes nothing the second time.
+only those get status events, feed entries (core/feed.py writes them), a line in the ledger of accepted keys,
+an outbox record for the national platform (core/outbox.py) and their figures in the daily rollups
+(core/rollup.py): a batch delivered twice (a worker died before XACK) writes nothing the second time. The
+requests' tallies that the batch's entries carry are rolled up in the same transaction, each part once.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
-from core import feed, locks
-from core.contract import Duplicate, Queued
+from core import feed, locks, outbox
+from core import rollup as rollups
+from core.contract import Duplicate, Queued, TallyPart
+from core.rollup import UTC_ANY, Conn, Rollup
 from core.times import from_ms
 from workers.judge import Judgement
 
@@ -22,7 +26,7 @@ STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS staging (
     key text, channel text, number text, code text, issue_date date, amount_fen bigint,
     seller_tax_id text, seller_name text, category text, person text, user_ref text, device_ref text,
-    status text, reason text, accepted_at timestamptz, verified_at timestamptz, feed_body text
+    status text, reason text, accepted_at timestamptz, verified_at timestamptz, feed_body text, accepted_day date
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS staging_dups (key text, channel text, at timestamptz) ON COMMIT DELETE ROWS;
 """
@@ -45,6 +49,7 @@ STAGING_COLUMNS = (
     "accepted_at",
     "verified_at",
     "feed_body",
+    "accepted_day",
 )
 
 UPSERT = """
@@ -55,7 +60,7 @@ WITH d AS (
 ), s AS (
     -- A reversal that arrived before its invoice: the invoice is reversed, and not fed.
     SELECT d.key, d.channel, d.number, d.code, d.issue_date, d.amount_fen, d.seller_tax_id, d.seller_name,
-           d.category, d.person, d.user_ref, d.device_ref, d.accepted_at, d.verified_at,
+           d.category, d.person, d.user_ref, d.device_ref, d.accepted_at, d.verified_at, d.accepted_day,
            CASE WHEN r.key IS NULL THEN d.status ELSE 'reversed' END AS status,
            CASE WHEN r.key IS NULL THEN d.reason ELSE 'reversed_by_red_invoice' END AS reason,
            CASE WHEN r.key IS NULL THEN d.feed_body END AS feed_body
@@ -86,8 +91,11 @@ WITH d AS (
     INSERT INTO feed_entries (key, kind, body, ready_at)
     SELECT s.key, 'add', s.feed_body, now() + make_interval(secs => $1)
     FROM s JOIN new USING (key) WHERE s.feed_body IS NOT NULL
+), ledger AS (
+    INSERT INTO accepted_ledger (day, key) SELECT s.accepted_day, s.key FROM s JOIN new USING (key)
+    ON CONFLICT DO NOTHING
 )
-SELECT count(*) FROM new
+SELECT s.key, s.status, s.reason, s.accepted_at, s.verified_at, now() AS now FROM s JOIN new USING (key)
 """
 
 DUPLICATES = """
@@ -107,23 +115,82 @@ async def prepare(conn: asyncpg.Connection) -> None:
     await conn.execute(STAGING_DDL)
 
 
-async def write(pool: asyncpg.Pool, judged: Sequence[Judged], dups: Sequence[Duplicate], hold_s: float = 0.0) -> int:
+async def write(
+    pool: asyncpg.Pool,
+    judged: Sequence[Judged],
+    dups: Sequence[Duplicate],
+    hold_s: float = 0.0,
+    tallies: Sequence[TallyPart] = (),
+    rollup: Rollup = UTC_ANY,
+) -> int:
     """Write one batch in one transaction; returns how many invoices were new. Eligible invoices are sealed
-    into the feed no sooner than ``hold_s`` from now (the campaign's payout hold)."""
+    into the feed no sooner than ``hold_s`` from now (the campaign's payout hold). ``rollup``: the campaign's
+    days and industries, for the daily figures of the new invoices and of ``tallies``."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", locks.REVERSAL)
+        deltas = rollups.Deltas()
         new = 0
         if judged:
-            await conn.copy_records_to_table("staging", records=[_row(j) for j in judged], columns=STAGING_COLUMNS)
-            new = await conn.fetchval(UPSERT, float(hold_s))
+            staged = [_row(j, rollup) for j in judged]
+            await conn.copy_records_to_table("staging", records=staged, columns=STAGING_COLUMNS)
+            rows = await conn.fetch(UPSERT, float(hold_s))
+            new = len(rows)
+            await outbox.add(conn, _counted(rows, {j.queued.key: j.queued for j in judged}, deltas, rollup))
         if dups:
             records = [(d.key, d.channel, from_ms(d.at_ms)) for d in dups]
             await conn.copy_records_to_table("staging_dups", records=records)
             await conn.execute(DUPLICATES)
-    return int(new)
+        await _tallied(conn, tallies, deltas, rollup)
+        await rollups.apply(conn, deltas)
+    return new
 
 
-def _row(j: Judged) -> tuple[object, ...]:
+def _counted(
+    rows: Sequence[asyncpg.Record], queued: dict[str, Queued], deltas: rollups.Deltas, rollup: Rollup
+) -> list[outbox.Record]:
+    """The daily figures of the invoices new in this transaction (added to ``deltas``: verified, and a final
+    status other than "to be fed", on the day of the verification), and their outbox records."""
+    records = []
+    for row in rows:
+        q = queued[row["key"]]
+        status, reason, verified_at = row["status"], row["reason"], row["verified_at"]
+        industry = rollup.industry(q.category)
+        events = [outbox.event("received", row["accepted_at"])]
+        if verified_at is not None:
+            deltas.add(rollup.day(verified_at), q.channel, industry, "verified")
+            events.append(outbox.event("verified", verified_at))
+        at = verified_at or row["now"]
+        if status in ("ineligible", "reversed", "held"):
+            amount = q.amount_fen if status == "reversed" else 0
+            deltas.add(rollup.day(at), q.channel, industry, status, reason, 1, amount)
+        if status in ("ineligible", "reversed"):  # "held" is the campaign's own review: not reported
+            events.append(outbox.event(status, at, reason))
+        facts = outbox.facts(
+            person=q.person,
+            seller_tax_id=q.seller_tax_id,
+            amount_fen=q.amount_fen,
+            issue_date=q.issue_date,
+            industry=industry,
+            accepted_at=row["accepted_at"],
+        )
+        records.append(outbox.invoice(q.key, q.channel, events, facts))
+    return records
+
+
+async def _tallied(conn: Conn, tallies: Sequence[TallyPart], deltas: rollups.Deltas, rollup: Rollup) -> None:
+    """Add the requests' tallies to ``deltas``, each part only the first time it is seen (on its upload's day)."""
+    if not tallies:
+        return
+    days = {(t.request, t.part): rollup.day_of_ms(t.at_ms) for t in tallies}
+    fresh = await rollups.new_tallies(conn, [(r, p, d) for (r, p), d in days.items()])
+    for t in tallies:
+        if (t.request, t.part) in fresh:
+            fresh.discard((t.request, t.part))  # a part twice in one batch counts once too
+            for metric, reason, industry, count, amount in t.rows:
+                deltas.add(days[t.request, t.part], t.channel, industry, metric, reason, count, amount)
+
+
+def _row(j: Judged, rollup: Rollup) -> tuple[object, ...]:
     q = j.queued
     return (
         q.key,
@@ -143,4 +210,5 @@ def _row(j: Judged) -> tuple[object, ...]:
         from_ms(q.accepted_at_ms),
         j.verified_at,
         feed.text(feed.of_queued("add", q)) if j.judgement.feeds else None,
+        rollup.day_of_ms(q.accepted_at_ms),
     )

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from core import contract, keys
-from core.contract import Duplicate, Queued
+from core.contract import Duplicate, Queued, TallyPart
 from workers import recheck
 
 
@@ -32,6 +32,7 @@ class Batch(msgspec.Struct):
     items: list[Pending]
     dups: list[Duplicate]
     dead: list[tuple[int, bytes, str, dict[bytes, bytes]]] = []  # (shard, entry id, reason, fields)
+    tallies: list[TallyPart] = []  # the requests' tallies for the daily reports, rolled up with the batch
 
     @property
     def empty(self) -> bool:
@@ -39,7 +40,7 @@ class Batch(msgspec.Struct):
 
 
 def empty() -> Batch:
-    return Batch({}, [], [], [])
+    return Batch({}, [], [], [], [])
 
 
 def from_rechecks(taken: dict[int, list[bytes]]) -> Batch:
@@ -109,11 +110,13 @@ def decode_into(batch: Batch, shard: int, entries: Sequence[tuple[bytes, dict[by
             continue
         try:
             queued, dups = contract.read_entry(fields)
+            tallies = contract.read_tallies(fields, shard)
         except (KeyError, ValueError, msgspec.DecodeError) as exc:
             batch.dead.append((shard, entry_id, f"undecodable entry: {type(exc).__name__}: {exc}", fields))
             continue
         batch.items.extend(Pending(q, shard, 0, packed) for packed, q in queued)
         batch.dups.extend(dups)
+        batch.tallies.extend(tallies)
 
 
 async def settle(
