@@ -23,6 +23,7 @@ from gateway.feed import feed
 from gateway.feedwatch import FeedWatch
 from gateway.middleware import Metrics, Shed
 from gateway.ops import healthz, metrics_endpoint, readyz
+from gateway.reports import daily, reconciliation
 from gateway.reversals import reverse
 from gateway.review import decide, held, reversals_by_seller
 from gateway.status import status
@@ -68,6 +69,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/admin/held", held, methods=["GET"]),
         Route("/v1/admin/held/{key}", decide, methods=["POST"]),
         Route("/v1/admin/reversals-by-seller", reversals_by_seller, methods=["GET"]),
+        Route("/v1/admin/reconciliation", reconciliation, methods=["GET"]),
+        Route("/v1/reports/daily", daily, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -67,9 +67,11 @@ def check_signed(request: Request, client: Client, body: bytes) -> None:
         raise Unauthorized("bad_signature", "signature does not match")
 
 
-def check_role(client: Client, role: str) -> None:
-    if client.role != role:
-        raise Forbidden("wrong_role", f"this endpoint is for role {role}")
+def check_role(client: Client, role: str | tuple[str, ...]) -> None:
+    """The caller's role is ``role`` (or one of them)."""
+    allowed = (role,) if isinstance(role, str) else role
+    if client.role not in allowed:
+        raise Forbidden("wrong_role", f"this endpoint is for role {' or '.join(allowed)}")
 
 
 def request_nonce(request: Request, client: Client, nonce_ttl_s: int) -> Nonce:
@@ -94,7 +96,7 @@ def raise_replayed() -> NoReturn:
 
 
 async def check_signature(
-    request: Request, client: Client, body: bytes, redis: Redis, nonce_ttl_s: int, role: str
+    request: Request, client: Client, body: bytes, redis: Redis, nonce_ttl_s: int, role: str | tuple[str, ...]
 ) -> None:
     """The checks on the whole request: signature, then replay, then role.
 
@@ -106,7 +108,7 @@ async def check_signature(
 
 
 async def authenticate(
-    request: Request, role: str, clients: ClientTable, redis: Redis, api: Api
+    request: Request, role: str | tuple[str, ...], clients: ClientTable, redis: Redis, api: Api
 ) -> tuple[Client, bytes]:
     """Every /v1 endpoint but the upload (which spends its nonce in its rate-limit call): the headers before
     the body is read, the body within its limit, then signature, replay and role. The caller and the body."""

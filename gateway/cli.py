@@ -1,17 +1,24 @@
-"""``gateway``: administration commands (migrations, clients, campaign checks). The server itself runs under
-gunicorn (deploy/gunicorn.conf.py)."""
+"""``gateway``: administration commands (migrations, clients, campaign checks, reconciliation). The server itself
+runs under gunicorn (deploy/gunicorn.conf.py). Run from the project folder beside ``make run``, they need no
+variables: they read the dev stack's ``.data/stack.env`` (core/settings.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import sys
+from typing import Any
+
+import orjson
 
 from core import campaign as campaigns
+from core.campaign import Campaign
 from core.cli import entry_point
+from core.rollup import Rollup
 from core.settings import Settings, from_env
-from core.stores import open_pool
-from gateway import clients
+from core.stores import open_pool, open_redis
+from gateway import clients, reconcile
 from gateway.migrate import migrate
 
 
@@ -26,13 +33,21 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("role", choices=clients.ROLES)
     check = sub.add_parser("check-campaign", help="check a campaign file (types, ranges, contradicting rules)")
     check.add_argument("file")
+    rec = sub.add_parser("reconcile", help="reconcile one day; exit status 1 when anything is unexplained")
+    rec.add_argument("--date", type=dt.date.fromisoformat, help="YYYY-MM-DD (default: today, campaign time zone)")
+    rec.add_argument("--limit", type=int, default=1000, help="keys listed, explained and unexplained each")
+    rec.add_argument("--json", action="store_true", help="the answer of GET /v1/admin/reconciliation instead")
     args = parser.parse_args(argv)
     if args.command == "check-campaign":
         return check_campaign(args.file)
     settings = from_env()
     # The whole configuration, as the gateway itself would check it, before any store is opened: a deployment
     # whose campaign the gateway would refuse stops at its first step, with one line.
-    campaigns.load(settings.campaign_file)
+    campaign = campaigns.load(settings.campaign_file)
+    if args.command == "reconcile":
+        found = asyncio.run(_reconcile(settings, campaign, args.date, max(1, args.limit)))
+        print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if args.json else reconcile.render(found))
+        return 0 if found["ok"] else 1
     if args.command == "migrate":
         applied = asyncio.run(migrate(settings.stores.database_url))
         print("applied: " + (", ".join(applied) if applied else "nothing new"))
@@ -54,6 +69,18 @@ def check_campaign(path: str) -> int:
         f" {campaign.dedup.shards} intake shard(s): no problem found"
     )
     return 0
+
+
+async def _reconcile(settings: Settings, campaign: Campaign, day: dt.date | None, limit: int) -> dict[str, Any]:
+    rollup = Rollup.of(campaign)
+    redis = open_redis(settings.stores)
+    pool = await open_pool(settings.stores, 1, timed=False)
+    try:
+        day = day or rollup.day(dt.datetime.now(dt.UTC))
+        return await reconcile.reconcile(pool, redis, rollup, campaign.dedup.shards, day, limit)
+    finally:
+        await pool.close()
+        await redis.aclose()
 
 
 async def _add_client(settings: Settings, client_id: str, secret: str, role: str) -> None:

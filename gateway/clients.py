@@ -8,7 +8,7 @@ import logging
 import asyncpg
 import msgspec
 
-ROLES = ("channel", "draw", "admin")
+ROLES = ("channel", "draw", "admin", "auditor")  # auditor: reads reports and reconciliation, changes nothing
 log = logging.getLogger(__name__)
 
 

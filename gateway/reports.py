@@ -1,0 +1,90 @@
+"""The auditors' endpoints (roles auditor and admin): ``GET /v1/reports/daily``, the daily indicators of the
+campaign, from the rollups (core/rollup.py, core/report.py), never from a scan of the invoices; and
+``GET /v1/admin/reconciliation?date=YYYY-MM-DD[&limit=N]``, one day's reconciliation (gateway/reconcile.py).
+
+``?date=YYYY-MM-DD`` for one day, or ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` for one report per day (at most
+``GATEWAY_REPORTS_MAX_DAYS`` days); ``&channel=ID`` for one channel's figures. JSON by default; CSV with
+``Accept: text/csv`` (one row per day and scope). Days are those of the campaign's time zone. A bad or missing
+parameter is ``400`` ``bad_parameter``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from core import report
+from core.rollup import Rollup
+from gateway import auth, reconcile
+from gateway.deps import deps
+from gateway.errors import BadRequest
+
+READERS = ("auditor", "admin")
+CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+async def daily(request: Request) -> Response:
+    d = deps(request)
+    await auth.authenticate(request, READERS, d.clients, d.redis, d.settings.api)
+    first, last = days_asked(request, d.settings.reports.max_days)
+    channel = request.query_params.get("channel")
+    if channel is not None and not CHANNEL.fullmatch(channel):
+        raise BadRequest("bad_parameter", "channel: a client id (1 to 64 of A-Z a-z 0-9 _ . : -)")
+    async with d.pool.acquire() as conn:
+        days = await report.read(conn, first, last, channel)
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(report.csv_text(days), media_type="text/csv; charset=utf-8")
+    body = {
+        "format": report.FORMAT,
+        "campaign": d.campaign.id,
+        "timezone": d.campaign.caps.timezone,
+        "channel": channel,
+        "days": days,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def days_asked(request: Request, max_days: int) -> tuple[dt.date, dt.date]:
+    """The first and last day of ``?date=`` or ``?from=&to=``."""
+    params = request.query_params
+    if "date" in params:
+        if "from" in params or "to" in params:
+            raise BadRequest("bad_parameter", "give date, or from and to, not both")
+        day = parse_day(params["date"], "date")
+        return day, day
+    if "from" not in params or "to" not in params:
+        raise BadRequest("bad_parameter", "give date=YYYY-MM-DD, or from=YYYY-MM-DD and to=YYYY-MM-DD")
+    first, last = parse_day(params["from"], "from"), parse_day(params["to"], "to")
+    if last < first or (last - first).days >= max_days:
+        raise BadRequest("bad_parameter", f"from..to: from not after to, at most {max_days} days")
+    return first, last
+
+
+def parse_day(raw: str, name: str) -> dt.date:
+    try:
+        if len(raw) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest("bad_parameter", f"{name}: a date, YYYY-MM-DD") from None
+
+
+async def reconciliation(request: Request) -> Response:
+    d = deps(request)
+    await auth.authenticate(request, READERS, d.clients, d.redis, d.settings.api)
+    raw = request.query_params.get("date")
+    if raw is None:
+        raise BadRequest("bad_parameter", "date=YYYY-MM-DD")
+    try:
+        listed = int(request.query_params.get("limit", str(d.settings.reports.reconcile_listed)))
+    except ValueError:
+        listed = -1
+    if not 1 <= listed <= 100_000:
+        raise BadRequest("bad_parameter", "limit: a whole number from 1 to 100000")
+    rollup = Rollup.of(d.campaign)
+    found = await reconcile.reconcile(d.pool, d.redis, rollup, d.campaign.dedup.shards, parse_day(raw, "date"), listed)
+    return Response(orjson.dumps(found), media_type="application/json")
