@@ -13,5 +13,16 @@ SEAL = 7002  # transaction lock: one sealer at a time, so the chain never forks;
 # a sink that could commit its invoice unseen (each would miss the other under READ COMMITTED).
 REVERSAL = 7003
 REBUILD = 7004  # session lock: one dedup rebuild at a time, whichever host runs it
+# Session lock, with the destination's hash as second key: one relay per outbox destination at a time, so its
+# records go out in order and its rate cap holds; a second relay waits as a standby.
+EXPORT = 7005
+CLOSE_DAY = 7006  # transaction lock: one process closes days at a time (workers/closing.py)
 
-ALL = {"MIGRATIONS": MIGRATIONS, "SEAL": SEAL, "REVERSAL": REVERSAL, "REBUILD": REBUILD}
+ALL = {
+    "MIGRATIONS": MIGRATIONS,
+    "SEAL": SEAL,
+    "REVERSAL": REVERSAL,
+    "REBUILD": REBUILD,
+    "EXPORT": EXPORT,
+    "CLOSE_DAY": CLOSE_DAY,
+}

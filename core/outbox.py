@@ -31,6 +31,7 @@ from core.rollup import Conn
 from core.times import iso_ms
 
 NATIONAL = "national"
+DESTINATIONS = (NATIONAL,)  # watched by the metrics (gateway/ops.py): a new destination is named here too
 
 ADD = """
 INSERT INTO outbox (destination, subject, kind, record)

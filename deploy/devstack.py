@@ -1,8 +1,14 @@
-"""The dev stack: Redis, PostgreSQL, the verification simulator, the gateway (gunicorn) and the workers,
-on loopback, with their data under one folder of the project. Runs in the foreground; SIGINT or SIGTERM
-stops every process it started.
+"""The dev stack: Redis, PostgreSQL, the verification simulator, the national platform's simulator, the
+gateway (gunicorn), the workers and the export process (the outbox relay, the closing of days), on loopback,
+with their data under one folder of the project. Runs in the foreground; SIGINT or SIGTERM stops every process
+it started.
 
     python deploy/devstack.py [--data .data] [--port 8080] [--redis-port 6390] [--pg-port 5440] ...
+
+``GATEWAY_*`` variables of the caller's environment win over the stack's own (a simulator whose URL the
+caller names is not started: ``GATEWAY_VERIFY_URL``, ``GATEWAY_EXPORT_URL``). While it runs, the stack's
+settings are in ``<data>/stack.env``, which every command of the project run from the project folder reads
+when it has no ``GATEWAY_*`` variable (core/settings.py): ``gateway reconcile`` just works beside it.
 
 The tests import ``Stack`` to start the same parts on free ports.
 """
@@ -35,6 +41,7 @@ DEV_CLIENTS = (
     ("demo-channel-2", "demo-channel-2-secret", "channel"),
     ("demo-draw", "demo-draw-secret", "draw"),
     ("demo-admin", "demo-admin-secret", "admin"),
+    ("demo-auditor", "demo-auditor-secret", "auditor"),
 )
 # Where the cluster goes when the server cannot use <data>/postgres (Stack.postgres_folder; make clean knows it).
 CLUSTER_PREFIX = "prize-gateway-pg-"
@@ -128,11 +135,16 @@ class Stack:
         port: int,
         campaign: Path = CAMPAIGN,
         extra_env: dict[str, str] | None = None,
+        national_port: int | None = None,
+        callers_env: bool = False,
     ) -> None:
         self.data = data.resolve()
         self.campaign = campaign
         self.extra_env = extra_env or {}
         self.redis_port, self.pg_port, self.sim_port, self.port = redis_port, pg_port, sim_port, port
+        self.national_port = national_port or free_port()
+        # make run: the caller's GATEWAY_* variables win over the stack's own (the tests' stacks ignore them).
+        self.callers = {k: v for k, v in os.environ.items() if k.startswith("GATEWAY_")} if callers_env else {}
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.logs = self.data / "logs"
 
@@ -151,9 +163,17 @@ class Stack:
             PROMETHEUS_MULTIPROC_DIR=str(self.data / "metrics"),
             # No load balancer in front of the dev stack: a short drain keeps Ctrl-C quick.
             GATEWAY_DRAIN_DELAY_S="1",
+            GATEWAY_EXPORT_URL=f"http://127.0.0.1:{self.national_port}",
+            GATEWAY_EXPORT_SECRET="dev-stack-export-secret",
+            GATEWAY_REPORTS_DIR=str(self.data / "reports"),
         )
+        env.update(self.callers)
         env.update(self.extra_env)
         return env
+
+    def runs(self, simulator_url: str) -> bool:
+        """Whether the stack runs the simulator behind this setting (not when the caller points it elsewhere)."""
+        return simulator_url not in self.callers
 
     def _spawn(
         self, name: str, argv: list[str], env: dict[str, str] | None = None, **credentials: Any
@@ -352,6 +372,19 @@ class Stack:
         wait_until(name, self._alive(name, proc, lambda: http_ok(url)))
         return proc
 
+    def start_national_simulator(self, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """The national monitoring platform's simulator, once it answers."""
+        name = "national-simulator"
+        argv = [str(VENV_BIN / "gateway-worker"), name, "--port", str(self.national_port)]
+        proc = self._spawn(name, argv, env=env)
+        url = f"http://127.0.0.1:{self.national_port}/healthz"
+        wait_until(name, self._alive(name, proc, lambda: http_ok(url)))
+        return proc
+
+    def start_export(self, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """The export process: the outbox relay to the national platform, and the closing of days."""
+        return self._spawn("export", [str(VENV_BIN / "gateway-worker"), "export"], env=env)
+
     def reset_metrics(self) -> None:
         """Start the multiprocess metrics folder empty: it holds the live processes' files only."""
         metrics = self.data / "metrics"
@@ -391,9 +424,13 @@ class Stack:
     def start_all(self, gateway_processes: int = 2, worker_processes: int = 1) -> None:
         """Every process of the dev stack, in order."""
         self.start_stores()
-        self.start_simulator()
+        if self.runs("GATEWAY_VERIFY_URL"):
+            self.start_simulator()
+        if self.runs("GATEWAY_EXPORT_URL"):
+            self.start_national_simulator()
         self.start_gateway(gateway_processes)
         self.start_workers(worker_processes)
+        self.start_export()
 
     def stop(self, grace_s: float = 15.0) -> None:
         """SIGTERM each process (newest first), then SIGKILL whatever outlives the grace period."""
@@ -416,6 +453,7 @@ def main() -> int:
     parser.add_argument("--redis-port", type=int, default=6390)
     parser.add_argument("--pg-port", type=int, default=5440)
     parser.add_argument("--sim-port", type=int, default=8090)
+    parser.add_argument("--national-port", type=int, default=8095)
     parser.add_argument("--gateway-processes", type=int, default=2)
     parser.add_argument("--worker-processes", type=int, default=1)
     parser.add_argument("--campaign", type=Path, default=CAMPAIGN, help="the campaign file (default: %(default)s)")
@@ -427,9 +465,11 @@ def main() -> int:
         sim_port=args.sim_port,
         port=args.port,
         campaign=args.campaign,
+        national_port=args.national_port,
+        callers_env=True,
     )
     from core import campaign as campaigns
-    from core.settings import ConfigError, from_env
+    from core.settings import ConfigError, from_env, stack_env_text
 
     try:  # what every part would refuse, said once before anything starts
         from_env(stack.env)
@@ -446,8 +486,10 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     status = 0
+    stack_env = stack.data / "stack.env"
     try:
         stack.start_all(args.gateway_processes, args.worker_processes)
+        stack_env.write_text(stack_env_text(stack.env))
         print_banner(stack)
         while not stopping:
             for name, proc in stack.procs:
@@ -463,6 +505,7 @@ def main() -> int:
         status = 1
     finally:
         print("stopping the dev stack ...", flush=True)
+        stack_env.unlink(missing_ok=True)
         stack.stop()
         print("stopped.", flush=True)
     return status
@@ -474,13 +517,16 @@ def print_banner(stack: Stack) -> None:
 Prize-invoice gateway dev stack is up (data in {stack.data}, logs in {stack.logs})
   gateway     http://127.0.0.1:{stack.port}   (/healthz /readyz /metrics, /v1/...)
   redis       127.0.0.1:{stack.redis_port}    postgres 127.0.0.1:{stack.pg_port} (db gateway, user gateway)
-  simulator   http://127.0.0.1:{stack.sim_port}/verify
+  simulator   {stack.env["GATEWAY_VERIFY_URL"]}/verify
+  national    {stack.env["GATEWAY_EXPORT_URL"]}/sandbox/received   (the national platform's simulator)
+  reports     {stack.env["GATEWAY_REPORTS_DIR"]}   settings of this stack: {stack.data / "stack.env"}
 Dev clients (client id / secret / role):""",
         flush=True,
     )
     for client_id, secret, role in DEV_CLIENTS:
         print(f"  {client_id:16} {secret:24} {role}", flush=True)
-    print("Try: .venv/bin/python -m loadtest.try_it   Ctrl-C stops everything.", flush=True)
+    print("Try: .venv/bin/python -m loadtest.try_it   then: .venv/bin/gateway reconcile", flush=True)
+    print("Ctrl-C stops everything.", flush=True)
 
 
 if __name__ == "__main__":

@@ -54,3 +54,21 @@ RATELIMIT_FAIL_OPEN = Counter(
 CAP_RELEASE_FAILED = Counter(
     "gateway_cap_release_failed_total", "Cap slots of duplicates that could not be given back (Redis did not answer)"
 )
+EXPORT_PENDING = Gauge(
+    "gateway_export_pending_records",
+    "Outbox records neither delivered nor parked, per destination (read at each scrape; counted up to a million)",
+    ["destination"],
+    multiprocess_mode="mostrecent",
+)
+EXPORT_PARKED = Gauge(
+    "gateway_export_parked_records",
+    "Outbox records parked (refused by the destination), per destination (read at each scrape)",
+    ["destination"],
+    multiprocess_mode="mostrecent",
+)
+EXPORT_OLDEST_PENDING_AGE = Gauge(
+    "gateway_export_oldest_pending_age_seconds",
+    "Age of the oldest outbox record not delivered yet (0 when none waits), per destination (read at each scrape)",
+    ["destination"],
+    multiprocess_mode="mostrecent",
+)

@@ -268,7 +268,7 @@ async def _totals(
         found.append(_total("received", rep["received"], outcomes, "the sum of the outcomes"))
     closed = await conn.fetchval("SELECT report FROM report_days WHERE day = $1", day)
     if closed is not None:
-        stored = orjson.loads(closed)
+        stored = orjson.loads(closed)["days"][0]
         changed = [k for k in report.columns() if stored.get(k) != rep.get(k)]
         found.append(_total("closed report", len(changed), 0, "figures changed since the day was closed"))
     return found
@@ -277,7 +277,7 @@ async def _totals(
 FED = """
 WITH b AS (SELECT seq FROM feed_batches WHERE sealed_at >= $1 AND sealed_at < $2),
 e AS (SELECT body::jsonb AS body FROM feed_entries JOIN b ON batch_seq = b.seq WHERE kind = 'add')
-SELECT count(*) AS n, coalesce(sum((body->>'amount_fen')::bigint), 0) AS amount,
+SELECT count(*) AS n, coalesce(sum((body->>'amount_fen')::bigint), 0)::bigint AS amount,
        count(DISTINCT body->>'seller_tax_id') AS merchants, count(DISTINCT body->>'person') AS consumers
 FROM e
 """

@@ -1,9 +1,12 @@
-"""``gateway-worker``: run the stream workers, or the verification-service simulator."""
+"""``gateway-worker``: run the stream workers, the outbox relay to the national platform (``export``, which also
+closes the days due), the verification-service and national-platform simulators; look after the dead letters,
+the blacklist, the outbox's parked records, the closing of a day."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import signal
 import sys
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 import uvloop
 from aiohttp import web
 
@@ -19,9 +23,10 @@ from core import keys
 from core.cli import entry_point
 from core.hashing import name_ref
 from core.metrics import merged_registry
-from core.settings import Settings, from_env
+from core.outbox import NATIONAL
+from core.settings import ConfigError, Settings, from_env
 from core.stores import open_redis
-from workers import blacklist, simulator
+from workers import blacklist, export, national_simulator, simulator
 from workers.main import Worker, open_session, open_sink_pool
 from workers.verify import Breaker, Pace, Verifier
 
@@ -41,6 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     sim = sub.add_parser("simulator", help="serve the verification-service simulator")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8090)
+    nsim = sub.add_parser("national-simulator", help="serve the national monitoring platform's simulator")
+    nsim.add_argument("--host", default="127.0.0.1")
+    nsim.add_argument("--port", type=int, default=8095)
+    sub.add_parser("export", help="relay the outbox to the national platform and close the days due, until SIGTERM")
+    box = sub.add_parser("outbox", help="the outbox's parked records: list them, or send them again")
+    box.add_argument("action", choices=("parked", "resend"))
+    box.add_argument("ids", nargs="*", type=int, help="resend: these records (and those waiting behind them)")
+    box.add_argument("--all", action="store_true", help="resend: every parked record of the destination")
+    box.add_argument("--destination", default=NATIONAL)
+    close = sub.add_parser("close-day", help="close a day now: its report as files, sent to the national platform")
+    close.add_argument("--date", type=dt.date.fromisoformat, help="YYYY-MM-DD (default: yesterday)")
     args = parser.parse_args(argv)
     settings = from_env()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -60,9 +76,32 @@ def main(argv: list[str] | None = None) -> int:
         # On uvloop, as the workers run: on one machine with them, the simulator's CPU is theirs lost.
         web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, loop=uvloop.new_event_loop())
         return 0
+    if args.command == "national-simulator":
+        sim_settings = settings.national_simulator
+        control = national_simulator.Control(**msgspec.structs.asdict(sim_settings))
+        app = national_simulator.create_app(settings.export.client_id, export_secret(settings), control)
+        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, loop=uvloop.new_event_loop())
+        return 0
     campaigns.load(settings.campaign_file)  # a bad campaign is one line before any store is opened
+    if args.command == "outbox":
+        return uvloop.run(export.outbox_command(settings, args.action, args.ids, args.all, args.destination))
+    if args.command == "close-day":
+        return uvloop.run(export.close_day(settings, args.date))
+    if args.command == "export":
+        export_secret(settings)
+        if settings.worker.metrics_port:
+            serve_metrics(settings.worker.metrics_port, settings.metrics_dir)
+        uvloop.run(export.run_export(settings))
+        return 0
     uvloop.run(run_worker(settings, args.burst))
     return 0
+
+
+def export_secret(settings: Settings) -> str:
+    """The key the relay signs with and the simulator checks: required, as the gateway's own keys are."""
+    if len(settings.export.secret) < 16:
+        raise ConfigError("GATEWAY_EXPORT_SECRET", "", "16 characters or more (the national platform's key)")
+    return settings.export.secret
 
 
 def serve_metrics(port: int, metrics_dir: str) -> None:

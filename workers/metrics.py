@@ -31,3 +31,21 @@ STAGE_SECONDS = Histogram(
     "Time of one batch's stage: cache (verified answers), verify, risk, sink (the transaction), settle (ack)",
     ["stage"],
 )
+EXPORT_REQUESTS = Counter(
+    "worker_export_requests_total", "Requests of the outbox relay, by destination and answer", ["destination", "status"]
+)
+EXPORT_RECORDS = Counter(
+    "worker_export_records_total",
+    "Outbox records settled by the relay, by destination and outcome (delivered, parked)",
+    ["destination", "outcome"],
+)
+EXPORT_DELIVERY_SECONDS = Histogram(
+    "worker_export_delivery_seconds",
+    "From a change (its outbox record's creation) to its delivery, by destination",
+    ["destination"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+EXPORT_BREAKER_OPEN = Gauge(
+    "worker_export_breaker_open", "1 while the relay's breaker is open", ["destination"], multiprocess_mode="max"
+)
+DAYS_CLOSED = Counter("worker_report_days_closed_total", "Days closed: their reports written and sent")

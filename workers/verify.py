@@ -80,9 +80,10 @@ class Breaker:
 
     WINDOW = 20
 
-    def __init__(self, failures: int, cooldown_s: float) -> None:
+    def __init__(self, failures: int, cooldown_s: float, gauge: Any = None) -> None:
         self.failures = failures
         self.cooldown_s = cooldown_s
+        self.gauge = metrics.BREAKER_OPEN if gauge is None else gauge  # 1 while open (the relay has its own)
         self.recent: deque[bool] = deque(maxlen=self.WINDOW)
         self.open_until = 0.0
         self.is_open = False
@@ -109,7 +110,7 @@ class Breaker:
             if sum(1 for r in self.recent if not r) >= self.failures:
                 self.is_open = True
                 self.open_until = time.monotonic() + self.cooldown_s
-        metrics.BREAKER_OPEN.set(1 if self.is_open else 0)
+        self.gauge.set(1 if self.is_open else 0)
 
 
 class Pace:
