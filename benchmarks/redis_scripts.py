@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import re
 import shutil
@@ -93,11 +94,30 @@ def requests(
             nonce = Nonce(keys.nonce(CHANNEL, f"bench-{r}"), b"token", 600)
             await limiter.decide(CHANNEL, invoices, qs, nonce)
             await caps.reserve(qs)
-            items = [Item(q.key, contract.pack(q), q.person) for q in qs]
-            await claimer.claim_and_enqueue(CHANNEL, now, f"request-{r}", items)
+            items = [Item(q.key, contract.pack(q), q.person, *industry(q)) for q in qs]
+            await claimer.claim_and_enqueue(CHANNEL, now, f"request-{r}", items, *tally(upload.invoices, campaign))
 
     asyncio.run(build())
     return {stage: rec.calls for stage, rec in recorders.items()}
+
+
+def industry(q: Queued) -> tuple[str, ...]:
+    """The invoice's industry, as the gateway hands the claim script (a revision before tallies takes none)."""
+    return (campaign_industry(q.category),) if "industry" in Item._fields else ()
+
+
+@functools.cache
+def campaign_industry(category: str) -> str:
+    return campaigns.load(ROOT / "deploy" / "campaigns" / "hefei-2026.toml").eligibility.industry(category)
+
+
+def tally(invoices: list[Any], campaign: campaigns.Campaign) -> tuple[bytes, ...]:
+    """The request's tally as the gateway makes it (gateway/tally.py), for a revision that has one."""
+    try:
+        from gateway.tally import pre_claim
+    except ImportError:
+        return ()
+    return (pre_claim(invoices, {}, campaign.eligibility)[0],)
 
 
 def instructions(calls: list[tuple[str, list[Any], list[Any]]], folder: Path) -> int:

@@ -211,17 +211,27 @@ async def _entries(
     counted = 0
     while True:
         entries: Any = await redis.xrange(stream, after, last, count=1000)
-        for _, fields in entries:
-            at_ms = int(fields.get(contract.AT, b"0") or 0) if fields else 0
+        for entry_id, fields in entries:
+            at_ms = _at_ms(fields)
             if not window[0] <= at_ms < window[1]:
                 continue
             counted += 1
             detail = fields.get(b"~reason", b"").decode()
-            for _, q in _queued(fields):
+            queued = _queued(fields)
+            for _, q in queued:
                 found[q.key] = Waiting(where, at_ms, detail)
+            if where == "dead" and not queued and detail.startswith("undecodable"):
+                found[f"(dead letter {entry_id.decode()})"] = Waiting(where, at_ms, detail)
         if len(entries) < 1000:
             return counted
         after = "(" + entries[-1][0].decode()
+
+
+def _at_ms(fields: dict[bytes, bytes] | None) -> int:
+    try:
+        return int(fields[contract.AT]) if fields else 0
+    except (KeyError, ValueError):
+        return 0
 
 
 def _queued(fields: dict[bytes, bytes]) -> list[tuple[bytes, contract.Queued]]:

@@ -27,11 +27,12 @@ def id_number(rng: random.Random, area: str = "340104") -> str:
 
 
 def digital_number(rng: random.Random, ending: str | None = None) -> str:
-    """A 20-digit number of a 2026 Hefei digital invoice; ``ending`` picks a sandbox answer ("999", ...)."""
+    """A 20-digit number of a 2026 Hefei digital invoice; ``ending`` picks a sandbox answer ("999", ...; "994":
+    the national platform's simulator refuses its records)."""
     body = "26341" + "".join(rng.choice("0123456789") for _ in range(15))
     if ending is None:
-        while body[-3:] in ("995", "996", "997", "998", "999"):
-            body = body[:-3] + f"{rng.randrange(995):03d}"
+        while body[-3:] in ("994", "995", "996", "997", "998", "999"):
+            body = body[:-3] + f"{rng.randrange(994):03d}"
         return body
     return body[:-3] + ending
 
@@ -60,7 +61,7 @@ def legacy_invoice(rng: random.Random, **overrides: Any) -> dict[str, Any]:
     """A valid legacy ordinary invoice: 12-digit code (0 + area 3401 + year 26 + batch + kind), 8-digit number."""
     inv = invoice(rng)
     inv["code"] = "034012600111"
-    inv["number"] = f"{rng.randrange(10**5):05d}{rng.randrange(995):03d}"  # no sandbox ending (995-999)
+    inv["number"] = f"{rng.randrange(10**5):05d}{rng.randrange(994):03d}"  # no sandbox ending (994-999)
     inv["check_code"] = f"{rng.randrange(10**6):06d}"
     inv.update(overrides)
     return inv

@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 SLACK_MS = 60_000  # an entry may be written this long after its request began (its tally's day is the request's)
 
 
+# Every day from the first with any figure up to $1 that is not closed yet (a day closed by hand is skipped).
+UNCLOSED = """
+SELECT d::date AS day FROM generate_series((SELECT min(day) FROM report_daily), $1::date, interval '1 day') AS d
+WHERE NOT EXISTS (SELECT 1 FROM report_days r WHERE r.day = d::date) ORDER BY 1
+"""
+
+
 class Closer:
     def __init__(self, pool: asyncpg.Pool, redis: Redis, rollup: Rollup, campaign: str, shards: int) -> None:
         self.pool, self.redis, self.rollup = pool, redis, rollup
@@ -40,19 +47,22 @@ class Closer:
         still queued. Returns the days closed."""
         today = self.rollup.day(now)
         last = today - dt.timedelta(days=1 if now.astimezone(self.rollup.zone).hour >= close_hour else 2)
-        first = await self.pool.fetchval(
-            "SELECT coalesce((SELECT max(day) + 1 FROM report_days), (SELECT min(day) FROM report_daily))"
-        )
+        await self.rewrite_missing(folder, last - dt.timedelta(days=7))
         closed: list[dt.date] = []
-        day = first
-        while day is not None and day <= last:
+        for row in await self.pool.fetch(UNCLOSED, last):
+            day = row["day"]
             if not await self.quiet(day):
                 log.info("day %s is due but entries of it are still queued: closed later", day)
                 break
             if await self.close(day, folder) is not None:
                 closed.append(day)
-            day += dt.timedelta(days=1)
         return closed
+
+    async def rewrite_missing(self, folder: Path, since: dt.date) -> None:
+        """The files of days closed since ``since`` that are missing (the disk failed after the day closed)."""
+        for row in await self.pool.fetch("SELECT day, report FROM report_days WHERE day >= $1", since):
+            if not (folder / f"daily-{row['day'].isoformat()}.json").exists():
+                write_files(folder, row["day"], orjson.loads(row["report"]))
 
     async def quiet(self, day: dt.date) -> bool:
         """Whether no intake stream holds an entry that could be of ``day`` (or of an earlier day)."""

@@ -48,4 +48,4 @@ EXPORT_DELIVERY_SECONDS = Histogram(
 EXPORT_BREAKER_OPEN = Gauge(
     "worker_export_breaker_open", "1 while the relay's breaker is open", ["destination"], multiprocess_mode="max"
 )
-DAYS_CLOSED = Counter("worker_report_days_closed_total", "Days closed: their reports written and sent")
+DAYS_CLOSED = Counter("worker_reports_closed_total", "Daily reports closed: written as files and sent")

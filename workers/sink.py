@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
-from core import feed, locks, outbox
+from core import feed, locks
 from core import rollup as rollups
 from core.contract import Duplicate, Queued, TallyPart
 from core.rollup import UTC_ANY, Conn, Rollup
@@ -26,7 +26,8 @@ STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS staging (
     key text, channel text, number text, code text, issue_date date, amount_fen bigint,
     seller_tax_id text, seller_name text, category text, person text, user_ref text, device_ref text,
-    status text, reason text, accepted_at timestamptz, verified_at timestamptz, feed_body text, accepted_day date
+    status text, reason text, accepted_at timestamptz, verified_at timestamptz, feed_body text, accepted_day date,
+    verified_day date, industry text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS staging_dups (key text, channel text, at timestamptz) ON COMMIT DELETE ROWS;
 """
@@ -50,6 +51,8 @@ STAGING_COLUMNS = (
     "verified_at",
     "feed_body",
     "accepted_day",
+    "verified_day",
+    "industry",
 )
 
 UPSERT = """
@@ -61,6 +64,7 @@ WITH d AS (
     -- A reversal that arrived before its invoice: the invoice is reversed, and not fed.
     SELECT d.key, d.channel, d.number, d.code, d.issue_date, d.amount_fen, d.seller_tax_id, d.seller_name,
            d.category, d.person, d.user_ref, d.device_ref, d.accepted_at, d.verified_at, d.accepted_day,
+           d.verified_day, d.industry,
            CASE WHEN r.key IS NULL THEN d.status ELSE 'reversed' END AS status,
            CASE WHEN r.key IS NULL THEN d.reason ELSE 'reversed_by_red_invoice' END AS reason,
            CASE WHEN r.key IS NULL THEN d.feed_body END AS feed_body
@@ -94,8 +98,35 @@ WITH d AS (
 ), ledger AS (
     INSERT INTO accepted_ledger (day, key) SELECT s.accepted_day, s.key FROM s JOIN new USING (key)
     ON CONFLICT DO NOTHING
+), outboxed AS (
+    -- The national platform's record of each new invoice (core/outbox.py's "invoice" kind, with its facts),
+    -- made here rather than in Python for the same reason as the feed entries: 30 ms per 1,000 invoices less.
+    INSERT INTO outbox (destination, subject, kind, record)
+    SELECT 'national', s.key, 'invoice', jsonb_build_object(
+        'key', s.key, 'channel', s.channel,
+        'events', jsonb_path_query_array(jsonb_build_array(
+            jsonb_build_object('status', 'received', 'at', iso_ms(s.accepted_at)),
+            CASE WHEN s.verified_at IS NOT NULL
+                THEN jsonb_build_object('status', 'verified', 'at', iso_ms(s.verified_at)) END,
+            CASE WHEN s.status IN ('ineligible', 'reversed') THEN jsonb_build_object(
+                'status', s.status, 'at', iso_ms(coalesce(s.verified_at, now())), 'reason', s.reason) END
+        ), '$[*] ? (@ != null)'),
+        'invoice', jsonb_build_object(
+            'person', s.person, 'seller_tax_id', s.seller_tax_id, 'amount_fen', s.amount_fen,
+            'issue_date', s.issue_date, 'industry', s.industry, 'accepted_at', iso_ms(s.accepted_at)))
+    FROM s JOIN new USING (key) ORDER BY s.key
+), counted AS (
+    -- The daily figures of the new invoices, on the day of their verification ("held" is counted, not sent).
+    SELECT day, channel, industry, metric, reason, count(*) AS n, sum(amount)::bigint AS amount FROM (
+        SELECT s.verified_day AS day, s.channel, s.industry, 'verified' AS metric, '' AS reason, 0 AS amount
+        FROM s JOIN new USING (key) WHERE s.verified_at IS NOT NULL
+        UNION ALL
+        SELECT coalesce(s.verified_day, (now() AT TIME ZONE $2)::date), s.channel, s.industry, s.status, s.reason,
+               CASE WHEN s.status = 'reversed' THEN s.amount_fen ELSE 0 END
+        FROM s JOIN new USING (key) WHERE s.status IN ('ineligible', 'reversed', 'held')
+    ) AS figures GROUP BY 1, 2, 3, 4, 5
 )
-SELECT s.key, s.status, s.reason, s.accepted_at, s.verified_at, now() AS now FROM s JOIN new USING (key)
+SELECT (SELECT count(*) FROM new) AS new, c.* FROM (VALUES (1)) AS one LEFT JOIN counted c ON true
 """
 
 DUPLICATES = """
@@ -133,48 +164,18 @@ async def write(
         if judged:
             staged = [_row(j, rollup) for j in judged]
             await conn.copy_records_to_table("staging", records=staged, columns=STAGING_COLUMNS)
-            rows = await conn.fetch(UPSERT, float(hold_s))
-            new = len(rows)
-            await outbox.add(conn, _counted(rows, {j.queued.key: j.queued for j in judged}, deltas, rollup))
+            rows = await conn.fetch(UPSERT, float(hold_s), rollup.zone.key)
+            new = rows[0]["new"]
+            for r in rows:
+                if r["metric"] is not None:
+                    deltas.add(r["day"], r["channel"], r["industry"], r["metric"], r["reason"], r["n"], r["amount"])
         if dups:
             records = [(d.key, d.channel, from_ms(d.at_ms)) for d in dups]
             await conn.copy_records_to_table("staging_dups", records=records)
             await conn.execute(DUPLICATES)
         await _tallied(conn, tallies, deltas, rollup)
         await rollups.apply(conn, deltas)
-    return new
-
-
-def _counted(
-    rows: Sequence[asyncpg.Record], queued: dict[str, Queued], deltas: rollups.Deltas, rollup: Rollup
-) -> list[outbox.Record]:
-    """The daily figures of the invoices new in this transaction (added to ``deltas``: verified, and a final
-    status other than "to be fed", on the day of the verification), and their outbox records."""
-    records = []
-    for row in rows:
-        q = queued[row["key"]]
-        status, reason, verified_at = row["status"], row["reason"], row["verified_at"]
-        industry = rollup.industry(q.category)
-        events = [outbox.event("received", row["accepted_at"])]
-        if verified_at is not None:
-            deltas.add(rollup.day(verified_at), q.channel, industry, "verified")
-            events.append(outbox.event("verified", verified_at))
-        at = verified_at or row["now"]
-        if status in ("ineligible", "reversed", "held"):
-            amount = q.amount_fen if status == "reversed" else 0
-            deltas.add(rollup.day(at), q.channel, industry, status, reason, 1, amount)
-        if status in ("ineligible", "reversed"):  # "held" is the campaign's own review: not reported
-            events.append(outbox.event(status, at, reason))
-        facts = outbox.facts(
-            person=q.person,
-            seller_tax_id=q.seller_tax_id,
-            amount_fen=q.amount_fen,
-            issue_date=q.issue_date,
-            industry=industry,
-            accepted_at=row["accepted_at"],
-        )
-        records.append(outbox.invoice(q.key, q.channel, events, facts))
-    return records
+    return int(new)
 
 
 async def _tallied(conn: Conn, tallies: Sequence[TallyPart], deltas: rollups.Deltas, rollup: Rollup) -> None:
@@ -211,4 +212,6 @@ def _row(j: Judged, rollup: Rollup) -> tuple[object, ...]:
         j.verified_at,
         feed.text(feed.of_queued("add", q)) if j.judgement.feeds else None,
         rollup.day_of_ms(q.accepted_at_ms),
+        None if j.verified_at is None else rollup.day(j.verified_at),
+        rollup.industry(q.category),
     )

@@ -77,5 +77,11 @@ CREATE INDEX outbox_parked ON outbox (destination, id) WHERE delivered_at IS NUL
 CREATE INDEX outbox_subject ON outbox (subject, id);
 CREATE INDEX outbox_created ON outbox USING brin (created_at);
 
+-- A time as the API and the feed write them (core/times.py): UTC, milliseconds, 2026-03-01T20:00:01.250Z. The
+-- sink builds its outbox records with it inside its upsert.
+CREATE FUNCTION iso_ms(at timestamptz) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+$$;
+
 -- Reconciliation finds a day's batches by their seal time.
 CREATE INDEX feed_batches_sealed_at ON feed_batches (sealed_at);

@@ -18,7 +18,10 @@ import workers.metrics
 
 DEPLOY = Path(__file__).resolve().parent.parent.parent / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "prize-gateway.json"
-STAGES = ["Intake", "Admission and shedding", "Dedup", "Stream lag", "Verification and risk", "Sink", "Feed freshness"]
+STAGES = [
+    *("Intake", "Admission and shedding", "Dedup", "Stream lag", "Verification and risk", "Sink", "Feed freshness"),
+    "National export",
+]
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset"}
 SUFFIXES = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "summary": ["_count", "_sum"]}
 
@@ -60,6 +63,7 @@ def test_metric_names_are_parsed_out_of_promql() -> None:
 def test_dashboard_queries_only_exported_metrics() -> None:
     known = exported()
     assert "gateway_feed_oldest_unfed_age_seconds" in known and "worker_verify_duration_seconds_bucket" in known
+    assert "gateway_export_oldest_pending_age_seconds" in known and "worker_export_delivery_seconds_bucket" in known
     used = set().union(*(metric_names(e) for e in exprs()))
     assert used - known == set()
     assert len(used) > 30

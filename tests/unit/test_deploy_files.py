@@ -40,6 +40,8 @@ def test_every_manifest_is_a_named_kubernetes_object() -> None:
             "HorizontalPodAutoscaler",
             "PodDisruptionBudget",
             "PrometheusRule",
+            "Deployment",
+            "PersistentVolumeClaim",
         ]
     )
     for d in docs:
@@ -126,6 +128,7 @@ def test_systemd_units_run_the_real_commands() -> None:
         ("prize-gateway.service", "gunicorn -c deploy/gunicorn.conf.py"),
         ("prize-workers@.service", "gateway-worker run"),
         ("prize-simulator.service", "gateway-worker simulator"),
+        ("prize-export.service", "gateway-worker export"),
     ):
         unit = configparser.ConfigParser(strict=False, interpolation=None)
         unit.read(DEPLOY / "systemd" / name)

@@ -6,7 +6,12 @@ from pathlib import Path
 from core.settings import variables
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-DOCS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", ROOT / "deploy" / "README.md"]
+DOCS = [
+    ROOT / "README.md",
+    ROOT / "benchmarks" / "README.md",
+    ROOT / "deploy" / "README.md",
+    *(ROOT / "docs").glob("*.md"),
+]
 
 
 def test_configuration_table_lists_every_setting_and_no_other() -> None:
