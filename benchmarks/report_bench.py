@@ -5,7 +5,7 @@
 
 Starts Redis, PostgreSQL and the gateway (2 processes) under .data/bench-report, then writes the rollup rows
 (``report_daily``) of a campaign of ``--invoices`` invoices directly, as the workers' transactions would have
-left them: 366 days (weekends 1.5 times a weekday, a Spring Festival week 5 times, 12 evening-promotion days 3
+left them: 365 days (weekends 1.5 times a weekday, a Spring Festival week 5 times, 12 evening-promotion days 3
 times), 10 channels (Zipf shares), the campaign's 16 eligible industries and "other", every metric with its
 reasons (received, accepted, duplicate, 15 rejection reasons, rate-limited, 3 caps, verified, eligible, 8
 ineligible and 8 held reasons, reversed, with amounts), and the distinct counts of every scope (the day, each

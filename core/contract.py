@@ -33,6 +33,9 @@ TALLY = b"~tally"
 OUTCOMES = b"~outcomes"
 INDUSTRIES = b"~industries"
 PRE = "pre"  # the tally part decided before the claim
+# An entry may be written this long after its request began (its ``~at``, the day its tally counts on): who looks
+# for a day's entries in the streams (closing a day, reconciling one) reads this far past the day's end.
+LATE_ENTRY_MS = 60_000
 
 # What each outcome character of a claim call adds to the tally. "m": the filter had seen the key and it was not
 # in flight; a duplicate, unless the "force" call that follows claims it after all ("A"), which moves it back.

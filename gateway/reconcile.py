@@ -38,7 +38,6 @@ from core.times import iso_ms
 from dedup.inflight import parse_owner
 
 SEAL_GRACE_S = 120.0  # a due feed entry unsealed longer than this is unexplained (the FeedStale alert's threshold)
-SLACK_MS = 60_000  # an entry of the day may be written this long after midnight (its request began before)
 QUERY_TIMEOUT_S = 120.0
 
 
@@ -207,7 +206,7 @@ async def _entries(
 ) -> int:
     """The invoices of a stream's entries accepted in ``window`` (read from the window's start to a little past
     its end, or the whole stream); returns how many of its entries belong to the window."""
-    after, last = ("-", "+") if everything else (f"{window[0]}-0", f"{window[1] + SLACK_MS}-0")
+    after, last = ("-", "+") if everything else (f"{window[0]}-0", f"{window[1] + contract.LATE_ENTRY_MS}-0")
     counted = 0
     while True:
         entries: Any = await redis.xrange(stream, after, last, count=1000)

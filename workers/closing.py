@@ -21,19 +21,25 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
-from core import keys, locks, outbox, report
+from core import contract, keys, locks, outbox, report
 from core.rollup import Rollup
 from core.times import iso_ms
 from workers import metrics
 
 log = logging.getLogger(__name__)
-SLACK_MS = 60_000  # an entry may be written this long after its request began (its tally's day is the request's)
 
 
-# Every day from the first with any figure up to $1 that is not closed yet (a day closed by hand is skipped).
+# The days up to $1 with any figure and not closed yet (a day closed by hand is skipped; a day without a single
+# figure has nothing to close). The days are found by a loose index scan of report_daily's primary key: one probe
+# per day, not a read of its rows.
 UNCLOSED = """
-SELECT d::date AS day FROM generate_series((SELECT min(day) FROM report_daily), $1::date, interval '1 day') AS d
-WHERE NOT EXISTS (SELECT 1 FROM report_days r WHERE r.day = d::date) ORDER BY 1
+WITH RECURSIVE days AS (
+    SELECT min(day) AS day FROM report_daily
+    UNION ALL
+    SELECT (SELECT min(r.day) FROM report_daily r WHERE r.day > days.day) FROM days WHERE days.day < $1
+)
+SELECT day FROM days
+WHERE day <= $1 AND NOT EXISTS (SELECT 1 FROM report_days c WHERE c.day = days.day) ORDER BY day
 """
 
 
@@ -43,8 +49,8 @@ class Closer:
         self.campaign, self.shards = campaign, shards
 
     async def close_due(self, now: dt.datetime, close_hour: int, folder: Path) -> list[dt.date]:
-        """Close, in order, every day due at ``now`` that is not closed yet; stop at the first whose entries are
-        still queued. Returns the days closed."""
+        """Close, in order, every day with figures due at ``now`` that is not closed yet; stop at the first whose
+        entries are still queued. Returns the days closed."""
         today = self.rollup.day(now)
         last = today - dt.timedelta(days=1 if now.astimezone(self.rollup.zone).hour >= close_hour else 2)
         await self.rewrite_missing(folder, last - dt.timedelta(days=7))
@@ -67,7 +73,7 @@ class Closer:
     async def quiet(self, day: dt.date) -> bool:
         """Whether no intake stream holds an entry that could be of ``day`` (or of an earlier day)."""
         _, end = self.rollup.window(day)
-        last_id = f"{int(end.timestamp() * 1000) + SLACK_MS}-0"
+        last_id = f"{int(end.timestamp() * 1000) + contract.LATE_ENTRY_MS}-0"
         for shard in range(self.shards):
             if await self.redis.xrange(keys.stream(shard), "-", last_id, count=1):
                 return False

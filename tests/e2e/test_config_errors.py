@@ -135,3 +135,15 @@ def test_a_part_of_the_dev_stack_refusing_its_configuration_is_its_line_not_a_tr
         stack.prepare_database()  # runs `gateway migrate`, which refuses the variable
     assert failed.value.status == 2
     assert str(failed.value) == "error: GATEWAY_WORKER_BATCH: not a whole number"
+
+
+@pytest.mark.parametrize("command", ["export", "national-simulator"])
+def test_the_export_and_its_simulator_refuse_to_start_without_the_platforms_key(tmp_path: Path, command: str) -> None:
+    env, _, _ = _case(tmp_path, "unknown-variable")
+    env.pop("GATEWAY_NOPE")
+    env["GATEWAY_CAMPAIGN_FILE"] = str(ROOT / "deploy" / "campaigns" / "hefei-2026.toml")
+    done = subprocess.run(
+        [str(BIN / "gateway-worker"), command], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    _assert_one_line(done.stderr, "GATEWAY_EXPORT_SECRET", "16 characters or more")
