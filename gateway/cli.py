@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     campaign = campaigns.load(settings.campaign_file)
     if args.command == "reconcile":
         found = asyncio.run(_reconcile(settings, campaign, args.date, max(1, args.limit)))
-        print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if args.json else reconcile.render(found))
+        print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if args.json else render(found))
         return 0 if found["ok"] else 1
     if args.command == "migrate":
         applied = asyncio.run(migrate(settings.stores.database_url))
@@ -89,6 +89,38 @@ async def _add_client(settings: Settings, client_id: str, secret: str, role: str
         await clients.add(pool, client_id, secret, role)
     finally:
         await pool.close()
+
+
+def render(found: dict[str, Any]) -> str:
+    """A reconciliation as text: a line per key (where it is and why), the totals, the outbox, the verdict."""
+    keys_ = found["keys"]
+    lines = [
+        f"reconciliation of {found['date']} ({found['timezone']}): {keys_['accepted']} keys accepted,"
+        f" {keys_['explained']} explained, {keys_['unexplained']} unexplained"
+    ]
+    for e in found["explained"]:
+        lines.append(f"  {e['key']:24} {e['where']:8} {e['status'] or '':10} {e['why']}")
+    if keys_["explained"] > len(found["explained"]):
+        lines.append(f"  ... {keys_['explained'] - len(found['explained'])} more explained")
+    for e in found["unexplained"]:
+        lines.append(f"  UNEXPLAINED {e['key']:24} {e['where']:8} {e['why']}")
+    if keys_["unexplained"] > len(found["unexplained"]):
+        lines.append(f"  ... {keys_['unexplained'] - len(found['unexplained'])} more unexplained")
+    lines.append("totals (the daily report against the data):")
+    for t in found["totals"]:
+        mark = "ok" if t["ok"] else "MISMATCH"
+        lines.append(f"  {t['figure']:20} report {t['report']:>10}  found {t['found']:>10}  {mark:8} {t['against']}")
+    exports = found["outbox"]
+    for destination, n in exports["by_destination"].items():
+        lines.append(
+            f"outbox ({destination}): {n['delivered']} delivered, {n['pending']} pending, {n['parked']} parked"
+        )
+    for r in exports["parked"]:
+        lines.append(f"  parked {r['id']} {r['subject']} {r['kind']}: {r.get('reason', '')}")
+    for r in exports["pending"]:
+        lines.append(f"  pending {r['id']} {r['subject']} {r['kind']} since {r['created_at']}")
+    lines.append("OK: every key and total is explained" if found["ok"] else "NOT OK: see UNEXPLAINED and MISMATCH")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -41,11 +41,7 @@ async def enqueue(
     ``tally`` and ``industries`` (by index): the request's tally for the daily reports (gateway/tally.py), which
     rides in the claim's entries, or in an entry of its own when nothing is claimed (fails closed like a claim)."""
     if not admitted.going:
-        if tally:
-            try:
-                await claimer.tally_only(channel, now_ms, request_id, tally)
-            except STORE_ERRORS as exc:
-                raise StoreUnavailable("the intake queue cannot take this request now") from exc
+        await _tally_alone(claimer, channel, now_ms, request_id, tally)
         return 0
     items = [
         Item(q.key, contract.pack(q), q.person, industries[i] if industries else "other") for i, q in admitted.going
@@ -71,6 +67,16 @@ async def enqueue(
             refunds.append(q)
     await _give_back(caps, refunds)
     return accepted
+
+
+async def _tally_alone(claimer: Claimer, channel: str, now_ms: int, request_id: str, tally: bytes) -> None:
+    """The tally of a request that claims nothing, in an entry of its own; fails closed like a claim."""
+    if not tally:
+        return
+    try:
+        await claimer.tally_only(channel, now_ms, request_id, tally)
+    except STORE_ERRORS as exc:
+        raise StoreUnavailable("the intake queue cannot take this request now") from exc
 
 
 async def _give_back(caps: Caps, invoices: list[Queued]) -> None:

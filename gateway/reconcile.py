@@ -5,9 +5,9 @@ unexplained). No HTTP here: the command imports this module alone.
 The keys accepted on the day (in the campaign's time zone) are gathered from everywhere they can be: the
 ledger the sink writes in the transaction that commits each invoice (``accepted_ledger``: a row deleted from
 ``invoices`` is still named), the intake streams, the re-check sets, the dead letters and the in-flight claims.
-Redis is read first (claims, then streams, then re-checks, then dead letters: the order in which a key moves
-on) and PostgreSQL last, so a key moving meanwhile is seen twice, never missed. Each key is then explained
-(where it is and why) or unexplained (what is wrong):
+Redis is read first (gateway/waiting.py: claims, then streams, then re-checks, then dead letters, the order in
+which a key moves on) and PostgreSQL last, so a key moving meanwhile is seen twice, never missed. Each key is
+then explained (where it is and why) or unexplained (what is wrong):
 
 - committed: its row is in ``invoices`` and its status is its history's last; eligible: fed in exactly one
   batch (the feed's unique indexes allow no second ``add`` or ``void``); verified: its ``add`` waits for its
@@ -25,36 +25,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from typing import Any, NamedTuple
+from typing import Any
 
 import asyncpg
-import msgspec
 import orjson
 from redis.asyncio import Redis
 
-from core import contract, keys, report
+from core import report
 from core.rollup import Conn, Rollup
 from core.times import iso_ms
-from dedup.inflight import parse_owner
+from gateway.waiting import Waiting, gather
 
 SEAL_GRACE_S = 120.0  # a due feed entry unsealed longer than this is unexplained (the FeedStale alert's threshold)
 QUERY_TIMEOUT_S = 120.0
-
-
-class Waiting(NamedTuple):
-    """A key of the day not committed: where it is, since when (ms), and what is known of it."""
-
-    where: str  # "stream", "recheck", "dead", "claim"
-    at_ms: int
-    detail: str
-
-
-class Gathered:
-    """What Redis holds of the day: its keys not committed, and how many of its entries are still queued."""
-
-    def __init__(self) -> None:
-        self.waiting: dict[str, Waiting] = {}
-        self.queued_entries = 0
 
 
 async def reconcile(
@@ -62,7 +45,7 @@ async def reconcile(
 ) -> dict[str, Any]:
     """The reconciliation of ``day``: ``ok`` when nothing is unexplained."""
     start, end = rollup.window(day)
-    gathered = await _gather(redis, shards, (int(start.timestamp() * 1000), int(end.timestamp() * 1000)))
+    gathered = await gather(redis, shards, (int(start.timestamp() * 1000), int(end.timestamp() * 1000)))
     async with pool.acquire() as conn:
         now = await conn.fetchval("SELECT now()")
         ledger = await conn.fetch(LEDGER, day, timeout=QUERY_TIMEOUT_S)
@@ -70,15 +53,7 @@ async def reconcile(
         waiting = {k: w for k, w in gathered.waiting.items() if k not in committed}
         totals = await _totals(conn, day, (start, end), len(ledger), waiting, gathered.queued_entries)
         exports = await _outbox(conn, start, end, listed)
-    explained: list[dict[str, Any]] = []
-    unexplained: list[dict[str, Any]] = []
-    for row in ledger:
-        why, problem = _committed(row, now)
-        line = _line(row["key"], "invoices", row["status"], why or problem or "")
-        (explained if problem is None else unexplained).append(line)
-    for key, w in sorted(waiting.items()):
-        why, problem = _not_committed(w, now)
-        (explained if problem is None else unexplained).append(_line(key, w.where, "accepted", why or problem or ""))
+    explained, unexplained = _sorted_out(ledger, waiting, now)
     mismatches = [t for t in totals if not t["ok"]]
     return {
         "date": day.isoformat(),
@@ -96,6 +71,22 @@ async def reconcile(
         "totals": totals,
         "outbox": exports,
     }
+
+
+def _sorted_out(
+    ledger: list[asyncpg.Record], waiting: dict[str, Waiting], now: dt.datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every key of the day as a line saying where it is and why: the explained ones, and the others."""
+    explained: list[dict[str, Any]] = []
+    unexplained: list[dict[str, Any]] = []
+    for row in ledger:
+        why, problem = _committed(row, now)
+        line = _line(row["key"], "invoices", row["status"], why or problem or "")
+        (explained if problem is None else unexplained).append(line)
+    for key, w in sorted(waiting.items()):
+        why, problem = _not_committed(w, now)
+        (explained if problem is None else unexplained).append(_line(key, w.where, "accepted", why or problem or ""))
+    return explained, unexplained
 
 
 def _line(key: str, where: str, status: str | None, why: str) -> dict[str, Any]:
@@ -175,81 +166,6 @@ def _not_committed(w: Waiting, now: dt.datetime) -> tuple[str | None, str | None
     return None, f"claimed {age_s:.0f} s ago by {w.detail}, but neither queued, waiting nor committed"
 
 
-async def _gather(redis: Redis, shards: int, window: tuple[int, int]) -> Gathered:
-    """Keys of the window not (yet) committed, from Redis, in the order a key moves on: claims, streams,
-    re-checks, dead letters (a later place wins)."""
-    found = Gathered()
-    for shard in range(shards):
-        await _claims(redis, shard, window, found.waiting)
-    for shard in range(shards):
-        found.queued_entries += await _entries(redis, keys.stream(shard), window, found.waiting, "stream")
-        await _rechecks(redis, shard, window, found.waiting)
-        await _entries(redis, keys.dead_letters(shard), window, found.waiting, "dead", everything=True)
-    return found
-
-
-async def _claims(redis: Redis, shard: int, window: tuple[int, int], found: dict[str, Waiting]) -> None:
-    cursor = 0
-    while True:
-        claims: Any
-        cursor, claims = await redis.hscan(keys.inflight(shard), cursor, count=1000)
-        for key, claim in claims.items():
-            owner = parse_owner(claim.decode())
-            if owner is not None and window[0] <= owner.accepted_at_ms < window[1]:
-                found[key.decode()] = Waiting("claim", owner.accepted_at_ms, owner.channel)
-        if cursor == 0:
-            return
-
-
-async def _entries(
-    redis: Redis, stream: str, window: tuple[int, int], found: dict[str, Waiting], where: str, everything: bool = False
-) -> int:
-    """The invoices of a stream's entries accepted in ``window`` (read from the window's start to a little past
-    its end, or the whole stream); returns how many of its entries belong to the window."""
-    after, last = ("-", "+") if everything else (f"{window[0]}-0", f"{window[1] + contract.LATE_ENTRY_MS}-0")
-    counted = 0
-    while True:
-        entries: Any = await redis.xrange(stream, after, last, count=1000)
-        for entry_id, fields in entries:
-            at_ms = _at_ms(fields)
-            if not window[0] <= at_ms < window[1]:
-                continue
-            counted += 1
-            detail = fields.get(b"~reason", b"").decode()
-            queued = _queued(fields)
-            for _, q in queued:
-                found[q.key] = Waiting(where, at_ms, detail)
-            if where == "dead" and not queued and detail.startswith("undecodable"):
-                found[f"(dead letter {entry_id.decode()})"] = Waiting(where, at_ms, detail)
-        if len(entries) < 1000:
-            return counted
-        after = "(" + entries[-1][0].decode()
-
-
-def _at_ms(fields: dict[bytes, bytes] | None) -> int:
-    try:
-        return int(fields[contract.AT]) if fields else 0
-    except (KeyError, ValueError):
-        return 0
-
-
-def _queued(fields: dict[bytes, bytes]) -> list[tuple[bytes, contract.Queued]]:
-    try:
-        return contract.read_entry(fields)[0]
-    except (KeyError, ValueError, msgspec.DecodeError):
-        return []  # an entry the workers could not decode either: its dead letter says why
-
-
-async def _rechecks(redis: Redis, shard: int, window: tuple[int, int], found: dict[str, Waiting]) -> None:
-    members: Any = await redis.zrange(keys.recheck(shard), 0, -1, withscores=True)
-    for member, due_ms in members:
-        tries, packed = contract.parse_recheck(member)
-        q = contract.unpack(packed)
-        if window[0] <= q.accepted_at_ms < window[1]:
-            due = dt.datetime.fromtimestamp(due_ms / 1000, dt.UTC)
-            found[q.key] = Waiting("recheck", q.accepted_at_ms, f"try {tries + 1}, due {iso_ms(due)}")
-
-
 async def _totals(
     conn: Conn,
     day: dt.date,
@@ -324,35 +240,3 @@ def _record(r: asyncpg.Record) -> dict[str, Any]:
     if r["parked_reason"] is not None:
         found["reason"] = r["parked_reason"]
     return found
-
-
-def render(found: dict[str, Any]) -> str:
-    """A reconciliation as text: a line per key (where it is and why), the totals, the outbox, the verdict."""
-    keys_ = found["keys"]
-    lines = [
-        f"reconciliation of {found['date']} ({found['timezone']}): {keys_['accepted']} keys accepted,"
-        f" {keys_['explained']} explained, {keys_['unexplained']} unexplained"
-    ]
-    for e in found["explained"]:
-        lines.append(f"  {e['key']:24} {e['where']:8} {e['status'] or '':10} {e['why']}")
-    if keys_["explained"] > len(found["explained"]):
-        lines.append(f"  ... {keys_['explained'] - len(found['explained'])} more explained")
-    for e in found["unexplained"]:
-        lines.append(f"  UNEXPLAINED {e['key']:24} {e['where']:8} {e['why']}")
-    if keys_["unexplained"] > len(found["unexplained"]):
-        lines.append(f"  ... {keys_['unexplained'] - len(found['unexplained'])} more unexplained")
-    lines.append("totals (the daily report against the data):")
-    for t in found["totals"]:
-        mark = "ok" if t["ok"] else "MISMATCH"
-        lines.append(f"  {t['figure']:20} report {t['report']:>10}  found {t['found']:>10}  {mark:8} {t['against']}")
-    exports = found["outbox"]
-    for destination, n in exports["by_destination"].items():
-        lines.append(
-            f"outbox ({destination}): {n['delivered']} delivered, {n['pending']} pending, {n['parked']} parked"
-        )
-    for r in exports["parked"]:
-        lines.append(f"  parked {r['id']} {r['subject']} {r['kind']}: {r.get('reason', '')}")
-    for r in exports["pending"]:
-        lines.append(f"  pending {r['id']} {r['subject']} {r['kind']} since {r['created_at']}")
-    lines.append("OK: every key and total is explained" if found["ok"] else "NOT OK: see UNEXPLAINED and MISMATCH")
-    return "\n".join(lines)

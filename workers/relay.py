@@ -153,10 +153,22 @@ class Relay:
     async def _send(self, rows: list[Row]) -> Outcome:
         ids: dict[int, list[str]] = {}
         batch: list[dict[str, Any]] = []
+        unmapped: dict[int, str] = {}
         for row in rows:
-            made = self.adapter.records(row, self.campaign)
+            try:
+                made = self.adapter.records(row, self.campaign)
+            except (KeyError, ValueError, TypeError) as exc:  # a record the adapter cannot map: parked, not lost
+                unmapped[row.id] = f"the adapter cannot map it: {type(exc).__name__}: {exc}"
+                continue
             ids[row.id] = [r["id"] for r in made]
             batch += made
+        if not batch:
+            self.breaker.trying = False  # nothing was sent: a half-open breaker's try is not spent
+            return Outcome([], unmapped, False, 0.0)
+        outcome = await self._post(batch, ids)
+        return outcome._replace(parked={**outcome.parked, **unmapped})
+
+    async def _post(self, batch: list[dict[str, Any]], ids: dict[int, list[str]]) -> Outcome:
         body = self.adapter.request_body(self.export.client_id, self.campaign, batch)
         path = self.adapter.PATH
         headers = sign_headers(
@@ -210,9 +222,8 @@ class Relay:
                 metrics.EXPORT_RECORDS.labels(self.destination, "parked").inc(len(parked))
                 log.warning("relay to %s: %d records parked: %s", self.destination, len(parked), outcome.parked)
             if outcome.failed:
-                await conn.execute(
-                    "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])", [r.id for r in rows]
-                )
+                tried = [r.id for r in rows if r.id not in outcome.parked]
+                await conn.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])", tried)
 
 
 def _verdicts(ids: dict[int, list[str]], verdicts: dict[str, Result]) -> Outcome:

@@ -3,13 +3,16 @@ idempotency id; its answers read back; the relay's verdict per outbox row."""
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 import orjson
 import pytest
 
+from core.settings import Export
 from workers import national
 from workers.national import Result, Row
-from workers.relay import _seconds, _verdicts
+from workers.relay import Relay, _seconds, _verdicts
 
 FACTS = {
     "person": "a" * 64,
@@ -73,3 +76,10 @@ def test_a_row_is_delivered_when_each_of_its_records_is_held_else_parked_with_th
     with pytest.raises(KeyError):  # a record the answer leaves out: the request failed
         _verdicts({3: ["c:3:0"]}, verdicts)
     assert (_seconds("7"), _seconds(None), _seconds("Wed, 21 Oct 2015 07:28:00 GMT")) == (7.0, 0.0, 0.0)
+
+
+def test_a_row_the_adapter_cannot_map_is_parked_and_nothing_is_sent() -> None:
+    relay = Relay(None, None, Export(secret="s" * 16), "c")  # type: ignore[arg-type]  # no pool or session is used
+    outcome = asyncio.run(relay._send([Row(1, "k", "mystery", {})]))
+    assert outcome.parked == {1: "the adapter cannot map it: ValueError: outbox row 1: unknown kind 'mystery'"}
+    assert not outcome.failed and not outcome.delivered and not relay.breaker.trying
