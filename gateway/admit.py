@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 
 from core.contract import Queued
 from core.errors import STORE_ERRORS, StoreUnavailable
-from gateway import auth, metrics
-from gateway.errors import TooManyRequests
+from gateway import auth, codes, metrics
+from gateway.errors import Problem
 from ratelimit import limits
 from ratelimit.caps import REFUSALS, Caps
 
@@ -85,8 +85,8 @@ async def rate_limit(
     if decision.channel_wait_ms > 0:
         retry_s = str(math.ceil(decision.channel_wait_ms / 1000))
         c = ratelimiter.of(channel)
-        raise TooManyRequests(
-            "channel_rate_limited",
+        raise Problem(
+            codes.CHANNEL_RATE_LIMITED,
             f"this channel is over its rate ({c.channel_requests_per_s:g} requests/s, {c.channel_invoices_per_s:g}"
             " invoices/s); retry after Retry-After seconds",
             {

@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.times import iso_ms
-from gateway import auth
+from gateway import auth, codes
 from gateway.deps import deps
-from gateway.errors import BadRequest
+from gateway.errors import Problem
 
 DIGITS = re.compile(r"[0-9]{1,19}")
 
@@ -70,7 +70,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     if raw is None:
         return default
     if not DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
-        raise BadRequest("bad_parameter", f"{name} must be an integer from {low} to {high}")
+        raise Problem(codes.BAD_PARAMETER, f"{name} must be an integer from {low} to {high}")
     return int(raw)
 
 
@@ -83,5 +83,5 @@ def _float_param(request: Request, name: str, default: float, high: float) -> fl
     except ValueError:
         value = -1.0
     if not 0 <= value <= high:
-        raise BadRequest("bad_parameter", f"{name} must be a number of seconds from 0 to {high:g}")
+        raise Problem(codes.BAD_PARAMETER, f"{name} must be a number of seconds from 0 to {high:g}")
     return value

@@ -11,7 +11,8 @@ import orjson
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import metrics
+from gateway import codes, metrics
+from gateway.errors import problem_body
 from ratelimit import metrics as shed_metrics
 from ratelimit.shed import Admission
 
@@ -90,12 +91,12 @@ class Shed:
     requests in flight per channel otherwise, and reports each one's latency once admitted to the adaptive
     concurrency limit (not a feed long poll's; a wait for a slot is bounded on its own). A request of a channel
     under its share may wait briefly for a slot (``Admission.wait``). Operations endpoints are never shed.
-    Outermost, answering with messages built once: under overload the refusals must cost next to nothing."""
+    Outermost, answering with two small messages and no log line: under overload the refusals must cost next to
+    nothing."""
 
     def __init__(self, app: ASGIApp, admission: Admission) -> None:
         self.app = app
         self.admission = admission
-        self.refusals = {reason: _shed_messages(reason) for reason in ("in_flight", "fair_share", "pipeline_saturated")}
         self.counters: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,9 +111,9 @@ class Shed:
             reason = None
         if reason is not None:
             self._counter(reason, channel).inc()
-            start, body = self.refusals[reason]
-            await send(dict(start))
-            await send(dict(body))
+            start, body = _shed_messages(reason)
+            await send(start)
+            await send(body)
             return
         started = time.perf_counter()
         try:
@@ -130,8 +131,9 @@ class Shed:
 
 
 def _shed_messages(reason: str) -> tuple[Message, Message]:
-    """The two ASGI messages of a refusal, encoded once."""
-    body = _shed_body(reason)
+    """The two ASGI messages of a refusal, with a request id of its own (not logged: a refusal must stay cheap)."""
+    request_id = os.urandom(12).hex()
+    body = problem_body(codes.OVERLOADED, f"the gateway is shedding load ({reason}); retry later", request_id)
     start = {
         "type": "http.response.start",
         "status": 503,
@@ -139,21 +141,10 @@ def _shed_messages(reason: str) -> tuple[Message, Message]:
             (b"content-type", b"application/problem+json"),
             (b"retry-after", b"1"),
             (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
         ],
     }
     return start, {"type": "http.response.body", "body": body}
-
-
-def _shed_body(reason: str) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "urn:invoice-gateway:problem:overloaded",
-            "title": "Service unavailable",
-            "status": 503,
-            "code": "overloaded",
-            "detail": f"the gateway is shedding load ({reason}); retry later",
-        }
-    )
 
 
 def _header(scope: Scope, name: bytes) -> str:

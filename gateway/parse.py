@@ -12,7 +12,8 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 
-from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway import codes
+from gateway.errors import Problem
 from gateway.model import Invoice, RawUpload, Upload
 from gateway.validate import Rejection
 
@@ -30,15 +31,15 @@ async def read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()) or len(declared) > 19:
-            raise BadRequest("bad_content_length", "Content-Length must be a number")
+            raise Problem(codes.BAD_CONTENT_LENGTH, "Content-Length must be a number")
         if int(declared) > limit:
-            raise PayloadTooLarge("body_too_large", f"the body is over {limit} bytes")
+            raise Problem(codes.BODY_TOO_LARGE, f"the body is over {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge("body_too_large", f"the body is over {limit} bytes")
+            raise Problem(codes.BODY_TOO_LARGE, f"the body is over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -54,7 +55,7 @@ def decode(body: bytes, content_type: str, max_invoices: int) -> list[Invoice | 
     elif media in ("application/json", ""):
         whole, raw, single = JSON_UPLOAD, JSON_RAW, JSON_INVOICE
     else:
-        raise UnsupportedMediaType("unsupported_media_type", "send application/json or application/msgpack")
+        raise Problem(codes.UNSUPPORTED_MEDIA_TYPE, "send application/json or application/msgpack")
     try:
         return _counted(list(whole.decode(body).invoices), max_invoices)
     except msgspec.DecodeError:
@@ -62,14 +63,14 @@ def decode(body: bytes, content_type: str, max_invoices: int) -> list[Invoice | 
     try:
         parts = raw.decode(body).invoices
     except msgspec.DecodeError as exc:
-        raise BadRequest("malformed_body", f'the body must be {{"invoices": [...]}}: {exc}') from exc
+        raise Problem(codes.MALFORMED_BODY, f'the body must be {{"invoices": [...]}}: {exc}') from exc
     _counted(parts, max_invoices)  # before decoding each: a huge list of junk costs one check
     return [_decode_one(single, part) for part in parts]
 
 
 def _counted(items: list[Any], max_invoices: int) -> list[Any]:
     if not 1 <= len(items) <= max_invoices:
-        raise BadRequest("invoice_count", f"send 1 to {max_invoices} invoices")
+        raise Problem(codes.INVOICE_COUNT, f"send 1 to {max_invoices} invoices")
     return items
 
 

@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core import feed, locks
-from gateway import auth, metrics
+from gateway import auth, codes, metrics
 from gateway.deps import deps
-from gateway.errors import BadRequest
+from gateway.errors import Problem
 from gateway.validate import DIGITAL_NUMBER, LEGACY_CODE, LEGACY_NUMBER, invoice_key
 
 
@@ -73,10 +73,10 @@ async def reverse(request: Request) -> Response:
     try:
         raw = DECODE_ALL.decode(body).reversals
     except msgspec.DecodeError as exc:
-        raise BadRequest("malformed_body", f'the body must be {{"reversals": [...]}}: {exc}') from exc
+        raise Problem(codes.MALFORMED_BODY, f'the body must be {{"reversals": [...]}}: {exc}') from exc
     max_count = d.settings.api.max_invoices
     if not 1 <= len(raw) <= max_count:
-        raise BadRequest("reversal_count", f"send 1 to {max_count} reversals")
+        raise Problem(codes.REVERSAL_COUNT, f"send 1 to {max_count} reversals")
     results: list[dict[str, Any]] = [{} for _ in raw]
     valid: dict[str, tuple[int, Reversal]] = {}
     for i, part in enumerate(raw):

@@ -13,9 +13,9 @@ from starlette.responses import Response
 from core.errors import STORE_ERRORS, StoreUnavailable
 from core.times import iso_from_ms, iso_ms
 from dedup import inflight
-from gateway import auth
+from gateway import auth, codes
 from gateway.deps import deps
-from gateway.errors import NotFound
+from gateway.errors import Problem
 
 
 async def status(request: Request) -> Response:
@@ -24,7 +24,7 @@ async def status(request: Request) -> Response:
     key = request.path_params["key"]
     found = await lookup(key, client.client_id, d.pool, d.redis, d.campaign.dedup.shards)
     if found is None:
-        raise NotFound("unknown_invoice", "no invoice with this key was submitted by this channel")
+        raise Problem(codes.UNKNOWN_INVOICE, "no invoice with this key was submitted by this channel")
     return Response(orjson.dumps(found), media_type="application/json")
 
 

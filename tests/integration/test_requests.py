@@ -83,3 +83,13 @@ def test_another_channels_invoice_is_404(channel: SignedClient, channel2: Signed
 def test_request_id_is_in_body_and_header(channel: SignedClient) -> None:
     resp = channel.upload([sample.invoice(random.Random())])
     assert resp.headers["x-request-id"] == resp.json()["request_id"]
+
+
+def test_unknown_path_and_method_are_problems_with_the_request_id(channel: SignedClient) -> None:
+    missing = channel.request("GET", "/v1/nothing-here")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["code"] == "not_found"
+    assert missing.json()["request_id"] == missing.headers["x-request-id"]
+    wrong = channel.request("PUT", "/v1/invoices")
+    assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
+    assert "POST" in wrong.headers["allow"]

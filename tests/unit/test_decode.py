@@ -2,7 +2,8 @@ import msgspec
 import orjson
 import pytest
 
-from gateway.errors import BadRequest, UnsupportedMediaType
+from gateway import codes
+from gateway.errors import Problem
 from gateway.model import Invoice
 from gateway.parse import decode
 from gateway.validate import Rejection
@@ -32,16 +33,18 @@ def test_one_misshapen_invoice_rejects_only_itself() -> None:
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"invoices": 3}', b'{"other": []}'])
 def test_body_of_wrong_shape_is_a_bad_request(body: bytes) -> None:
-    with pytest.raises(BadRequest):
+    with pytest.raises(Problem) as refused:
         decode(body, "application/json", 500)
+    assert refused.value.code.status == 400
 
 
 @pytest.mark.parametrize("count", [0, 4])
 def test_invoice_count_is_bounded(count: int) -> None:
-    with pytest.raises(BadRequest, match="1 to 3"):
+    with pytest.raises(Problem, match="1 to 3"):
         decode(orjson.dumps({"invoices": [GOOD] * count}), "application/json", 3)
 
 
 def test_other_media_types_are_refused() -> None:
-    with pytest.raises(UnsupportedMediaType):
+    with pytest.raises(Problem) as refused:
         decode(b"<xml/>", "application/xml", 500)
+    assert refused.value.code is codes.UNSUPPORTED_MEDIA_TYPE
