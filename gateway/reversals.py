@@ -21,7 +21,8 @@ from core import feed, locks
 from gateway import auth, codes, metrics
 from gateway.deps import deps
 from gateway.errors import Problem
-from gateway.validate import DIGITAL_NUMBER, LEGACY_CODE, LEGACY_NUMBER, invoice_key
+from gateway.rules import DIGITAL_NUMBER, LEGACY_CODE, LEGACY_NUMBER
+from gateway.validate import invoice_key
 
 
 class Reversal(msgspec.Struct, frozen=True):

@@ -30,10 +30,12 @@ async def upload(request: Request) -> Response:
     # The nonce is spent in the rate-limit call (one round trip for both), after decoding: a body that does not
     # decode is refused (400) whoever sends it again.
     nonce = auth.request_nonce(request, client, api.nonce_ttl_s)
-    invoices = parse.decode(body, request.headers.get("content-type", "application/json"), api.max_invoices)
+    msgpack = parse.media(request.headers.get("content-type", ""))
+    lenient = d.campaign.uploads.unknown_fields == "ignore"
+    invoices = parse.decode(body, msgpack, api.max_invoices, lenient)
     channel, now_ms = client.client_id, int(now * 1000)
     request_id = getattr(request.state, "request_id", None) or os.urandom(12).hex()  # set by the access log
-    going, results = validate.validate(invoices, d.campaign, channel, d.settings.secrets.person_secret, now_ms)
+    going, results = validate.validate(invoices, d.campaign, channel, d.settings.secrets.person_secret, now_ms, msgpack)
     admitted = await admit.admit(
         channel,
         len(invoices),
