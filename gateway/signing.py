@@ -1,4 +1,4 @@
-"""The request signature of SPEC.md, and the gateway's receipts. (The keyed hash of persons is core/hashing.py.)"""
+"""The request signature of SPEC.md. (Receipts are gateway/receipts.py; the keyed hash of persons core/hashing.py.)"""
 
 from __future__ import annotations
 
@@ -35,21 +35,3 @@ def sign_headers(
         "X-Nonce": nonce,
         "X-Signature": sign(secret, canonical),
     }
-
-
-def receipt(secret: str, key: str, channel: str, accepted_at_ms: int) -> str:
-    """The gateway's proof that ``channel`` had ``key`` accepted at ``accepted_at_ms``.
-
-    The time travels inside the receipt so that the channel can present it alone:
-    ``<accepted_at_ms>.<hex HMAC-SHA256 of "key\\nchannel\\naccepted_at_ms">``.
-    """
-    mac = hmac.digest(secret.encode(), f"{key}\n{channel}\n{accepted_at_ms}".encode(), "sha256")
-    return f"{accepted_at_ms}.{mac.hex()}"
-
-
-def receipt_valid(secret: str, key: str, channel: str, presented: str) -> bool:
-    """Whether ``presented`` is a receipt this gateway issued for ``key`` and ``channel``."""
-    at, _, _ = presented.partition(".")
-    if not (at.isascii() and at.isdigit() and len(at) <= 16 and presented.isascii()):
-        return False
-    return hmac.compare_digest(receipt(secret, key, channel, int(at)).encode(), presented.encode())

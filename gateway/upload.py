@@ -55,7 +55,7 @@ async def upload(request: Request) -> Response:
         results,
         claimer=d.claimer,
         caps=d.caps,
-        receipt_secret=d.settings.secrets.receipt_secret,
+        signer=d.signer,
     )
     d.admission.spent(channel, accepted)
     answers = [results[i] for i in range(len(invoices))]
