@@ -20,6 +20,7 @@ from gateway import receipt_keys
 from gateway.clients import ClientTable
 from gateway.deps import Deps
 from gateway.errors import HANDLERS
+from gateway.events import events
 from gateway.feed import feed
 from gateway.feedwatch import FeedWatch
 from gateway.middleware import Metrics, Shed
@@ -74,6 +75,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/invoices/{key}", status, methods=["GET"]),
         Route("/v1/reversals", reverse, methods=["POST"]),
         Route("/v1/feed", feed, methods=["GET"]),
+        Route("/v1/events", events, methods=["GET"]),
         Route("/v1/keys", receipt_keys.public_keys, methods=["GET"]),
         Route("/v1/receipts/verify", receipt_keys.verify_receipt, methods=["POST"]),
         Route("/v1/admin/held", held, methods=["GET"]),

@@ -89,7 +89,8 @@ class Metrics:
 class Shed:
     """Refuses a /v1 request with a fast 503 before its body is read when ``admission`` says so; counts the
     requests in flight per channel otherwise, and reports each one's latency once admitted to the adaptive
-    concurrency limit (not a feed long poll's; a wait for a slot is bounded on its own). A request of a channel
+    concurrency limit (not a feed long poll's; a wait for a slot is bounded on its own). A channel's change feed
+    (``/v1/events``) is refused like any request but holds no slot. A request of a channel
     under its share may wait briefly for a slot (``Admission.wait``). Operations endpoints are never shed.
     Outermost, answering with two small messages and no log line: under overload the refusals must cost next to
     nothing."""
@@ -105,6 +106,11 @@ class Shed:
             return
         channel = _header(scope, b"x-client-id")[:64]
         reason = self.admission.refusal(channel)
+        if reason is None and scope["path"] == "/v1/events":
+            # A channel's change feed waits on others' work, for every channel at once: it is refused when the
+            # process sheds, but holds no slot while it waits (a slot per channel would cut what uploads get).
+            await self.app(scope, receive, send)
+            return
         if reason is None:
             self.admission.enter(channel)
         elif reason == "in_flight" and self.admission.may_wait(channel) and await self.admission.wait(channel):

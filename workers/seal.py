@@ -55,7 +55,8 @@ async def seal_once(pool: asyncpg.Pool, max_entries: int) -> int | None:
                 WHERE key = ANY($3::text[]) AND status = 'verified'
                 RETURNING key, channel
             )
-            INSERT INTO invoice_events (key, channel, status, at) SELECT key, channel, 'eligible', $2 FROM fed
+            INSERT INTO invoice_events (key, channel, status, at, batch_seq)
+            SELECT key, channel, 'eligible', $2, $1 FROM fed
             """,
             seq,
             now,
