@@ -23,6 +23,7 @@ from gateway.errors import HANDLERS
 from gateway.events import events
 from gateway.feed import feed
 from gateway.feedwatch import FeedWatch
+from gateway.listing import invoices_of_user
 from gateway.middleware import Metrics, Shed
 from gateway.ops import healthz, metrics_endpoint, readyz
 from gateway.receipts import Signer, load_signer, register
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> Starlette:
     admission = Admission(SheddingConfig.of(settings.shed, campaign.shedding))
     routes = [
         Route("/v1/invoices", upload, methods=["POST"]),
+        Route("/v1/invoices", invoices_of_user, methods=["GET"]),
         Route("/v1/invoices/{key}", status, methods=["GET"]),
         Route("/v1/reversals", reverse, methods=["POST"]),
         Route("/v1/feed", feed, methods=["GET"]),
