@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.times import iso_ms
-from gateway import auth, codes
+from gateway import admit, codes
 from gateway.deps import deps
 from gateway.errors import Problem
 from gateway.feedwatch import EVENTS
@@ -44,7 +44,7 @@ ORDER BY tx, id LIMIT $4
 
 async def events(request: Request) -> Response:
     d = deps(request)
-    client, _ = await auth.authenticate(request, "channel", d.clients, d.redis, d.settings.api)
+    client, _ = await admit.channel_request(request, d.clients, d.redis, d.settings.api, d.ratelimiter)
     after = _cursor(request.query_params.get("after", ""))
     limit = int_param(request, "limit", 100, 1, MAX_LIMIT)
     wait_s = seconds_param(request, "wait", 0.0, d.settings.feed.max_wait_s)

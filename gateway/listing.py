@@ -23,7 +23,7 @@ from starlette.responses import Response
 from core.campaign import Campaign
 from core.hashing import user_ref
 from core.times import iso_ms
-from gateway import auth, codes
+from gateway import admit, codes
 from gateway.deps import deps
 from gateway.errors import Problem
 from gateway.params import int_param
@@ -45,7 +45,7 @@ ORDER BY accepted_at, key LIMIT $7
 
 async def invoices_of_user(request: Request) -> Response:
     d = deps(request)
-    client, _ = await auth.authenticate(request, "channel", d.clients, d.redis, d.settings.api)
+    client, _ = await admit.channel_request(request, d.clients, d.redis, d.settings.api, d.ratelimiter)
     user = request.query_params.get("user", "")
     if not 1 <= len(user) <= 200:
         raise Problem(codes.BAD_PARAMETER, "user must be the consumer's user.id, 1 to 200 characters")

@@ -21,7 +21,8 @@ access = logging.getLogger("gateway.access")
 
 class Metrics:
     """Counts each HTTP request by route template (never the raw path) and status, and times it; writes one
-    JSON access-log line per request with its request id (also in the response's ``X-Request-Id``).
+    JSON access-log line per request with its request id (also in the response's ``X-Request-Id``); adds the
+    RateLimit headers of an admitted channel request to its answer, whatever it is.
 
     The line holds the route template, never the raw path or query, and no header but the client id: no
     invoice key, signature, name or ID number reaches the logs."""
@@ -42,14 +43,17 @@ class Metrics:
         status = 500
         started = time.perf_counter()
         request_id = os.urandom(12).hex()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                stamped = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                # A channel's admitted request: its RateLimit headers on whatever the answer is (gateway/admit.py).
+                stamped += [(k.lower().encode(), v.encode()) for k, v in state.get("ratelimit", {}).items()]
+                message["headers"] = stamped
             await send(message)
 
         try:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.times import iso_from_ms, iso_ms
-from gateway import auth, codes, receipts
+from gateway import admit, codes, receipts
 from gateway.deps import deps
 from gateway.errors import Problem
 
@@ -61,7 +61,7 @@ def _jwk(row: asyncpg.Record) -> dict[str, Any]:
 async def verify_receipt(request: Request) -> Response:
     """Whether a receipt proves that the calling channel had the key accepted, and when."""
     d = deps(request)
-    client, body = await auth.authenticate(request, "channel", d.clients, d.redis, d.settings.api)
+    client, body = await admit.channel_request(request, d.clients, d.redis, d.settings.api, d.ratelimiter)
     try:
         presented = DECODE.decode(body)
     except msgspec.DecodeError as exc:

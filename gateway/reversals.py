@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core import feed, locks
-from gateway import auth, codes, metrics
+from gateway import admit, codes, metrics
 from gateway.deps import deps
 from gateway.errors import Problem
 from gateway.rules import DIGITAL_NUMBER, LEGACY_CODE, LEGACY_NUMBER
@@ -70,7 +70,7 @@ FROM recorded r LEFT JOIN old o USING (key)
 
 async def reverse(request: Request) -> Response:
     d = deps(request)
-    client, body = await auth.authenticate(request, "channel", d.clients, d.redis, d.settings.api)
+    client, body = await admit.channel_request(request, d.clients, d.redis, d.settings.api, d.ratelimiter)
     try:
         raw = DECODE_ALL.decode(body).reversals
     except msgspec.DecodeError as exc:

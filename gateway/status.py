@@ -13,14 +13,14 @@ from starlette.responses import Response
 from core.errors import STORE_ERRORS, StoreUnavailable
 from core.times import iso_from_ms, iso_ms
 from dedup import inflight
-from gateway import auth, codes
+from gateway import admit, codes
 from gateway.deps import deps
 from gateway.errors import Problem
 
 
 async def status(request: Request) -> Response:
     d = deps(request)
-    client, _ = await auth.authenticate(request, "channel", d.clients, d.redis, d.settings.api)
+    client, _ = await admit.channel_request(request, d.clients, d.redis, d.settings.api, d.ratelimiter)
     key = request.path_params["key"]
     found = await lookup(key, client.client_id, d.pool, d.redis, d.campaign.dedup.shards)
     if found is None:

@@ -60,11 +60,9 @@ async def upload(request: Request) -> Response:
     d.admission.spent(channel, accepted)
     answers = [results[i] for i in range(len(invoices))]
     _count(channel, answers)
+    admit.answer_with(request, admit.headers(d.ratelimiter, channel, admitted.decision))
     return Response(
-        orjson.dumps({"request_id": request_id, "results": answers}),
-        status_code=202,
-        media_type="application/json",
-        headers=admit.headers(d.ratelimiter, channel, admitted.decision),
+        orjson.dumps({"request_id": request_id, "results": answers}), status_code=202, media_type="application/json"
     )
 
 

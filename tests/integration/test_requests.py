@@ -93,3 +93,22 @@ def test_unknown_path_and_method_are_problems_with_the_request_id(channel: Signe
     wrong = channel.request("PUT", "/v1/invoices")
     assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
     assert "POST" in wrong.headers["allow"]
+
+
+def test_every_answer_to_a_channel_carries_its_request_id_and_ratelimit_headers(channel: SignedClient) -> None:
+    key = channel.upload([sample.invoice(random.Random())]).json()["results"][0]["key"]
+    answers = {
+        "upload": channel.upload([sample.invoice(random.Random())]),
+        "status": channel.status(key),
+        "unknown status": channel.status("26349999999999999998"),
+        "events": channel.request("GET", "/v1/events?limit=1"),
+        "listing": channel.request("GET", "/v1/invoices?user=nobody"),
+        "bad parameter": channel.request("GET", "/v1/events?limit=0"),
+    }
+    for name, resp in answers.items():
+        assert resp.headers["x-request-id"], name
+        assert resp.headers["ratelimit-policy"].startswith('"requests";q='), name
+        assert resp.headers["ratelimit"].startswith('"requests";r='), name
+    assert answers["unknown status"].status_code == 404 and answers["bad parameter"].status_code == 400
+    unsigned = channel.http.get("/v1/events")
+    assert unsigned.status_code == 401 and "ratelimit" not in unsigned.headers  # who is calling is not known
