@@ -16,7 +16,7 @@ from core import campaign as campaigns
 from core.settings import ConfigError, Settings
 from core.stores import open_pool, open_redis
 from dedup.claim import Claimer
-from gateway import receipt_keys
+from gateway import apidocs, receipt_keys
 from gateway.clients import ClientTable
 from gateway.deps import Deps
 from gateway.errors import HANDLERS
@@ -86,6 +86,10 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", apidocs.openapi_json, methods=["GET"]),
+        Route("/docs", apidocs.docs_page, methods=["GET"]),
+        Route("/docs/static/redoc.standalone.js", apidocs.redoc_script, methods=["GET"]),
+        Route("/docs/static/logo-mini.svg", apidocs.redoc_logo, methods=["GET"]),
     ]
 
     @contextlib.asynccontextmanager
