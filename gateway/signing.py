@@ -1,4 +1,6 @@
-"""The request signature of SPEC.md. (Receipts are gateway/receipts.py; the keyed hash of persons core/hashing.py.)"""
+"""The request signature of SPEC.md, as the gateway checks it. (A channel's side, headers included, is
+channel_client/signing.py, which stands alone; both are held to docs/vectors/signing.json. Receipts are
+gateway/receipts.py; the keyed hash of persons core/hashing.py.)"""
 
 from __future__ import annotations
 
@@ -22,16 +24,3 @@ def sign(secret: str, canonical: str) -> str:
 def signature_matches(secret: str, canonical: str, signature: str) -> bool:
     """Constant-time comparison of a presented signature with the expected one."""
     return hmac.compare_digest(sign(secret, canonical), signature)
-
-
-def sign_headers(
-    client_id: str, secret: str, method: str, path_and_query: str, body: bytes, timestamp: int, nonce: str
-) -> dict[str, str]:
-    """The four authentication headers for a request: what a channel's client library does."""
-    canonical = canonical_string(method, path_and_query, str(timestamp), nonce, body)
-    return {
-        "X-Client-Id": client_id,
-        "X-Timestamp": str(timestamp),
-        "X-Nonce": nonce,
-        "X-Signature": sign(secret, canonical),
-    }

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.signing import sign_headers
+from channel_client.signing import sign_headers
 from loadtest import sample
 
 ROOT = Path(__file__).resolve().parent.parent.parent

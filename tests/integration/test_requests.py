@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import msgspec
 import orjson
 
-from gateway.signing import sign_headers
+from channel_client.signing import sign_headers
 from loadtest import sample
 from loadtest.client import SignedClient
 

@@ -1,6 +1,7 @@
 import pytest
 
-from gateway.signing import canonical_string, sign, sign_headers, signature_matches
+from channel_client.signing import sign_headers
+from gateway.signing import canonical_string, sign, signature_matches
 
 # Expected values computed with openssl, independently of this code:
 #   printf 'POST\n/v1/invoices\n1772366400\nabcdefghijklmnop\n<sha256 of body>' | openssl dgst -sha256 -hmac ...
