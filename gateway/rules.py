@@ -12,7 +12,6 @@ form hashes as it did before the rule existed.
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,9 +28,8 @@ LEGACY_NUMBER = re.compile(r"[0-9]{8}")
 LEGACY_CODE = re.compile(r"[0-9]{10}|[01][0-9]{11}")
 CHECK_CODE = re.compile(r"[0-9]{6}")
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-AMOUNT_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-MAX_AMOUNT = decimal.Decimal("100000000")  # 1e8 yuan: no consumer invoice comes near; guards the fen integer
-CENT = decimal.Decimal("0.01")
+AMOUNT_TEXT = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
+MAX_YUAN = 100_000_000  # no consumer invoice comes near; guards the fen integer
 MAX_TEXT = 200
 JSON_STRING = msgspec.json.Decoder(str)
 MSGPACK_SCALAR = msgspec.msgpack.Decoder(str | int | float)
@@ -40,14 +38,14 @@ MSGPACK_SCALAR = msgspec.msgpack.Decoder(str | int | float)
 class Subject:
     """One invoice under the rules: the terms it is judged by, and what the rules established so far."""
 
-    __slots__ = ("amount", "buyer", "campaign", "inv", "issued", "msgpack", "today")
+    __slots__ = ("buyer", "campaign", "fen", "fraction", "inv", "issued", "msgpack", "today", "yuan")
 
     def __init__(self, inv: Invoice, campaign: Campaign, today: dt.date, msgpack: bool) -> None:
         self.inv = inv
         self.campaign = campaign
         self.today = today
         self.msgpack = msgpack
-        self.amount = decimal.Decimal(0)
+        self.yuan, self.fraction, self.fen = 0, "", 0  # the amount as written, once its rule has read it
         self.issued = today
         self.buyer = ""  # the buyer's name normalised (core.hashing.normal_name), once its rule has run
 
@@ -64,15 +62,20 @@ class Rule:
     test: Test | None  # None: the decoder's rule (gateway/parse.py)
 
 
+def _digits(text: str, n: int) -> bool:
+    """Exactly ``n`` ASCII digits (``str.isdigit`` alone also takes other scripts' digits)."""
+    return len(text) == n and text.isascii() and text.isdigit()
+
+
 def _digital_number(s: Subject) -> str | None:
-    inv = s.inv
-    if inv.code is None and not DIGITAL_NUMBER.fullmatch(inv.number) and not LEGACY_NUMBER.fullmatch(inv.number):
+    number = s.inv.number
+    if s.inv.code is None and not _digits(number, 20) and not _digits(number, 8):
         return "20 digits for a digital invoice, 8 digits for a legacy one"
     return None
 
 
 def _legacy_needs_code(s: Subject) -> str | None:
-    if s.inv.code is None and LEGACY_NUMBER.fullmatch(s.inv.number):
+    if s.inv.code is None and _digits(s.inv.number, 8):
         return "an 8-digit legacy invoice number needs its 10- or 12-digit code"
     return None
 
@@ -119,9 +122,13 @@ def _not_in_future(s: Subject) -> str | None:
 
 def _amount_text(s: Subject) -> str | None:
     text = _amount_as_text(s.inv.amount, s.msgpack)
-    if text is None or not AMOUNT_TEXT.fullmatch(text):
+    m = None if text is None else AMOUNT_TEXT.fullmatch(text)
+    if m is None:
         return "digits with an optional decimal point, as a string or a JSON number: no sign, exponent or spaces"
-    s.amount = decimal.Decimal(text)
+    whole = m[1].lstrip("0")
+    s.yuan = int(whole or "0") if len(whole) <= 12 else MAX_YUAN  # longer is implausible: no huge int is made
+    s.fraction = m[2] or ""
+    s.fen = s.yuan * 100 + int((s.fraction + "00")[:2])
     return None
 
 
@@ -141,15 +148,15 @@ def _amount_as_text(raw: msgspec.Raw, msgpack: bool) -> str | None:
 
 
 def _amount_positive(s: Subject) -> str | None:
-    return "more than 0" if s.amount <= 0 else None
+    return "more than 0" if s.yuan == 0 and not s.fraction.strip("0") else None
 
 
 def _amount_plausible(s: Subject) -> str | None:
-    return f"less than {MAX_AMOUNT:,} yuan" if s.amount >= MAX_AMOUNT else None
+    return f"less than {MAX_YUAN:,} yuan" if s.yuan >= MAX_YUAN else None
 
 
 def _amount_cents(s: Subject) -> str | None:
-    return "at most 2 decimals" if s.amount != s.amount.quantize(CENT, rounding=decimal.ROUND_DOWN) else None
+    return "at most 2 decimals" if s.fraction[2:].strip("0") else None
 
 
 def _seller_tax_id(s: Subject) -> str | None:
@@ -216,7 +223,7 @@ def _seller_region(s: Subject) -> str | None:
 
 def _minimum(s: Subject) -> str | None:
     floor = s.campaign.min_amount_fen
-    return f"the total must be at least {floor / 100:.2f}" if s.amount * 100 < floor else None
+    return f"the total must be at least {floor / 100:.2f}" if s.fen < floor else None
 
 
 def _real_name(s: Subject) -> str | None:

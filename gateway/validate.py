@@ -84,7 +84,7 @@ def check(
         number=invoice.number,
         code=invoice.code or "",
         issue_date=invoice.issue_date,
-        amount_fen=int(subject.amount * 100),
+        amount_fen=subject.fen,
         seller_tax_id=invoice.seller_tax_id,
         seller_name=invoice.seller_name or "",
         category=invoice.category or "",
