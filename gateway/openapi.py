@@ -71,8 +71,8 @@ lowercase hex SHA-256 of the body bytes (of the empty string without a body). Te
 
 **Answers.** Every answer carries `X-Request-Id`; every answer to an authenticated channel carries
 `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers): its request quota and what is left.
-Errors are `application/problem+json` (RFC 9457) with a `code`: the catalogue is `x-problem-codes` here and
-docs/rules.md. `429` and `503` carry `Retry-After` (seconds).
+Errors are `application/problem+json` (RFC 9457) with a `code`: the catalogue is the table below (and
+`info.x-problem-codes`, and docs/rules.md). `429` and `503` carry `Retry-After` (seconds).
 
 **Rules.** What an invoice must be, and every reason code: docs/rules.md (generated from the code's own table).
 """
@@ -408,6 +408,12 @@ def components() -> dict[str, Any]:
     }
 
 
+def catalogue() -> str:
+    """The problem codes as a Markdown table, for the document's description (what /docs shows)."""
+    rows = "".join(f"| `{c.name}` | {c.status} | {c.meaning} |\n" for c in codes.CATALOGUE)
+    return "\n**Problem codes**\n\n| code | status | meaning |\n| --- | --- | --- |\n" + rows
+
+
 def document() -> dict[str, Any]:
     """The whole OpenAPI document."""
     return {
@@ -415,7 +421,7 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "Prize-invoice ingestion gateway",
             "version": metadata.version("prize-invoice-gateway"),
-            "description": DESCRIPTION,
+            "description": DESCRIPTION + catalogue(),
             "x-problem-codes": [{"code": c.name, "status": c.status, "meaning": c.meaning} for c in codes.CATALOGUE],
         },
         "tags": [

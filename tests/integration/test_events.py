@@ -4,10 +4,7 @@ resumable, woken by the database, never skipping an event whose transaction comm
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,10 +13,10 @@ import pytest
 
 from core.settings import Settings
 from gateway.events import READ, read
-from gateway.migrate import migrate
 from loadtest import sample
 from loadtest.client import SignedClient
 from tests.conftest import signed
+from tests.integration.helpers import long_poll_during, plan_nodes, scratch_database
 from tests.integration.test_judging import decide
 from tests.integration.test_reversals import reverse
 
@@ -104,20 +101,15 @@ def test_each_status_change_of_the_channels_invoices_comes_once_in_order_and_res
 
 def test_a_long_poll_returns_as_soon_as_an_event_is_written(channel: SignedClient, drain: Any) -> None:
     start = the_end(channel)
-    answer: dict[str, Any] = {}
 
-    def poll() -> None:
-        began = time.monotonic()
-        answer.update(events(channel, start, wait=20))
-        answer["took_s"] = time.monotonic() - began
+    def upload_and_drain() -> str:
+        key: str = channel.upload([sample.invoice(random.Random())]).json()["results"][0]["key"]
+        drain()
+        return key
 
-    poller = threading.Thread(target=poll)
-    poller.start()
-    key = channel.upload([sample.invoice(random.Random())]).json()["results"][0]["key"]
-    drain()
-    poller.join(30)
+    answer, key, took_s = long_poll_during(lambda: events(channel, start, wait=20), upload_and_drain)
     assert answer["events"] and answer["events"][0]["key"] == key
-    assert answer["took_s"] < 15  # woken by the commit, not by the end of its wait
+    assert took_s < 15  # woken by the commit, not by the end of its wait
 
 
 def test_bad_cursors_and_waits_are_refused(channel: SignedClient) -> None:
@@ -160,35 +152,17 @@ def test_an_event_whose_transaction_commits_later_is_not_skipped(settings: Setti
 
 def test_the_feed_reads_one_channels_index_range_however_large_the_table(settings: Settings) -> None:
     async def run() -> list[str]:
-        admin = await asyncpg.connect(settings.stores.database_url)
-        await admin.execute("DROP DATABASE IF EXISTS events_scale")
-        await admin.execute("CREATE DATABASE events_scale")
-        dsn = settings.stores.database_url.rsplit("/", 1)[0] + "/events_scale"
-        try:
-            await migrate(dsn)
-            conn = await asyncpg.connect(dsn)
-            try:
-                # 300,000 events of 30 channels, a third of them "accepted" (not in the feed).
-                await conn.execute(
-                    "INSERT INTO invoice_events (key, channel, status, at)"
-                    " SELECT 'k' || g, 'channel-' || (g % 30),"
-                    " (ARRAY['accepted', 'verified', 'eligible'])[g % 3 + 1], now()"
-                    " FROM generate_series(1, 300000) g"
-                )
-                await conn.execute("ANALYZE invoice_events")
-                tx = await conn.fetchval("SELECT min(tx)::text FROM invoice_events")
-                plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + READ, "channel-7", tx, 1000, 100)
-            finally:
-                await conn.close()
-        finally:
-            await admin.execute("DROP DATABASE IF EXISTS events_scale WITH (FORCE)")
-            await admin.close()
-        nodes, todo = [], [json.loads(plan)[0]["Plan"]]
-        while todo:
-            node = todo.pop()
-            nodes.append(f"{node['Node Type']} {node.get('Index Name', '')}".strip())
-            todo += node.get("Plans", [])
-        return nodes
+        async with scratch_database(settings, "events_scale") as conn:
+            # 300,000 events of 30 channels, a third of them "accepted" (not in the feed).
+            await conn.execute(
+                "INSERT INTO invoice_events (key, channel, status, at)"
+                " SELECT 'k' || g, 'channel-' || (g % 30),"
+                " (ARRAY['accepted', 'verified', 'eligible'])[g % 3 + 1], now()"
+                " FROM generate_series(1, 300000) g"
+            )
+            await conn.execute("ANALYZE invoice_events")
+            tx = await conn.fetchval("SELECT min(tx)::text FROM invoice_events")
+            return plan_nodes(await conn.fetchval("EXPLAIN (FORMAT JSON) " + READ, "channel-7", tx, 1000, 100))
 
     nodes = asyncio.run(run())
     assert any(n.startswith("Index") and n.endswith("invoice_events_channel") for n in nodes), nodes
