@@ -3,10 +3,10 @@ channel's consumers had accepted, oldest first, as the workers have written them
 in ``GET /v1/invoices/{key}`` first, here once committed, within seconds).
 
 ``user`` is the channel's own ``user.id``: the gateway keeps only its keyed hash (``user_ref``), so it hashes the
-given id the same way and reads that user's range of an index (migration 022). ``from`` and ``to`` are dates of
-acceptance in the campaign's time zone, both included; ``next`` pages on (pass it as ``after``), null at the
-end. Each invoice: ``key``, ``status``, ``reason``, ``batch_seq``, ``accepted_at``, ``issue_date``,
-``amount_fen``, ``seller_tax_id``: nothing personal.
+given id the same way and finds that user's invoices through a hash index (migration 022), then sorts them.
+``from`` and ``to`` are dates of acceptance in the campaign's time zone, both included; ``next`` pages on (pass
+it as ``after``), null at the end. Each invoice: ``key``, ``status``, ``reason``, ``batch_seq``,
+``accepted_at``, ``issue_date``, ``amount_fen``, ``seller_tax_id``: nothing personal.
 """
 
 from __future__ import annotations
