@@ -3,8 +3,8 @@ is the stream's contract, core/contract.py.
 
 A member an object does not define is refused (``unknown_field``: a misspelt ``real_name`` must not silently
 skip the buyer-name check), unless the campaign's ``[uploads] unknown_fields = "ignore"`` picks the lenient
-shapes below, which drop such members. ``amount`` is kept as its raw text, so that gateway/rules.py can refuse an
-exponent (``1e3``) that a decoded number would hide.
+shapes below, which drop such members. ``amount`` is kept as its raw text, so that gateway/rules.py can tell a
+decimal string (``"1e3"`` is refused) from a JSON number (``1e3`` is 1000, as SPEC.md takes any JSON number).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ USCC_PATTERN = "^[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}$"
 Amount = Annotated[
     msgspec.Raw,
     msgspec.Meta(
-        description="Total incl. tax (价税合计) in yuan: a decimal string or a JSON number, digits with an optional"
-        " point, at most 2 decimals (trailing zeros aside), no sign, exponent or spaces.",
+        description="Total incl. tax (价税合计) in yuan, more than 0, at most 2 decimals (trailing zeros aside): a"
+        " decimal string (digits with an optional point: no sign, exponent or spaces) or a JSON number.",
         extra_json_schema={
             "oneOf": [
                 {"type": "string", "pattern": AMOUNT_PATTERN, "examples": ["128.50"]},

@@ -33,9 +33,10 @@ How a body is read:
   A campaign may set `[uploads] unknown_fields = "ignore"` to drop such members instead.
 - **Names** (`buyer_name`, `user.real_name`, and the tax service's buyer name) are compared and hashed in
   Unicode NFKC, trimmed: `"ＷＡＮＧ　Ｌｅｉ "` is `"WANG Lei"`. A name already in that form is unchanged.
-- **Amounts** are yuan written as digits with an optional decimal point, as a string (`"128.50"`) or a JSON
-  number (`128.5`): no sign, exponent (`1e3`), spaces or other characters. In msgpack: a string, an integer,
-  or a float, read by its shortest text (`128.5`; `0.1 + 128.2` is `128.29999999999998`: refused).
+- **Amounts** are yuan, more than 0, with at most 2 decimals: a decimal string of digits with an optional
+  point (`"128.50"`; no sign, exponent, spaces or other characters: `"1e3"` is refused), or a JSON number in
+  any form JSON allows (`128.5`, `1e3` for 1000). In msgpack: a string (as above), an integer, or a float read
+  by its shortest text (`128.5`; `0.1 + 128.2` is `128.29999999999998`: refused).
 - **Dates** are `YYYY-MM-DD`. "Today" is the date in the campaign's time zone (`[caps] timezone`).
 """
 

@@ -12,6 +12,7 @@ form hashes as it did before the rule existed.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,10 +122,12 @@ def _not_in_future(s: Subject) -> str | None:
 
 
 def _amount_text(s: Subject) -> str | None:
-    text = _amount_as_text(s.inv.amount, s.msgpack)
+    text, number = _amount_as_text(s.inv.amount, s.msgpack)
+    if text is not None and number and not AMOUNT_TEXT.fullmatch(text):
+        text = _plain(text)  # a number written with an exponent (SPEC.md takes any JSON number): its value
     m = None if text is None else AMOUNT_TEXT.fullmatch(text)
     if m is None:
-        return "digits with an optional decimal point, as a string or a JSON number: no sign, exponent or spaces"
+        return "a decimal string of digits with an optional point (no sign, exponent or spaces), or a number > 0"
     whole = m[1].lstrip("0")
     s.yuan = int(whole or "0") if len(whole) <= 12 else MAX_YUAN  # longer is implausible: no huge int is made
     s.fraction = m[2] or ""
@@ -132,19 +135,40 @@ def _amount_text(s: Subject) -> str | None:
     return None
 
 
-def _amount_as_text(raw: msgspec.Raw, msgpack: bool) -> str | None:
-    """The amount as written: a JSON number's own text, a string's content; msgpack's int, or a float's shortest
-    round-trip text (``repr``). None for any other type."""
+def _amount_as_text(raw: msgspec.Raw, msgpack: bool) -> tuple[str | None, bool]:
+    """The amount as written, and whether it is a number: a JSON number's own text, a string's content;
+    msgpack's int, or a float's shortest round-trip text (``repr``). None for any other type."""
     data = bytes(raw)
     if not msgpack and data[:1] == b'"' and b"\\" not in data:
-        return data[1:-1].decode()  # a string without escapes: its content is between the quotes
+        return data[1:-1].decode(), False  # a string without escapes: its content is between the quotes
     try:
         if msgpack:
             value = MSGPACK_SCALAR.decode(data)
-            return value if isinstance(value, str) else repr(value)
-        return JSON_STRING.decode(data) if data[:1] == b'"' else data.decode("ascii")
+            return (value, False) if isinstance(value, str) else (repr(value), True)
+        if data[:1] == b'"':
+            return JSON_STRING.decode(data), False
+        return data.decode("ascii"), True
     except (msgspec.DecodeError, UnicodeDecodeError):
+        return None, False
+
+
+def _plain(text: str) -> str | None:
+    """A number's value in plain digits (``1e3`` is ``1000``, ``1.2345e2`` is ``123.45``); None when it is no
+    number, or negative. Far beyond any amount or any cent, a stand-in that the next rules refuse: no huge
+    string is ever made."""
+    try:
+        value = decimal.Decimal(text)
+    except decimal.InvalidOperation:
         return None
+    if not value.is_finite() or value.is_signed():
+        return None
+    value = value.normalize()
+    if value.adjusted() > 12:
+        return str(MAX_YUAN)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -12:
+        return "0.001"
+    return format(value, "f")
 
 
 def _amount_positive(s: Subject) -> str | None:
@@ -288,8 +312,9 @@ TABLE: tuple[Rule, ...] = (
     ),
     Rule(
         "amount",
-        "yuan as a decimal string or a JSON number: digits, optionally a point and digits; no sign, exponent, spaces"
-        " or other type (msgpack: a string, an integer, or a float whose shortest text is such)",
+        "yuan as a decimal string (digits, optionally a point and digits: no sign, exponent or spaces) or a JSON"
+        " number (any form JSON allows: `1e3` is 1000); msgpack: a string, an integer or a float (read by its"
+        " shortest text)",
         "invalid_amount",
         '"amount": "1e3"',
         _amount_text,

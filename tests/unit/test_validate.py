@@ -116,13 +116,31 @@ def test_a_location_that_is_no_place_is_refused_and_a_real_one_travels_as_a_dist
     assert b"39.9" not in msgspec.msgpack.encode(beijing)
 
 
-def test_an_amount_written_with_an_exponent_is_refused_even_as_a_json_number() -> None:
+@pytest.mark.parametrize(
+    ("number", "fen"), [(b"1e3", 100000), (b"1.2345e2", 12345), (b"128.50", 12850), (b"1E-3", None), (b"-5", None)]
+)
+def test_a_json_number_may_take_any_form_json_allows_a_string_may_not(number: bytes, fen: int | None) -> None:
     raw = sample.invoice(random.Random(13), amount=0)
-    body = orjson.dumps({"invoices": [raw]}).replace(b'"amount":0', b'"amount":1e3')
+    body = orjson.dumps({"invoices": [raw]}).replace(b'"amount":0', b'"amount":' + number)
     item = decode(body, False, 500)[0]
     assert not isinstance(item, Rejection)
-    refused = check(item, CAMPAIGN, "demo-channel", "k", NOW_MS)
-    assert isinstance(refused, Rejection) and refused.reason == "invalid_amount"
+    checked = check(item, CAMPAIGN, "demo-channel", "k", NOW_MS)
+    if fen is None:
+        assert isinstance(checked, Rejection) and checked.reason == "invalid_amount"
+    else:
+        assert isinstance(checked, Queued) and checked.amount_fen == fen
+    as_string = run(sample.invoice(random.Random(13), amount=number.decode()))
+    assert isinstance(as_string, Rejection) == (fen is None or b"e" in number.lower()), number
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"1e-400", b"1" + b"0" * 5000, b"0." + b"0" * 5000 + b"1"])
+def test_numbers_far_out_of_range_are_refused_without_being_written_out(number: bytes) -> None:
+    raw = sample.invoice(random.Random(13), amount=0)
+    body = orjson.dumps({"invoices": [raw]}).replace(b'"amount":0', b'"amount":' + number)
+    item = decode(body, False, 500)[0]
+    assert not isinstance(item, Rejection)
+    checked = check(item, CAMPAIGN, "demo-channel", "k", NOW_MS)
+    assert isinstance(checked, Rejection) and checked.reason == "invalid_amount"
 
 
 @pytest.mark.parametrize(("amount", "fen"), [(128.5, 12850), (100, 10000), ("128.50", 12850)])
