@@ -150,8 +150,8 @@ class Client:
         return self._post("/v1/receipts/verify", {"key": key, "receipt": receipt})
 
     def keys(self) -> httpx.Response:
-        """``GET /v1/keys`` (unsigned): the receipt keys, for ``channel_client.receipts.keys_of``."""
-        return self.http.get("/v1/keys")
+        """``GET /v1/keys``: the receipt keys, for ``channel_client.receipts.keys_of``."""
+        return self.request("GET", "/v1/keys")
 
     def feed(self, after: int = 0, limit: int = 10, wait: float | None = None) -> httpx.Response:
         """``GET /v1/feed`` (role draw)."""

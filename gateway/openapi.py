@@ -62,7 +62,7 @@ DESCRIPTION = """The front door of a city's 2026 prize-invoice (有奖发票) lo
 consumers' invoices, follow what becomes of them, and prove acceptance with receipts; the draw service reads the
 sealed feed; admins review held invoices.
 
-**Signing.** Every `/v1` request but `GET /v1/keys` carries `X-Client-Id`, `X-Timestamp`, `X-Nonce` and
+**Signing.** Every `/v1` request carries `X-Client-Id`, `X-Timestamp`, `X-Nonce` and
 `X-Signature` (the security scheme below, and each operation's header parameters). The signature is the
 lowercase hex HMAC-SHA256, with the client's secret, of five lines joined by `\\n`: the method in upper case; the
 path with its raw query string exactly as sent (no `?` when there is no query); the timestamp; the nonce; the
@@ -239,11 +239,10 @@ def paths() -> dict[str, Any]:
         "/v1/keys": {
             "get": _operation(
                 "Receipt keys",
-                "Every key receipts were ever signed with, as JSON Web Keys with their validity. Unsigned: anyone"
-                " verifying a receipt may read it.",
-                "public",
-                {**_ok("Keys", "the keys, oldest first"), **_problems(500, 503)},
-                signed=False,
+                "Every key receipts were ever signed with, as JSON Web Keys with their validity. A client of any"
+                " role may read them; they are public: a channel hands them on with a receipt.",
+                "any role",
+                {**_ok("Keys", "the keys, oldest first"), **_problems(*SIGNED_ERRORS)},
                 operationId="receipt_keys",
             )
         },
@@ -428,7 +427,7 @@ def document() -> dict[str, Any]:
             {"name": "channel", "description": "role channel: the platforms that upload"},
             {"name": "draw", "description": "role draw: the draw service"},
             {"name": "admin", "description": "role admin"},
-            {"name": "public", "description": "no signature"},
+            {"name": "any role", "description": "any client"},
             {"name": "ops", "description": "operations, no signature"},
         ],
         "paths": paths(),

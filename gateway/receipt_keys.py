@@ -1,6 +1,6 @@
-"""The receipts' public keys and their check: ``GET /v1/keys`` (no signature: anyone verifying a receipt needs
-them, a consumer's complaint included) and ``POST /v1/receipts/verify`` (role channel: a receipt of this
-channel, either format, checked by the gateway).
+"""The receipts' public keys and their check: ``GET /v1/keys`` (any role: the keys are public, and a channel may
+hand them on to whoever checks a receipt, a consumer's complaint desk included) and ``POST /v1/receipts/verify``
+(role channel: a receipt of this channel, either format, checked by the gateway).
 
 A key is valid from its registration (a gateway starting with it) until it is retired (``gateway
 retire-receipt-key KID``); a receipt verifies when its time lies within its key's validity, give or take the
@@ -10,6 +10,7 @@ retire-receipt-key KID``); a receipt verifies when its time lies within its key'
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import asyncpg
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.times import iso_from_ms, iso_ms
-from gateway import admit, codes, receipts
+from gateway import admit, auth, codes, receipts
 from gateway.deps import deps
 from gateway.errors import Problem
 
@@ -38,8 +39,16 @@ DECODE = msgspec.json.Decoder(Presented)
 
 async def public_keys(request: Request) -> Response:
     """Every receipt key, as JSON Web Keys (RFC 8037: ``kty`` OKP, ``crv`` Ed25519, ``x`` the raw public key in
-    base64url) with their validity."""
-    rows = await receipts.published(deps(request).pool)
+    base64url) with their validity. Signed, as every /v1 request is (SPEC.md), by a client of any role; the keys
+    themselves are public: a channel may hand them on with a receipt."""
+    d = deps(request)
+    api = d.settings.api
+    caller = auth.check_headers(request, d.clients, time.time(), api.clock_skew_s)
+    if caller.role == "channel":  # admitted as a channel's requests are, with its RateLimit headers
+        await admit.channel_request(request, d.clients, d.redis, api, d.ratelimiter)
+    else:
+        await auth.authenticate(request, caller.role, d.clients, d.redis, api)
+    rows = await receipts.published(d.pool)
     keys = [_jwk(r) for r in rows]
     headers = {"Cache-Control": "public, max-age=300"}
     return Response(orjson.dumps({"keys": keys}), media_type="application/json", headers=headers)

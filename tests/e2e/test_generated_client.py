@@ -58,11 +58,11 @@ def test_a_generated_client_uploads_follows_and_checks_receipts(generated: Any, 
     models = importlib.import_module("gateway_api.models")
     hooks = {"event_hooks": {"request": [signer("demo-channel", "demo-channel-secret")]}}
     authenticated = generated.AuthenticatedClient(base_url=base_url, token="-", httpx_args=hooks)
-    with authenticated as client, generated.Client(base_url=base_url) as anonymous:
-        run_as_a_channel(client, anonymous, models, api, drain)
+    with authenticated as client:
+        run_as_a_channel(client, models, api, drain)
 
 
-def run_as_a_channel(client: Any, anonymous: Any, models: Any, api: Any, drain: Any) -> None:
+def run_as_a_channel(client: Any, models: Any, api: Any, drain: Any) -> None:
     headers = {"x_client_id": "-", "x_timestamp": "-", "x_nonce": "-", "x_signature": "-"}  # set by the hook
     invoice = sample.invoice(random.Random())
     events = importlib.import_module("gateway_api.api.channel.events")
@@ -84,8 +84,7 @@ def run_as_a_channel(client: Any, anonymous: Any, models: Any, api: Any, drain: 
         (accepted.key, "verified"),
         (accepted.key, "eligible"),
     ]
-    public = importlib.import_module("gateway_api.api.public.receipt_keys")
-    keys = public.sync(client=anonymous)
+    keys = importlib.import_module("gateway_api.api.any_role.receipt_keys").sync(client=client, **headers)
     assert isinstance(keys, models.Keys) and keys.keys[0].crv == "Ed25519"
     missing = status_of(api, client, headers, "26349999999999999996")
     assert missing.code == "unknown_invoice" and missing.status == 404

@@ -13,16 +13,20 @@ from loadtest import sample
 from loadtest.client import SignedClient
 
 
-def published(base_url: str) -> dict[str, bytes]:
-    keys = httpx.get(f"{base_url}/v1/keys").json()["keys"]  # no signature needed
+def published(client: SignedClient) -> dict[str, bytes]:
+    keys = client.keys().json()["keys"]
     assert keys and all(k["kty"] == "OKP" and k["crv"] == "Ed25519" and k["not_before"] for k in keys)
     return {k["kid"]: receipts.unb64url(k["x"]) for k in keys}
 
 
-def test_a_receipt_verifies_offline_with_the_published_key(channel: SignedClient, base_url: str) -> None:
+def test_a_receipt_verifies_offline_with_the_published_key(
+    channel: SignedClient, draw: SignedClient, base_url: str
+) -> None:
     rng = random.Random()
     results = channel.upload([sample.invoice(rng) for _ in range(5)]).json()["results"]
-    keys = published(base_url)
+    keys = published(channel)
+    assert published(channel) == published(draw)  # any role may read them
+    assert httpx.get(f"{base_url}/v1/keys").status_code == 401  # signed, as every /v1 request (SPEC.md)
     for r in results:
         verdict = receipts.verify(r["receipt"], r["key"], "demo-channel", keys, "")
         assert verdict.valid and verdict.algorithm == "ed25519" and verdict.kid in keys

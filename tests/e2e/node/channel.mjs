@@ -145,8 +145,8 @@ async function follow() {
     reversed: ["verified", "reversed:reversed_at_verification"],
     held: ["verified", "held:upload_far_from_city"],
   });
-  // Receipts, offline: the key of the receipt's kid from GET /v1/keys (unsigned), a Merkle path, Ed25519.
-  const jwks = await (await fetch(base + "/v1/keys")).json();
+  // Receipts, offline: the key of the receipt's kid from GET /v1/keys, a Merkle path, Ed25519.
+  const jwks = (await call("GET", "/v1/keys")).json;
   let verified = 0;
   for (const [n, receipt] of Object.entries(receipts)) {
     const [v, kid, at, signature, path] = receipt.split(".");
