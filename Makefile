@@ -29,10 +29,14 @@ pytest: deps
 deps: system-deps $(STAMP)
 
 # Debian packages the stack needs; installed only when missing (the image has PostgreSQL 15's binaries).
-# `prometheus` brings both the server (tests/e2e/test_prometheus.py runs it) and promtool (make rules).
+# `prometheus` brings both the server (tests/e2e/test_prometheus.py runs it) and promtool (make rules). The JDK,
+# Go and Node.js run the channel examples against docs/vectors and the API from /docs alone (tests/e2e).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v javac >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
+	command -v go >/dev/null || missing="$$missing golang-go"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	{ command -v prometheus && command -v promtool; } >/dev/null || missing="$$missing prometheus"; \
 	test -x /usr/lib/postgresql/15/bin/initdb || missing="$$missing postgresql-15"; \

@@ -117,7 +117,7 @@ def tally(invoices: list[Any], campaign: campaigns.Campaign) -> tuple[bytes, ...
         from gateway.tally import pre_claim
     except ImportError:
         return ()
-    return (pre_claim(invoices, {}, campaign.eligibility)[0],)
+    return (pre_claim(invoices, {}, campaign, False)[0],)
 
 
 def instructions(calls: list[tuple[str, list[Any], list[Any]]], folder: Path) -> int:

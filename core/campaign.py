@@ -12,7 +12,7 @@ import re
 import tomllib
 import zoneinfo
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -109,6 +109,15 @@ class Risk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     max_distance_km: Seconds = 0.0
 
 
+class Uploads(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How strictly an upload is read (docs/rules.md)."""
+
+    # An invoice dated after today (in the caps' time zone) is refused with issue_date_in_future unless true.
+    future_issue_dates: bool = False
+    # A member an invoice, its user or their location does not define: "refuse" (unknown_field) or "ignore".
+    unknown_fields: Literal["refuse", "ignore"] = "refuse"
+
+
 class Campaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str
     name: str
@@ -121,6 +130,7 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Seconds an eligible invoice waits before it is sealed into the feed, so that reversals arrive first
     # (pilots hold payouts a few days); 0 for instant draws.
     payout_hold_s: Seconds = 0.0
+    uploads: Uploads = Uploads()
     caps: Caps
     limits: Limits
     shedding: Shedding = Shedding()

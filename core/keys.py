@@ -25,6 +25,13 @@ def inflight(shard: int) -> str:
     return f"{tag(shard)}:inflight"
 
 
+def duplicates(shard: int) -> str:
+    """Hash of the shard's keys another channel uploaded while they were in flight: "<channel>|<invoice key>" ->
+    upload time (ms), until the workers have recorded them in PostgreSQL (plus a grace period), so that such a
+    channel reads "duplicate" at once (dedup/inflight.py)."""
+    return f"{tag(shard)}:dups"
+
+
 def recheck(shard: int) -> str:
     """Sorted set of the shard's invoices waiting for another verification: member -> due time (ms)."""
     return f"{tag(shard)}:recheck"

@@ -61,8 +61,12 @@ class Stores(msgspec.Struct, frozen=True, kw_only=True):
 
 class Secrets(msgspec.Struct, frozen=True, kw_only=True):
     """Keys of the gateway's own signatures: receipts, and the person hash of the feed. No default: the gateway
-    refuses to start without them (the dev stack sets its own)."""
+    refuses to start without a receipt signing key and a person secret (the dev stack sets its own)."""
 
+    # The Ed25519 key that signs receipts (gateway/receipts.py): base64 of its 32 bytes, or a file (PEM or that).
+    receipt_signing_key: str = ""
+    receipt_signing_key_file: str = ""
+    # The HMAC key of receipts of the first format, kept only to verify them (POST /v1/receipts/verify).
     receipt_secret: str = ""
     person_secret: str = ""
 

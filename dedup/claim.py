@@ -126,7 +126,7 @@ class Claimer:
 def shard_keys(shard: int) -> list[str]:
     """KEYS of the claim script for one shard (the bitmaps of every possible generation)."""
     bitmaps = [keys.bloom(shard, g) for g in range(1, MAX_GENERATIONS + 1)]
-    return [keys.inflight(shard), keys.stream(shard), keys.bloom_meta(shard), *bitmaps]
+    return [keys.inflight(shard), keys.stream(shard), keys.bloom_meta(shard), keys.duplicates(shard), *bitmaps]
 
 
 async def committed_owners(pool: asyncpg.Pool, invoice_keys: list[str]) -> dict[str, str]:

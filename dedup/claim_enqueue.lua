@@ -4,7 +4,9 @@
 -- KEYS[1]  the shard's in-flight hash: invoice key -> "<channel>|<accepted_at_ms>|<request id>|<person tag>"
 -- KEYS[2]  the shard's intake stream
 -- KEYS[3]  the shard's filter meta hash: k, sizes (blocks per generation, oldest first), ready, n:<generation>
--- KEYS[4..] the shard's filter bitmaps, one per generation, oldest first (as many as "sizes" lists)
+-- KEYS[4]  the shard's duplicates hash: "<channel>|<invoice key>" -> upload time (ms), for another channel's key
+--          in flight (the status route reads it until the workers have recorded the duplicate)
+-- KEYS[5..] the shard's filter bitmaps, one per generation, oldest first (as many as "sizes" lists)
 -- ARGV[1]  channel of the request
 -- ARGV[2]  accepted-at time, Unix ms
 -- ARGV[3]  request id (unique per request: a retried call recognises its own claims)
@@ -24,9 +26,10 @@
 -- Test-and-set is atomic (a script runs alone), so two concurrent uploads of one key cannot both be new, and
 -- a claim, its filter bits and its stream entry reach the AOF together. Idempotent: a retried call finds its
 -- own claims and answers "" again without writing twice (a retry whose first run claimed nothing writes its
--- entry again: its tally part is the first's, which the workers count once). While the filter is not ready (lost, or being
--- rebuilt) every key is checked exactly, and filter bits are still set. Duplicates uploaded by another
--- channel ride in the stream entry (field "~<key>") so that the workers record them.
+-- entry again: its tally part is the first's, which the workers count once). While the filter is not ready
+-- (lost, or being rebuilt) every key is checked exactly, and filter bits are still set. Duplicates uploaded by
+-- another channel ride in the stream entry (field "~<key>") so that the workers record them, and are noted
+-- in KEYS[4] meanwhile (HSETNX: a retried call notes nothing twice).
 --
 -- Every call adds one entry, which carries the call's outcomes for the daily reports (core/contract.py): one
 -- character per invoice, "a" new, "d" a duplicate, "m" seen by the filter and not in flight (a duplicate unless
@@ -51,7 +54,7 @@ for i = 8, #ARGV, 3 do
   local claim = prefix .. ARGV[i + 2]
   local d = (i - 8) / 3 * 20 + 1
   local answer = ""
-  local bits_seen = seen_or_set(digests, d, k, sizes, 4)
+  local bits_seen = seen_or_set(digests, d, k, sizes, 5)
   if bits_seen or force or not ready then
     local owner = call("HGET", KEYS[1], key)
     if owner == claim then
@@ -79,6 +82,7 @@ for i = 8, #ARGV, 3 do
     if string.sub(answer, 1, #channel + 1) ~= channel .. "|" then
       fields[#fields + 1] = "~" .. key
       fields[#fields + 1] = ""
+      call("HSETNX", KEYS[4], channel .. "|" .. key, ARGV[2])
     end
     outcomes[#outcomes + 1] = dup_code
   end

@@ -1,9 +1,11 @@
 """The in-flight claim hashes, one per intake shard: invoice key -> the claim of the upload that got it first.
 
-This module owns them. ``claim_enqueue.lua`` writes a claim (``<channel>|<accepted_at_ms>|<request id>|<person
-tag>``) in the same atomic step as the stream entry; the status route reads one (``owner``); the workers release
-committed keys a grace period after their commit (``Releaser``); ``dedup rebuild`` and a starting worker sweep
-what dead workers left behind (``release_committed``).
+This module owns them, and the duplicates hashes beside them (core/keys.py ``duplicates``). ``claim_enqueue.lua``
+writes a claim (``<channel>|<accepted_at_ms>|<request id>|<person tag>``) in the same atomic step as the stream
+entry, and notes there a channel's upload of a key another channel has in flight; the status route reads both
+(``seen_by``); the workers release committed keys and recorded duplicates a grace period after their commit
+(``Releaser``); ``dedup rebuild`` and a starting worker sweep what dead workers left behind
+(``release_committed``).
 
 The grace period keeps a key in flight a while after PostgreSQL has it, so that a gateway which looked in
 PostgreSQL just before the commit and claims a "false positive" just after still finds the claim (the exact
@@ -15,7 +17,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import NamedTuple
+from collections.abc import AsyncIterator
+from typing import Any, NamedTuple
 
 import asyncpg
 from redis.asyncio import Redis
@@ -52,55 +55,101 @@ async def owner(redis: Redis, shards: int, key: str) -> Owner | None:
     return None if claim is None else parse_owner(claim.decode())
 
 
+async def seen_by(redis: Redis, shards: int, key: str, channel: str) -> tuple[Owner | None, int | None]:
+    """In one round trip: the owner of a key in flight, and when ``channel`` uploaded it as a duplicate of
+    another channel's while it was (Unix ms; None if it did not, or the workers have recorded it since)."""
+    shard = shard_of(digest(key), shards)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hget(keys.inflight(shard), key)
+        pipe.hget(keys.duplicates(shard), f"{channel}|{key}")
+        claim, dup_at = await pipe.execute()
+    return (None if claim is None else parse_owner(claim.decode())), (None if dup_at is None else int(dup_at))
+
+
 class Releaser:
-    """Releases committed keys from the in-flight hashes once their grace period is over."""
+    """Releases committed keys from the in-flight hashes, and recorded duplicates from the duplicates hashes, once
+    their grace period is over."""
 
     def __init__(self, grace_s: float) -> None:
         self._grace_s = grace_s
-        self._due: deque[tuple[float, dict[int, list[str]]]] = deque()
+        self._due: deque[tuple[float, dict[str, list[str]]]] = deque()
 
-    def schedule(self, committed: dict[int, list[str]]) -> None:
-        if committed:
-            self._due.append((time.monotonic() + self._grace_s, committed))
+    def schedule(self, committed: dict[int, list[str]], duplicates: dict[int, list[str]] | None = None) -> None:
+        """``committed``: keys by shard; ``duplicates``: "<channel>|<key>" fields by shard."""
+        fields = {keys.inflight(shard): names for shard, names in committed.items()}
+        fields |= {keys.duplicates(shard): names for shard, names in (duplicates or {}).items()}
+        if fields:
+            self._due.append((time.monotonic() + self._grace_s, fields))
 
     async def release_due(self, redis: Redis, everything: bool = False) -> int:
-        """HDEL every key whose grace period is over (all of them when ``everything``), in one round trip."""
+        """HDEL every field whose grace period is over (all of them when ``everything``), in one round trip."""
         now = time.monotonic()
-        ready: list[dict[int, list[str]]] = []
+        ready: list[dict[str, list[str]]] = []
         while self._due and (everything or self._due[0][0] <= now):
             ready.append(self._due.popleft()[1])
         if not ready:
             return 0
         released = 0
         async with redis.pipeline(transaction=False) as pipe:
-            for committed in ready:
-                for shard, shard_keys in committed.items():
-                    pipe.hdel(keys.inflight(shard), *shard_keys)
-                    released += len(shard_keys)
+            for fields in ready:
+                for name, names in fields.items():
+                    pipe.hdel(name, *names)
+                    released += len(names)
             await pipe.execute()
         return released
 
 
 async def release_committed(redis: Redis, pool: asyncpg.Pool, shards: int, grace_s: float) -> int:
-    """Release in-flight keys committed longer ago than the grace period: what dead workers left behind."""
+    """Release in-flight keys committed longer ago than the grace period, and duplicates recorded in PostgreSQL
+    that were uploaded longer ago than it: what dead workers left behind."""
     released = 0
     for shard in range(shards):
-        cursor = 0
-        while True:
-            cursor, found = await redis.hscan(keys.inflight(shard), cursor, count=1000)
-            in_flight = [k.decode() if isinstance(k, bytes) else k for k in found]
-            if in_flight:
-                done = await pool.fetch(
-                    "SELECT key FROM invoices WHERE key = ANY($1::text[])"
-                    " AND committed_at < now() - make_interval(secs => $2)",
-                    in_flight,
-                    grace_s,
-                )
-                if done:
-                    released += await redis.hdel(keys.inflight(shard), *(r["key"] for r in done))
-            if cursor == 0:
-                break
+        async for found in _scan(redis, keys.inflight(shard)):
+            done = await pool.fetch(
+                "SELECT key FROM invoices WHERE key = ANY($1::text[])"
+                " AND committed_at < now() - make_interval(secs => $2)",
+                list(found),
+                grace_s,
+            )
+            if done:
+                released += await redis.hdel(keys.inflight(shard), *(r["key"] for r in done))
+        async for found in _scan(redis, keys.duplicates(shard)):
+            released += await _release_recorded(redis, pool, shard, found, grace_s)
     return released
+
+
+async def _scan(redis: Redis, name: str) -> AsyncIterator[dict[str, bytes]]:
+    """A hash's fields and values, a thousand at a time."""
+    cursor = 0
+    while True:
+        reply: Any = await redis.hscan(name, cursor, count=1000)
+        cursor, found = reply
+        if found:
+            yield {_text(k): v for k, v in found.items()}
+        if cursor == 0:
+            return
+
+
+async def _release_recorded(
+    redis: Redis, pool: asyncpg.Pool, shard: int, found: dict[str, bytes], grace_s: float
+) -> int:
+    old = time.time() * 1000 - grace_s * 1000
+    pairs = [f.split("|", 1) for f, at in found.items() if "|" in f and int(at) < old]
+    if not pairs:
+        return 0
+    rows = await pool.fetch(
+        "SELECT key, channel FROM duplicate_uploads WHERE (key, channel) IN"
+        " (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [k for _, k in pairs],
+        [c for c, _ in pairs],
+    )
+    if not rows:
+        return 0
+    return int(await redis.hdel(keys.duplicates(shard), *(f"{r['channel']}|{r['key']}" for r in rows)))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 async def in_flight(redis: Redis, shard: int) -> list[str]:

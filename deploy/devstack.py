@@ -158,7 +158,8 @@ class Stack:
             GATEWAY_VERIFY_URL=f"http://127.0.0.1:{self.sim_port}",
             GATEWAY_CAMPAIGN_FILE=str(self.campaign),
             # The dev stack's own keys; anywhere else these must be real secrets.
-            GATEWAY_RECEIPT_SECRET="dev-stack-receipt-secret",
+            GATEWAY_RECEIPT_SIGNING_KEY_FILE=str(self.receipt_key_file),
+            GATEWAY_RECEIPT_SECRET="dev-stack-receipt-secret",  # verifies receipts of the first (HMAC) format
             GATEWAY_PERSON_SECRET="dev-stack-person-secret",
             PROMETHEUS_MULTIPROC_DIR=str(self.data / "metrics"),
             # No load balancer in front of the dev stack: a short drain keeps Ctrl-C quick.
@@ -174,6 +175,19 @@ class Stack:
     def runs(self, simulator_url: str) -> bool:
         """Whether the stack runs the simulator behind this setting (not when the caller points it elsewhere)."""
         return simulator_url not in self.callers
+
+    @property
+    def receipt_key_file(self) -> Path:
+        """The dev stack's receipt signing key, made at its first start and kept with its data."""
+        return self.data / "receipt-signing-key.pem"
+
+    def ensure_receipt_key(self) -> None:
+        if not self.receipt_key_file.exists():
+            from gateway.receipts import new_key_pem
+
+            self.data.mkdir(parents=True, exist_ok=True)
+            self.receipt_key_file.write_bytes(new_key_pem())
+            self.receipt_key_file.chmod(0o600)
 
     def _spawn(
         self, name: str, argv: list[str], env: dict[str, str] | None = None, **credentials: Any
@@ -396,6 +410,7 @@ class Stack:
     ) -> subprocess.Popen[bytes]:
         """A gunicorn serving the gateway (by default the stack's own, on its port)."""
         port = self.port if port is None else port
+        self.ensure_receipt_key()
         argv = [
             str(VENV_BIN / "gunicorn"),
             "-c",

@@ -1,5 +1,6 @@
 """Stage 3 of an upload, admission: the replay guard and the rate limits of the channel, each user and each
-device (one script call), then the campaign's caps per person (one round trip per request).
+device (one script call), then the campaign's caps per person (one round trip per request). Every other channel
+request is admitted the same way, without invoices (``channel_request``).
 
 The rate limits fail open: a slow or absent Redis lets traffic through, and the replay guard then runs on its
 own and fails closed. The caps fail closed: without Redis nothing is accepted (503). The process's own load
@@ -10,14 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
+from starlette.requests import Request
 
 from core.contract import Queued
 from core.errors import STORE_ERRORS, StoreUnavailable
-from gateway import auth, metrics
-from gateway.errors import TooManyRequests
+from core.settings import Api
+from gateway import auth, codes, metrics
+from gateway.clients import Client, ClientTable
+from gateway.errors import Problem
+from gateway.parse import read_limited
 from ratelimit import limits
 from ratelimit.caps import REFUSALS, Caps
 
@@ -63,6 +69,28 @@ def headers(ratelimiter: limits.RateLimiter, channel: str, decision: limits.Deci
     return found
 
 
+def answer_with(request: Request, found: dict[str, str]) -> None:
+    """Headers that every answer to this request carries from now on, errors included (gateway/middleware.py)."""
+    request.state.ratelimit = found
+
+
+async def channel_request(
+    request: Request, clients: ClientTable, redis: Redis, api: Api, ratelimiter: limits.RateLimiter
+) -> tuple[Client, bytes]:
+    """Every channel request but the upload: authenticated (headers, body within its limit, signature, role),
+    then its nonce spent and the channel's request rate counted in one call, as an upload's are (an invoice
+    costs nothing here); every answer then carries the RateLimit headers. A channel over its rate gets 429."""
+    client = auth.check_headers(request, clients, time.time(), api.clock_skew_s)
+    body = await read_limited(request, api.max_body_bytes)
+    auth.check_signed(request, client, body)
+    auth.check_role(client, "channel")
+    nonce = auth.request_nonce(request, client, api.nonce_ttl_s)
+    timeout_s = api.ratelimit_timeout_ms / 1000
+    decision = await rate_limit(client.client_id, 0, [], nonce, ratelimiter, redis, timeout_s)
+    answer_with(request, headers(ratelimiter, client.client_id, decision))
+    return client, body
+
+
 async def rate_limit(
     channel: str,
     count: int,
@@ -85,8 +113,8 @@ async def rate_limit(
     if decision.channel_wait_ms > 0:
         retry_s = str(math.ceil(decision.channel_wait_ms / 1000))
         c = ratelimiter.of(channel)
-        raise TooManyRequests(
-            "channel_rate_limited",
+        raise Problem(
+            codes.CHANNEL_RATE_LIMITED,
             f"this channel is over its rate ({c.channel_requests_per_s:g} requests/s, {c.channel_invoices_per_s:g}"
             " invoices/s); retry after Retry-After seconds",
             {

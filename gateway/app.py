@@ -16,13 +16,17 @@ from core import campaign as campaigns
 from core.settings import ConfigError, Settings
 from core.stores import open_pool, open_redis
 from dedup.claim import Claimer
+from gateway import apidocs, receipt_keys
 from gateway.clients import ClientTable
 from gateway.deps import Deps
 from gateway.errors import HANDLERS
+from gateway.events import events
 from gateway.feed import feed
 from gateway.feedwatch import FeedWatch
+from gateway.listing import invoices_of_user
 from gateway.middleware import Metrics, Shed
 from gateway.ops import healthz, metrics_endpoint, readyz
+from gateway.receipts import Signer, load_signer, register
 from gateway.reports import daily, reconciliation
 from gateway.reversals import reverse
 from gateway.review import decide, held, reversals_by_seller
@@ -48,24 +52,35 @@ def access_log() -> None:
         logger.propagate = False
 
 
-def check(settings: Settings) -> None:
-    """What the gateway refuses to start without (``ConfigError``): its secrets and a sound campaign."""
-    for name in ("receipt_secret", "person_secret"):
-        if len(getattr(settings.secrets, name)) < 16:
-            raise ConfigError(f"GATEWAY_{name.upper()}", "", "16 characters or more (the gateway's own key)")
+def check(settings: Settings) -> Signer:
+    """What the gateway refuses to start without (``ConfigError``): its keys and a sound campaign. Returns the
+    receipts' signer."""
+    secrets = settings.secrets
+    if len(secrets.person_secret) < 16:
+        raise ConfigError("GATEWAY_PERSON_SECRET", "", "16 characters or more (the gateway's own key)")
+    if 0 < len(secrets.receipt_secret) < 16:
+        raise ConfigError(
+            "GATEWAY_RECEIPT_SECRET", "", "16 characters or more, or none (it only verifies old receipts)"
+        )
+    signer = load_signer(secrets)
     campaigns.load(settings.campaign_file)
+    return signer
 
 
 def create_app(settings: Settings) -> Starlette:
-    check(settings)
+    signer = check(settings)
     campaign = campaigns.load(settings.campaign_file)
     access_log()
     admission = Admission(SheddingConfig.of(settings.shed, campaign.shedding))
     routes = [
         Route("/v1/invoices", upload, methods=["POST"]),
+        Route("/v1/invoices", invoices_of_user, methods=["GET"]),
         Route("/v1/invoices/{key}", status, methods=["GET"]),
         Route("/v1/reversals", reverse, methods=["POST"]),
         Route("/v1/feed", feed, methods=["GET"]),
+        Route("/v1/events", events, methods=["GET"]),
+        Route("/v1/keys", receipt_keys.public_keys, methods=["GET"]),
+        Route("/v1/receipts/verify", receipt_keys.verify_receipt, methods=["POST"]),
         Route("/v1/admin/held", held, methods=["GET"]),
         Route("/v1/admin/held/{key}", decide, methods=["POST"]),
         Route("/v1/admin/reversals-by-seller", reversals_by_seller, methods=["GET"]),
@@ -74,6 +89,10 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", apidocs.openapi_json, methods=["GET"]),
+        Route("/docs", apidocs.docs_page, methods=["GET"]),
+        Route("/docs/static/redoc.standalone.js", apidocs.redoc_script, methods=["GET"]),
+        Route("/docs/static/logo-mini.svg", apidocs.redoc_logo, methods=["GET"]),
     ]
 
     @contextlib.asynccontextmanager
@@ -82,6 +101,7 @@ def create_app(settings: Settings) -> Starlette:
         pool = await open_pool(settings.stores, POOL_SIZE, timed=True)
         clients = ClientTable()
         await clients.load(pool)
+        await register(pool, signer)
         feed_watch = FeedWatch()
         await feed_watch.start(settings.stores.database_url)
         refresh = asyncio.create_task(clients.refresh_forever(pool, settings.api.clients_refresh_s))
@@ -102,6 +122,7 @@ def create_app(settings: Settings) -> Starlette:
                     Caps(redis, campaign),
                     admission,
                     feed_watch,
+                    signer,
                 )
             }
         finally:

@@ -15,8 +15,9 @@ from starlette.requests import Request
 from core import keys
 from core.errors import STORE_ERRORS, StoreUnavailable
 from core.settings import Api
+from gateway import codes
 from gateway.clients import Client, ClientTable
-from gateway.errors import Forbidden, Unauthorized
+from gateway.errors import Problem
 from gateway.parse import read_limited
 from gateway.signing import canonical_string, signature_matches
 from ratelimit.limits import Nonce
@@ -44,15 +45,15 @@ def check_headers(request: Request, clients: ClientTable, now_s: float, skew_s: 
     headers = request.headers
     missing = [h for h in HEADERS if not headers.get(h)]
     if missing:
-        raise Unauthorized("missing_auth_header", f"missing header {missing[0]}")
+        raise Problem(codes.MISSING_AUTH_HEADER, f"missing header {missing[0]}")
     client = clients.get(headers["x-client-id"])
     if client is None:
-        raise Unauthorized("unknown_client", "unknown client id")
+        raise Problem(codes.UNKNOWN_CLIENT, "unknown client id")
     timestamp = headers["x-timestamp"]
     if not TIMESTAMP.fullmatch(timestamp) or abs(int(timestamp) - now_s) > skew_s:
-        raise Unauthorized("stale_timestamp", f"X-Timestamp must be Unix seconds within {skew_s} s of now")
+        raise Problem(codes.STALE_TIMESTAMP, f"X-Timestamp must be Unix seconds within {skew_s} s of now")
     if not NONCE.fullmatch(headers["x-nonce"]):
-        raise Unauthorized("bad_nonce", "X-Nonce must be 16 to 64 characters of A-Z a-z 0-9 _ -")
+        raise Problem(codes.BAD_NONCE, "X-Nonce must be 16 to 64 characters of A-Z a-z 0-9 _ -")
     return client
 
 
@@ -64,14 +65,14 @@ def check_signed(request: Request, client: Client, body: bytes) -> None:
     )
     presented = headers["x-signature"]
     if not SIGNATURE.fullmatch(presented) or not signature_matches(client.secret, canonical, presented):
-        raise Unauthorized("bad_signature", "signature does not match")
+        raise Problem(codes.BAD_SIGNATURE, "signature does not match")
 
 
 def check_role(client: Client, role: str | tuple[str, ...]) -> None:
     """The caller's role is ``role`` (or one of them)."""
     allowed = (role,) if isinstance(role, str) else role
     if client.role not in allowed:
-        raise Forbidden("wrong_role", f"this endpoint is for role {' or '.join(allowed)}")
+        raise Problem(codes.WRONG_ROLE, f"this endpoint is for role {' or '.join(allowed)}")
 
 
 def request_nonce(request: Request, client: Client, nonce_ttl_s: int) -> Nonce:
@@ -92,7 +93,7 @@ async def spend_nonce(redis: Redis, nonce: Nonce) -> None:
 
 
 def raise_replayed() -> NoReturn:
-    raise Unauthorized("replayed_nonce", "this nonce was already used")
+    raise Problem(codes.REPLAYED_NONCE, "this nonce was already used")
 
 
 async def check_signature(

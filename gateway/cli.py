@@ -1,6 +1,6 @@
-"""``gateway``: administration commands (migrations, clients, campaign checks, reconciliation). The server itself
-runs under gunicorn (deploy/gunicorn.conf.py). Run from the project folder beside ``make run``, they need no
-variables: they read the dev stack's ``.data/stack.env`` (core/settings.py)."""
+"""``gateway``: administration commands (migrations, clients, campaign checks, receipt keys, reconciliation).
+The server itself runs under gunicorn (deploy/gunicorn.conf.py). Run from the project folder beside ``make run``,
+they need no variables: they read the dev stack's ``.data/stack.env`` (core/settings.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from core.cli import entry_point
 from core.rollup import Rollup
 from core.settings import Settings, from_env
 from core.stores import open_pool, open_redis
-from gateway import clients, reconcile
+from gateway import clients, receipts, reconcile
 from gateway.migrate import migrate
 
 
@@ -37,9 +37,19 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--date", type=dt.date.fromisoformat, help="YYYY-MM-DD (default: today, campaign time zone)")
     rec.add_argument("--limit", type=int, default=1000, help="keys listed, explained and unexplained each")
     rec.add_argument("--json", action="store_true", help="the answer of GET /v1/admin/reconciliation instead")
+    new_key = sub.add_parser("new-receipt-key", help="print a new Ed25519 receipt signing key (PEM, for a key file)")
+    new_key.add_argument(
+        "--base64", action="store_true", help="its 32 bytes in base64, for GATEWAY_RECEIPT_SIGNING_KEY"
+    )
+    retire = sub.add_parser("retire-receipt-key", help="end a receipt key's validity (once no gateway signs with it)")
+    retire.add_argument("kid")
     args = parser.parse_args(argv)
     if args.command == "check-campaign":
         return check_campaign(args.file)
+    if args.command == "new-receipt-key":
+        pem = receipts.new_key_pem()
+        sys.stdout.write(receipts.raw_base64(pem) + "\n" if args.base64 else pem.decode())
+        return 0
     settings = from_env()
     # The whole configuration, as the gateway itself would check it, before any store is opened: a deployment
     # whose campaign the gateway would refuse stops at its first step, with one line.
@@ -51,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         applied = asyncio.run(migrate(settings.stores.database_url))
         print("applied: " + (", ".join(applied) if applied else "nothing new"))
+    elif args.command == "retire-receipt-key":
+        if not asyncio.run(_retire(settings, args.kid)):
+            print(f"error: no valid receipt key {args.kid}", file=sys.stderr)
+            return 1
+        print(f"receipt key {args.kid} retired: receipts it signed verify up to now")
     else:
         asyncio.run(_add_client(settings, args.client_id, args.secret, args.role))
         print(f"client {args.client_id} ({args.role}) saved")
@@ -81,6 +96,14 @@ async def _reconcile(settings: Settings, campaign: Campaign, day: dt.date | None
     finally:
         await pool.close()
         await redis.aclose()
+
+
+async def _retire(settings: Settings, kid: str) -> bool:
+    pool = await open_pool(settings.stores, 1, timed=False)
+    try:
+        return await receipts.retire(pool, kid)
+    finally:
+        await pool.close()
 
 
 async def _add_client(settings: Settings, client_id: str, secret: str, role: str) -> None:

@@ -14,6 +14,7 @@ from core.settings import Settings
 from dedup.claim import Claimer
 from gateway.clients import ClientTable
 from gateway.feedwatch import FeedWatch
+from gateway.receipts import Signer
 from ratelimit.caps import Caps
 from ratelimit.limits import RateLimiter
 from ratelimit.shed import Admission
@@ -31,6 +32,7 @@ class Deps:
     caps: Caps
     admission: Admission
     feed_watch: FeedWatch
+    signer: Signer
 
 
 def deps(request: Request) -> Deps:

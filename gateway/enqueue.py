@@ -18,7 +18,7 @@ from dedup.claim import Claimer, Item
 from dedup.inflight import PERSON_TAG
 from gateway import metrics
 from gateway.admit import Admitted, Results
-from gateway.signing import receipt
+from gateway.receipts import Signer
 from ratelimit.caps import Caps
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ async def enqueue(
     *,
     claimer: Claimer,
     caps: Caps,
-    receipt_secret: str,
+    signer: Signer,
     tally: bytes = b"",
     industries: Sequence[str] = (),
 ) -> int:
@@ -54,17 +54,21 @@ async def enqueue(
         raise StoreUnavailable("the intake queue cannot take invoices now") from exc
     accepted = 0
     refunds = []
+    proven: list[tuple[int, str, int]] = []  # (index, key, accepted at): what gets a receipt
     for (i, q), owner, reserved in zip(admitted.going, owners, admitted.reservations, strict=True):
         if owner is None:
-            at = receipt(receipt_secret, q.key, channel, now_ms)
-            results[i] = {"index": i, "key": q.key, "status": "accepted", "receipt": at}
+            results[i] = {"index": i, "key": q.key, "status": "accepted"}
+            proven.append((i, q.key, now_ms))
             accepted += 1
             continue
         results[i] = {"index": i, "key": q.key, "status": "duplicate"}
         if owner.channel == channel and owner.accepted_at_ms:
-            results[i]["receipt"] = receipt(receipt_secret, q.key, channel, owner.accepted_at_ms)
+            proven.append((i, q.key, owner.accepted_at_ms))
         if reserved == "new" and owner.person != q.person[:PERSON_TAG]:
             refunds.append(q)
+    signed = signer.receipts(channel, [(key, at) for _, key, at in proven])
+    for i, key, _ in proven:
+        results[i]["receipt"] = signed[key]
     await _give_back(caps, refunds)
     return accepted
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -14,17 +13,15 @@ from starlette.responses import Response
 from core.times import iso_ms
 from gateway import auth
 from gateway.deps import deps
-from gateway.errors import BadRequest
-
-DIGITS = re.compile(r"[0-9]{1,19}")
+from gateway.params import int_param, seconds_param
 
 
 async def feed(request: Request) -> Response:
     d = deps(request)
     await auth.authenticate(request, "draw", d.clients, d.redis, d.settings.api)
-    after = _int_param(request, "after", 0, 0, 2**62)
-    limit = _int_param(request, "limit", 10, 1, d.settings.feed.max_limit)
-    wait_s = _float_param(request, "wait", 0.0, d.settings.feed.max_wait_s)
+    after = int_param(request, "after", 0, 0, 2**62)
+    limit = int_param(request, "limit", 10, 1, d.settings.feed.max_limit)
+    wait_s = seconds_param(request, "wait", 0.0, d.settings.feed.max_wait_s)
     deadline = time.monotonic() + wait_s
     batches = await read_batches(d.pool, after, limit)
     while not batches and (left := deadline - time.monotonic()) > 0:
@@ -63,25 +60,3 @@ async def read_batches(pool: asyncpg.Pool, after: int, limit: int) -> list[dict[
         }
         for r in rows
     ]
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
-        raise BadRequest("bad_parameter", f"{name} must be an integer from {low} to {high}")
-    return int(raw)
-
-
-def _float_param(request: Request, name: str, default: float, high: float) -> float:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= high:
-        raise BadRequest("bad_parameter", f"{name} must be a number of seconds from 0 to {high:g}")
-    return value

@@ -11,7 +11,8 @@ import orjson
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import metrics
+from gateway import codes, metrics
+from gateway.errors import problem_body
 from ratelimit import metrics as shed_metrics
 from ratelimit.shed import Admission
 
@@ -20,7 +21,8 @@ access = logging.getLogger("gateway.access")
 
 class Metrics:
     """Counts each HTTP request by route template (never the raw path) and status, and times it; writes one
-    JSON access-log line per request with its request id (also in the response's ``X-Request-Id``).
+    JSON access-log line per request with its request id (also in the response's ``X-Request-Id``); adds the
+    RateLimit headers of an admitted channel request to its answer, whatever it is.
 
     The line holds the route template, never the raw path or query, and no header but the client id: no
     invoice key, signature, name or ID number reaches the logs."""
@@ -41,14 +43,17 @@ class Metrics:
         status = 500
         started = time.perf_counter()
         request_id = os.urandom(12).hex()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                stamped = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                # A channel's admitted request: its RateLimit headers on whatever the answer is (gateway/admit.py).
+                stamped += [(k.lower().encode(), v.encode()) for k, v in state.get("ratelimit", {}).items()]
+                message["headers"] = stamped
             await send(message)
 
         try:
@@ -88,14 +93,15 @@ class Metrics:
 class Shed:
     """Refuses a /v1 request with a fast 503 before its body is read when ``admission`` says so; counts the
     requests in flight per channel otherwise, and reports each one's latency once admitted to the adaptive
-    concurrency limit (not a feed long poll's; a wait for a slot is bounded on its own). A request of a channel
+    concurrency limit (not a feed long poll's; a wait for a slot is bounded on its own). A channel's change feed
+    (``/v1/events``) is refused like any request but holds no slot. A request of a channel
     under its share may wait briefly for a slot (``Admission.wait``). Operations endpoints are never shed.
-    Outermost, answering with messages built once: under overload the refusals must cost next to nothing."""
+    Outermost, answering with two small messages and no log line: under overload the refusals must cost next to
+    nothing."""
 
     def __init__(self, app: ASGIApp, admission: Admission) -> None:
         self.app = app
         self.admission = admission
-        self.refusals = {reason: _shed_messages(reason) for reason in ("in_flight", "fair_share", "pipeline_saturated")}
         self.counters: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,15 +110,20 @@ class Shed:
             return
         channel = _header(scope, b"x-client-id")[:64]
         reason = self.admission.refusal(channel)
+        if reason is None and scope["path"] == "/v1/events":
+            # A channel's change feed waits on others' work, for every channel at once: it is refused when the
+            # process sheds, but holds no slot while it waits (a slot per channel would cut what uploads get).
+            await self.app(scope, receive, send)
+            return
         if reason is None:
             self.admission.enter(channel)
         elif reason == "in_flight" and self.admission.may_wait(channel) and await self.admission.wait(channel):
             reason = None
         if reason is not None:
             self._counter(reason, channel).inc()
-            start, body = self.refusals[reason]
-            await send(dict(start))
-            await send(dict(body))
+            start, body = _shed_messages(reason)
+            await send(start)
+            await send(body)
             return
         started = time.perf_counter()
         try:
@@ -130,8 +141,9 @@ class Shed:
 
 
 def _shed_messages(reason: str) -> tuple[Message, Message]:
-    """The two ASGI messages of a refusal, encoded once."""
-    body = _shed_body(reason)
+    """The two ASGI messages of a refusal, with a request id of its own (not logged: a refusal must stay cheap)."""
+    request_id = os.urandom(12).hex()
+    body = problem_body(codes.OVERLOADED, f"the gateway is shedding load ({reason}); retry later", request_id)
     start = {
         "type": "http.response.start",
         "status": 503,
@@ -139,21 +151,10 @@ def _shed_messages(reason: str) -> tuple[Message, Message]:
             (b"content-type", b"application/problem+json"),
             (b"retry-after", b"1"),
             (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
         ],
     }
     return start, {"type": "http.response.body", "body": body}
-
-
-def _shed_body(reason: str) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "urn:invoice-gateway:problem:overloaded",
-            "title": "Service unavailable",
-            "status": 503,
-            "code": "overloaded",
-            "detail": f"the gateway is shedding load ({reason}); retry later",
-        }
-    )
 
 
 def _header(scope: Scope, name: bytes) -> str:

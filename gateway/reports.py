@@ -19,9 +19,10 @@ from starlette.responses import Response
 
 from core import report
 from core.rollup import Rollup
-from gateway import auth, reconcile
+from gateway import auth, codes, reconcile
 from gateway.deps import deps
-from gateway.errors import BadRequest
+from gateway.errors import Problem
+from gateway.params import int_param
 
 READERS = ("auditor", "admin")
 CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -33,7 +34,7 @@ async def daily(request: Request) -> Response:
     first, last = days_asked(request, d.settings.reports.max_days)
     channel = request.query_params.get("channel")
     if channel is not None and not CHANNEL.fullmatch(channel):
-        raise BadRequest("bad_parameter", "channel: a client id (1 to 64 of A-Z a-z 0-9 _ . : -)")
+        raise Problem(codes.BAD_PARAMETER, "channel: a client id (1 to 64 of A-Z a-z 0-9 _ . : -)")
     async with d.pool.acquire() as conn:
         days = await report.read(conn, first, last, channel)
     if "text/csv" in request.headers.get("accept", ""):
@@ -53,14 +54,14 @@ def days_asked(request: Request, max_days: int) -> tuple[dt.date, dt.date]:
     params = request.query_params
     if "date" in params:
         if "from" in params or "to" in params:
-            raise BadRequest("bad_parameter", "give date, or from and to, not both")
+            raise Problem(codes.BAD_PARAMETER, "give date, or from and to, not both")
         day = parse_day(params["date"], "date")
         return day, day
     if "from" not in params or "to" not in params:
-        raise BadRequest("bad_parameter", "give date=YYYY-MM-DD, or from=YYYY-MM-DD and to=YYYY-MM-DD")
+        raise Problem(codes.BAD_PARAMETER, "give date=YYYY-MM-DD, or from=YYYY-MM-DD and to=YYYY-MM-DD")
     first, last = parse_day(params["from"], "from"), parse_day(params["to"], "to")
     if last < first or (last - first).days >= max_days:
-        raise BadRequest("bad_parameter", f"from..to: from not after to, at most {max_days} days")
+        raise Problem(codes.BAD_PARAMETER, f"from..to: from not after to, at most {max_days} days")
     return first, last
 
 
@@ -70,7 +71,7 @@ def parse_day(raw: str, name: str) -> dt.date:
             raise ValueError
         return dt.date.fromisoformat(raw)
     except ValueError:
-        raise BadRequest("bad_parameter", f"{name}: a date, YYYY-MM-DD") from None
+        raise Problem(codes.BAD_PARAMETER, f"{name}: a date, YYYY-MM-DD") from None
 
 
 async def reconciliation(request: Request) -> Response:
@@ -78,13 +79,8 @@ async def reconciliation(request: Request) -> Response:
     await auth.authenticate(request, READERS, d.clients, d.redis, d.settings.api)
     raw = request.query_params.get("date")
     if raw is None:
-        raise BadRequest("bad_parameter", "date=YYYY-MM-DD")
-    try:
-        listed = int(request.query_params.get("limit", str(d.settings.reports.reconcile_listed)))
-    except ValueError:
-        listed = -1
-    if not 1 <= listed <= 100_000:
-        raise BadRequest("bad_parameter", "limit: a whole number from 1 to 100000")
+        raise Problem(codes.BAD_PARAMETER, "date=YYYY-MM-DD")
+    listed = int_param(request, "limit", d.settings.reports.reconcile_listed, 1, 100_000)
     rollup = Rollup.of(d.campaign)
     found = await reconcile.reconcile(d.pool, d.redis, rollup, d.campaign.dedup.shards, parse_day(raw, "date"), listed)
     return Response(orjson.dumps(found), media_type="application/json")

@@ -22,10 +22,11 @@ from starlette.responses import Response
 from core import feed, locks, outbox
 from core import rollup as rollups
 from core.rollup import UTC_ANY, Conn, Rollup
-from gateway import auth, metrics
+from gateway import admit, codes, metrics
 from gateway.deps import deps
-from gateway.errors import BadRequest
-from gateway.validate import DIGITAL_NUMBER, LEGACY_CODE, LEGACY_NUMBER, invoice_key
+from gateway.errors import Problem
+from gateway.rules import DIGITAL_NUMBER, LEGACY_CODE, LEGACY_NUMBER
+from gateway.validate import invoice_key
 
 
 class Reversal(msgspec.Struct, frozen=True):
@@ -73,14 +74,14 @@ FROM recorded r LEFT JOIN old o USING (key)
 
 async def reverse(request: Request) -> Response:
     d = deps(request)
-    client, body = await auth.authenticate(request, "channel", d.clients, d.redis, d.settings.api)
+    client, body = await admit.channel_request(request, d.clients, d.redis, d.settings.api, d.ratelimiter)
     try:
         raw = DECODE_ALL.decode(body).reversals
     except msgspec.DecodeError as exc:
-        raise BadRequest("malformed_body", f'the body must be {{"reversals": [...]}}: {exc}') from exc
+        raise Problem(codes.MALFORMED_BODY, f'the body must be {{"reversals": [...]}}: {exc}') from exc
     max_count = d.settings.api.max_invoices
     if not 1 <= len(raw) <= max_count:
-        raise BadRequest("reversal_count", f"send 1 to {max_count} reversals")
+        raise Problem(codes.REVERSAL_COUNT, f"send 1 to {max_count} reversals")
     results: list[dict[str, Any]] = [{} for _ in raw]
     valid: dict[str, tuple[int, Reversal]] = {}
     for i, part in enumerate(raw):

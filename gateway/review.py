@@ -27,9 +27,9 @@ from core import rollup as rollups
 from core.errors import STORE_ERRORS
 from core.rollup import Conn, Rollup
 from core.times import iso_ms
-from gateway import auth
+from gateway import auth, codes
 from gateway.deps import deps
-from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.errors import Problem
 from ratelimit.caps import Caps
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ async def held(request: Request) -> Response:
     try:
         limit = min(500, max(1, int(request.query_params.get("limit", "100"))))
     except ValueError as exc:
-        raise BadRequest("invalid_limit", "limit: a whole number") from exc
+        raise Problem(codes.INVALID_LIMIT, "limit: a whole number") from exc
     rows = await d.pool.fetch(
         "SELECT key, channel, reason, seller_tax_id, amount_fen, accepted_at FROM invoices"
         " WHERE status = 'held' AND key > $1 ORDER BY key LIMIT $2",
@@ -89,9 +89,9 @@ async def decide(request: Request) -> Response:
     try:
         decision = DECODE.decode(body)
     except msgspec.DecodeError as exc:
-        raise BadRequest("malformed_body", f'{{"decision": "release" | "reject", "note": "..."}}: {exc}') from exc
+        raise Problem(codes.MALFORMED_BODY, f'{{"decision": "release" | "reject", "note": "..."}}: {exc}') from exc
     if not 1 <= len(decision.note.strip()) <= 500:
-        raise BadRequest("invalid_note", "note: why, 1 to 500 characters")
+        raise Problem(codes.INVALID_NOTE, "note: why, 1 to 500 characters")
     key = request.path_params["key"]
     async with d.pool.acquire() as conn, conn.transaction():
         # The sealer's lock, as reversals take it: a reversal never runs beside a release it cannot see.
@@ -100,8 +100,8 @@ async def decide(request: Request) -> Response:
         if row is None:
             now = await conn.fetchval("SELECT status FROM invoices WHERE key = $1", key)
             if now is None:
-                raise NotFound("unknown_invoice", "no invoice with this key")
-            raise Conflict("not_held", f"the invoice is {now}, not held")
+                raise Problem(codes.UNKNOWN_INVOICE, "no invoice with this key")
+            raise Problem(codes.NOT_HELD, f"the invoice is {now}, not held")
         if decision.decision == "release":
             await feed.append(conn, "add", [feed.of_row("add", row)], d.campaign.payout_hold_s)
         else:
@@ -119,9 +119,9 @@ async def reversals_by_seller(request: Request) -> Response:
     try:
         days = float(request.query_params.get("days", "7"))
     except ValueError as exc:
-        raise BadRequest("invalid_days", "days: a number") from exc
+        raise Problem(codes.INVALID_DAYS, "days: a number") from exc
     if not 0 < days <= 366:
-        raise BadRequest("invalid_days", "days: more than 0, at most 366")
+        raise Problem(codes.INVALID_DAYS, "days: more than 0, at most 366")
     rows = await d.pool.fetch(
         # Reversed however it was learnt: a red-letter reversal, or the tax service's answer (migration 006).
         "SELECT seller_tax_id, count(*) AS reversed, max(updated_at) AS last_at FROM invoices"

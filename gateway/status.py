@@ -13,18 +13,18 @@ from starlette.responses import Response
 from core.errors import STORE_ERRORS, StoreUnavailable
 from core.times import iso_from_ms, iso_ms
 from dedup import inflight
-from gateway import auth
+from gateway import admit, codes
 from gateway.deps import deps
-from gateway.errors import NotFound
+from gateway.errors import Problem
 
 
 async def status(request: Request) -> Response:
     d = deps(request)
-    client, _ = await auth.authenticate(request, "channel", d.clients, d.redis, d.settings.api)
+    client, _ = await admit.channel_request(request, d.clients, d.redis, d.settings.api, d.ratelimiter)
     key = request.path_params["key"]
     found = await lookup(key, client.client_id, d.pool, d.redis, d.campaign.dedup.shards)
     if found is None:
-        raise NotFound("unknown_invoice", "no invoice with this key was submitted by this channel")
+        raise Problem(codes.UNKNOWN_INVOICE, "no invoice with this key was submitted by this channel")
     return Response(orjson.dumps(found), media_type="application/json")
 
 
@@ -48,21 +48,27 @@ async def lookup(key: str, channel: str, pool: asyncpg.Pool, redis: Redis, shard
             return found
         dup_at = await conn.fetchval("SELECT at FROM duplicate_uploads WHERE key = $1 AND channel = $2", key, channel)
     if dup_at is not None:
-        return {"key": key, "status": "duplicate", "history": [{"status": "duplicate", "at": iso_ms(dup_at)}]}
-    if row is not None:
-        return None
-    return await _queued(key, channel, redis, shards)
+        return _duplicate(key, iso_ms(dup_at))
+    return await _in_redis(key, channel, redis, shards, committed=row is not None)
 
 
-async def _queued(key: str, channel: str, redis: Redis, shards: int) -> dict[str, Any] | None:
+async def _in_redis(key: str, channel: str, redis: Redis, shards: int, committed: bool) -> dict[str, Any] | None:
+    """Still queued by this channel, or uploaded by it while another channel's upload was: the workers have not
+    recorded either yet."""
     try:
-        owner = await inflight.owner(redis, shards, key)
+        owner, dup_at_ms = await inflight.seen_by(redis, shards, key, channel)
     except STORE_ERRORS as exc:
         raise StoreUnavailable("the intake queue cannot be read now") from exc
-    if owner is None or owner.channel != channel:
+    if dup_at_ms is not None:
+        return _duplicate(key, iso_from_ms(dup_at_ms))
+    if committed or owner is None or owner.channel != channel:
         return None
     at = iso_from_ms(owner.accepted_at_ms)
     return {"key": key, "status": "accepted", "history": [{"status": "accepted", "at": at}]}
+
+
+def _duplicate(key: str, at: str) -> dict[str, Any]:
+    return {"key": key, "status": "duplicate", "history": [{"status": "duplicate", "at": at}]}
 
 
 def _event(e: Any) -> dict[str, Any]:

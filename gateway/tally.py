@@ -9,27 +9,36 @@ claimed invoices were accepted and which were duplicates is counted by the claim
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from core import contract
-from core.campaign import OTHER_INDUSTRY, Eligibility
+from core.campaign import OTHER_INDUSTRY, Campaign
 from gateway.admit import Results
 from gateway.model import Invoice
-from gateway.validate import Rejection, amount_fen
+from gateway.rules import amount_fen
+from gateway.validate import Rejection
 from ratelimit.caps import REFUSALS
 
 
 def pre_claim(
-    invoices: Sequence[Invoice | Rejection], results: Results, eligibility: Eligibility
+    invoices: Sequence[Invoice | Rejection],
+    results: Results,
+    campaign: Campaign,
+    msgpack: bool,
+    valid_fen: Mapping[int, int] | None = None,
 ) -> tuple[bytes, list[str]]:
-    """The tally of what was decided before the claim, and each invoice's industry (by index)."""
+    """The tally of what was decided before the claim, and each invoice's industry (by index). ``msgpack``: the
+    body was msgpack (its amounts are read so); ``valid_fen``: the amounts validation has read already, by index
+    (those of the invoices that passed it), so that only the others are read here."""
     rows: dict[tuple[str, str, str], list[int]] = {}
     industries = []
+    read = valid_fen or {}
     for i, item in enumerate(invoices):
         invoice = item if isinstance(item, Invoice) else None
-        industry = eligibility.industry(invoice.category or "") if invoice else OTHER_INDUSTRY
+        industry = campaign.eligibility.industry(invoice.category or "") if invoice else OTHER_INDUSTRY
         industries.append(industry)
-        _add(rows, ("received", "", industry), amount_fen(invoice) if invoice else 0)
+        fen = read[i] if i in read else (amount_fen(invoice, campaign, msgpack) if invoice else 0)
+        _add(rows, ("received", "", industry), fen)
         answer = results.get(i)
         if answer is None:
             continue  # going on to the claim, which counts it

@@ -32,10 +32,12 @@ async def upload(request: Request) -> Response:
     # The nonce is spent in the rate-limit call (one round trip for both), after decoding: a body that does not
     # decode is refused (400) whoever sends it again.
     nonce = auth.request_nonce(request, client, api.nonce_ttl_s)
-    invoices = parse.decode(body, request.headers.get("content-type", "application/json"), api.max_invoices)
+    msgpack = parse.media(request.headers.get("content-type", ""))
+    lenient = d.campaign.uploads.unknown_fields == "ignore"
+    invoices = parse.decode(body, msgpack, api.max_invoices, lenient)
     channel, now_ms = client.client_id, int(now * 1000)
     request_id = getattr(request.state, "request_id", None) or os.urandom(12).hex()  # set by the access log
-    going, results = validate.validate(invoices, d.campaign, channel, d.settings.secrets.person_secret, now_ms)
+    going, results = validate.validate(invoices, d.campaign, channel, d.settings.secrets.person_secret, now_ms, msgpack)
     admitted = await admit.admit(
         channel,
         len(invoices),
@@ -47,7 +49,8 @@ async def upload(request: Request) -> Response:
         redis=d.redis,
         timeout_s=api.ratelimit_timeout_ms / 1000,
     )
-    tally, industries = tallies.pre_claim(invoices, results, d.campaign.eligibility)
+    valid_fen = {i: q.amount_fen for i, q in going}
+    tally, industries = tallies.pre_claim(invoices, results, d.campaign, msgpack, valid_fen)
     accepted = await enqueue.enqueue(
         channel,
         request_id,
@@ -56,18 +59,16 @@ async def upload(request: Request) -> Response:
         results,
         claimer=d.claimer,
         caps=d.caps,
-        receipt_secret=d.settings.secrets.receipt_secret,
+        signer=d.signer,
         tally=tally,
         industries=industries,
     )
     d.admission.spent(channel, accepted)
     answers = [results[i] for i in range(len(invoices))]
     _count(channel, answers)
+    admit.answer_with(request, admit.headers(d.ratelimiter, channel, admitted.decision))
     return Response(
-        orjson.dumps({"request_id": request_id, "results": answers}),
-        status_code=202,
-        media_type="application/json",
-        headers=admit.headers(d.ratelimiter, channel, admitted.decision),
+        orjson.dumps({"request_id": request_id, "results": answers}), status_code=202, media_type="application/json"
     )
 
 

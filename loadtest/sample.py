@@ -79,6 +79,7 @@ def broken_invoices(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
         ("invalid_issue_date", invoice(rng, issue_date="2026-02-30")),
         ("invalid_amount", invoice(rng, amount="12.345")),
         ("invalid_amount", invoice(rng, amount=-5)),
+        ("invalid_amount", invoice(rng, amount="1e3")),
         ("invalid_seller_tax_id", invoice(rng, seller_tax_id=wrong_check)),
         ("invalid_id_number", invoice(rng, user={"id": "u1", "device_id": "d1", "id_number": "110105194912310021"})),
         ("outside_campaign_window", invoice(rng, number="2534" + good["number"][4:], issue_date="2025-12-31")),
@@ -87,4 +88,5 @@ def broken_invoices(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
         ("below_minimum_amount", invoice(rng, amount="99.99")),
         ("buyer_name_mismatch", invoice(rng, buyer_name="李四")),
         ("invalid_shape", {"number": good["number"]}),
+        ("unknown_field", invoice(rng, user={"id": "u1", "device_id": "d1", "real_nme": "张三"})),
     ]

@@ -4,8 +4,9 @@
 
 Uploads a mixed batch (valid digital and legacy invoices, the sandbox endings, broken invoices), prints the
 answer per invoice, uploads one again from the second channel, reads the feed until the valid invoices are
-in it, recomputes the hash chain, and shows one invoice's status history. Then an upload from Beijing is held
-by the risk rules, and the admin releases it into the feed.
+in it, recomputes the hash chain, shows one invoice's status history, the batch's changes in the channel's change
+feed, and checks a receipt offline. Then an upload from Beijing is held by the risk rules, and the admin
+releases it into the feed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import time
 from typing import Any
 
+import channel_client
 from core.feed import GENESIS, batch_sha256
 from loadtest import sample
 from loadtest.client import SignedClient
@@ -54,7 +56,24 @@ def main() -> int:
     print("valid invoices in the feed:", "all" if not wanted - seen else f"missing {sorted(wanted - seen)}")
     key = resp.json()["results"][0]["key"]
     print(f"GET /v1/invoices/{key} ->", json.dumps(channel.status(key).json(), ensure_ascii=False))
-    return 0 if not wanted - seen and review(args.url, channel, rng) else 1
+    changes(channel, {r["key"] for r in resp.json()["results"] if "key" in r})
+    first = resp.json()["results"][0]
+    verdict = channel_client.verify(
+        first["receipt"], key, "demo-channel", channel_client.keys_of(channel.keys().json())
+    )
+    print(f"its receipt, checked offline with GET /v1/keys: {'valid' if verdict.valid else verdict.why}")
+    return 0 if not wanted - seen and verdict.valid and review(args.url, channel, rng) else 1
+
+
+def changes(channel: SignedClient, mine: set[str]) -> None:
+    """The change feed from its start: what became of this batch's invoices, in order."""
+    after, found = "", []
+    while (page := channel.events(after, limit=1000).json())["events"]:
+        found += [e for e in page["events"] if e["key"] in mine]
+        after = page["next"]
+    print(f"GET /v1/events -> {len(found)} changes of this batch's invoices, e.g.:")
+    for e in found[:6]:
+        print("  ", json.dumps(e, ensure_ascii=False))
 
 
 def review(url: str, channel: SignedClient, rng: random.Random) -> bool:

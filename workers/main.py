@@ -19,6 +19,7 @@ from core.campaign import Campaign
 from core.contract import Queued
 from core.errors import STORE_ERRORS
 from core.rollup import Rollup
+from core.shards import digest, shard_of
 from core.stores import open_pool
 from dedup.inflight import Releaser, release_committed
 from ratelimit.caps import Caps
@@ -181,7 +182,10 @@ class Worker:
         by_shard: dict[int, list[str]] = {}
         for p in committed:
             by_shard.setdefault(p.shard, []).append(p.queued.key)
-        self.releaser.schedule(by_shard)
+        recorded: dict[int, list[str]] = {}  # the duplicates now in PostgreSQL, as the gateway noted them
+        for d in batch.dups:
+            recorded.setdefault(shard_of(digest(d.key), self.shards), []).append(f"{d.channel}|{d.key}")
+        self.releaser.schedule(by_shard, recorded)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(committed)
 

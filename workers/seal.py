@@ -33,7 +33,7 @@ WITH fed AS (
     WHERE key = ANY($3::text[]) AND status = 'verified'
     RETURNING key, channel, amount_fen, category, person, seller_tax_id
 ), events AS (
-    INSERT INTO invoice_events (key, channel, status, at) SELECT key, channel, 'eligible', $2 FROM fed
+    INSERT INTO invoice_events (key, channel, status, at, batch_seq) SELECT key, channel, 'eligible', $2, $1 FROM fed
 )
 SELECT * FROM fed ORDER BY key
 """

@@ -4,6 +4,7 @@ same line in its master (it may log its own lines around it); the dev stack says
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -59,6 +60,7 @@ def _case(tmp_path: Path, name: str) -> tuple[dict[str, str], str, str]:
         GATEWAY_CAMPAIGN_FILE=str(campaign),
         GATEWAY_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
         GATEWAY_DATABASE_URL=f"postgresql://gateway:never-shown@127.0.0.1:{free_port()}/gateway",
+        GATEWAY_RECEIPT_SIGNING_KEY=base64.b64encode(bytes(32)).decode(),
         GATEWAY_RECEIPT_SECRET="a-receipt-secret-never-shown",
         GATEWAY_PERSON_SECRET="a-person-secret-never-shown",
         **variables,

@@ -18,8 +18,8 @@ import httpx
 import orjson
 import redis
 
+from channel_client.signing import sign_headers
 from core import keys
-from gateway.signing import sign_headers
 from loadtest import sample
 from loadtest.client import SignedClient
 

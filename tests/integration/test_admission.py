@@ -14,7 +14,7 @@ from core import keys
 from core.contract import Queued
 from core.settings import Settings
 from core.stores import open_redis
-from gateway.model import Invoice
+from gateway.parse import as_invoice
 from gateway.validate import check
 from loadtest import sample
 from loadtest.client import SignedClient
@@ -109,10 +109,7 @@ def test_monthly_and_seller_caps(settings: Settings) -> None:
     seller = sample.seller_tax_id(rng)
     same_seller = [sample.invoice(rng, user=p, seller_tax_id=seller) for _ in range(4)]
     others = [sample.invoice(rng, user=p) for _ in range(3)]
-    queued = [
-        check(msgspec.convert(i, Invoice, strict=False), camp, "demo-channel", "k", 1_780_000_000_000)
-        for i in same_seller + others
-    ]
+    queued = [check(as_invoice(i), camp, "demo-channel", "k", 1_780_000_000_000) for i in same_seller + others]
     assert all(isinstance(q, Queued) for q in queued)
 
     async def run() -> tuple[list[str], list[str], int]:
@@ -134,7 +131,7 @@ def test_monthly_and_seller_caps(settings: Settings) -> None:
 
 def one_queued(settings: Settings) -> tuple[campaigns.Campaign, Queued]:
     camp = campaigns.load(settings.campaign_file)
-    q = check(msgspec.convert(sample.invoice(random.Random()), Invoice, strict=False), camp, "demo-channel", "k", 1)
+    q = check(as_invoice(sample.invoice(random.Random())), camp, "demo-channel", "k", 1)
     assert isinstance(q, Queued)
     return camp, q
 

@@ -11,9 +11,9 @@ import orjson
 import pytest
 import redis
 
+from channel_client.signing import sign_headers
 from core import keys
 from core.settings import Settings
-from gateway.signing import sign_headers
 from loadtest import sample
 from loadtest.client import SignedClient
 

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import random
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -22,7 +23,7 @@ from core.stores import open_redis
 from dedup import bloom, inflight, rebuild
 from dedup.claim import Claimer, Item
 from dedup.inflight import Owner
-from gateway.model import Invoice
+from gateway.parse import as_invoice
 from gateway.validate import check
 from loadtest import sample
 from loadtest.client import SignedClient
@@ -36,7 +37,7 @@ def packed_invoices(settings: Settings, n: int, rng: random.Random | None = None
     rng = rng or random.Random()
     items = []
     for _ in range(n):
-        q = check(msgspec.convert(sample.invoice(rng), Invoice, strict=False), camp, "demo-channel", "k", 1)
+        q = check(as_invoice(sample.invoice(rng)), camp, "demo-channel", "k", 1)
         items.append(Item(q.key, msgspec.msgpack.encode(q), q.person))  # type: ignore[union-attr]
     return items
 
@@ -112,12 +113,15 @@ def test_duplicate_of_in_flight_and_of_committed_key(
     first = channel.upload([inv]).json()["results"][0]
     key, receipt = first["key"], first["receipt"]
     assert channel2.upload([inv]).json()["results"][0]["status"] == "duplicate"  # in flight
+    seen = channel2.status(key).json()  # at once, before any worker recorded it
+    assert seen["status"] == "duplicate" and seen["history"][0]["status"] == "duplicate"
     drain()  # committed, and released from the in-flight hash (grace 0 in the tests)
 
     async def in_flight(redis: Any, pool: asyncpg.Pool) -> int:
-        return sum([await redis.hexists(keys.inflight(s), key) for s in range(SHARDS)])
+        noted = [await redis.hexists(keys.duplicates(s), f"demo-channel-2|{key}") for s in range(SHARDS)]
+        return sum([await redis.hexists(keys.inflight(s), key) for s in range(SHARDS)]) + sum(noted)
 
-    assert with_stores(settings, in_flight) == 0
+    assert with_stores(settings, in_flight) == 0  # the duplicate's note too, now that PostgreSQL has it
     before = REGISTRY.get_sample_value("dedup_duplicates_total", {"where": "committed"}) or 0.0
     assert channel2.upload([inv]).json()["results"][0]["status"] == "duplicate"  # committed: PostgreSQL says so
     own = channel.upload([inv]).json()["results"][0]
@@ -285,3 +289,30 @@ def test_uploads_go_on_after_redis_forgets_its_scripts(settings: Settings, chann
         redis_sync.Redis.from_url(settings.stores.redis_url).script_flush()
         results = channel.upload([sample.invoice(rng) for _ in range(n)]).json()["results"]
         assert [r["status"] for r in results] == ["accepted"] * n
+
+
+def test_a_dead_workers_duplicate_notes_are_swept_once_recorded_and_old(settings: Settings) -> None:
+    """A worker that died after its commit leaves its duplicates noted in Redis: a starting worker (or a rebuild)
+    removes those PostgreSQL has, once their grace is over, and keeps the others."""
+
+    async def run(redis: Any, pool: asyncpg.Pool) -> tuple[bool, bool]:
+        old, recent = "26340000000000000901", "26340000000000000902"
+        long_ago = int((time.time() - 3600) * 1000)
+        for key, at in ((old, long_ago), (recent, int(time.time() * 1000))):
+            shard = shard_of(digest(key), SHARDS)
+            await redis.hset(keys.duplicates(shard), f"sweep-test|{key}", at)
+            await pool.execute(
+                "INSERT INTO duplicate_uploads (key, channel, at) VALUES ($1, 'sweep-test', now())"
+                " ON CONFLICT DO NOTHING",
+                key,
+            )
+        await inflight.release_committed(redis, pool, SHARDS, 30.0)
+        left = [
+            bool(await redis.hexists(keys.duplicates(shard_of(digest(k), SHARDS)), f"sweep-test|{k}"))
+            for k in (old, recent)
+        ]
+        await redis.hdel(keys.duplicates(shard_of(digest(recent), SHARDS)), f"sweep-test|{recent}")
+        return left[0], left[1]
+
+    old_left, recent_left = with_stores(settings, run)
+    assert not old_left and recent_left

@@ -27,6 +27,7 @@ from core.outbox import NATIONAL
 from core.settings import Settings
 from deploy.devstack import VENV_BIN
 from gateway.model import Invoice
+from gateway.parse import decode
 from gateway.validate import check
 from loadtest import sample
 from loadtest.client import SignedClient
@@ -170,9 +171,9 @@ def test_a_refused_record_is_parked_later_ones_wait_behind_it_and_both_can_be_se
     control(platform, clear=True, error_rate=0.0)
     camp = campaigns.load(settings.campaign_file)
     inv = sample.invoice(random.Random(), ending="994")  # the platform's sandbox refuses its records
-    q = contract.unpack(
-        msgspec.msgpack.encode(check(msgspec.convert(inv, Invoice, strict=False), camp, "demo-channel", "k", 1))
-    )
+    (decoded,) = decode(orjson.dumps({"invoices": [inv]}), False, 1)  # as the gateway reads an upload
+    assert isinstance(decoded, Invoice)
+    q = contract.unpack(msgspec.msgpack.encode(check(decoded, camp, "demo-channel", "k", 1)))
 
     async def commit_then(step: Any) -> None:
         pool = await asyncpg.create_pool(settings.stores.database_url, min_size=1, max_size=2, init=prepare)

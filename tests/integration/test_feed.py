@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
-import threading
 import time
 from typing import Any
 
 from loadtest import sample
 from loadtest.client import SignedClient
+from tests.integration.helpers import long_poll_during
 
 
 def last_seq(draw: SignedClient) -> int:
@@ -41,21 +41,16 @@ def test_long_poll_waits_then_answers_empty(draw: SignedClient, drain: Any) -> N
 def test_long_poll_wakes_when_a_batch_is_sealed(channel: SignedClient, draw: SignedClient, drain: Any) -> None:
     drain()
     top = last_seq(draw)
-    got: dict[str, Any] = {}
 
-    def poll() -> None:
-        started = time.monotonic()
-        got["batches"] = draw.feed(after=top, wait=20).json()["batches"]
-        got["took"] = time.monotonic() - started
+    def upload_and_drain() -> str:
+        key: str = channel.upload([sample.invoice(random.Random())]).json()["results"][0]["key"]
+        drain()
+        return key
 
-    poller = threading.Thread(target=poll)
-    poller.start()
-    key = channel.upload([sample.invoice(random.Random())]).json()["results"][0]["key"]
-    drain()
-    poller.join(30)
+    got, key, took_s = long_poll_during(lambda: draw.feed(after=top, wait=20).json(), upload_and_drain)
     assert got["batches"] and got["batches"][0]["seq"] == top + 1
     assert key in {e["key"] for e in got["batches"][0]["entries"]}
-    assert got["took"] < 10
+    assert took_s < 10
 
 
 def test_bad_feed_parameters_are_400(draw: SignedClient) -> None:

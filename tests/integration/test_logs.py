@@ -41,11 +41,18 @@ def test_the_log_search_finds_what_it_looks_for(tmp_path: Path) -> None:
     assert len(leaks([log], ["dev-stack-receipt-secret"])) == 4
 
 
-def test_access_log_has_one_json_line_per_request_with_its_request_id(stack: Any, channel: SignedClient) -> None:
+def test_access_log_has_one_json_line_per_request_with_its_request_id(
+    stack: Any, channel: SignedClient, wait_for: Any
+) -> None:
     resp = channel.status("26349999999999999999")
     request_id = resp.headers["x-request-id"]
-    log = (Path(stack.logs) / "gateway.log").read_text(errors="replace")
-    lines = [orjson.loads(line) for line in log.splitlines() if line.startswith("{") and request_id in line]
+
+    def lines_of_the_request() -> list[Any]:
+        log = (Path(stack.logs) / "gateway.log").read_text(errors="replace")
+        return [orjson.loads(line) for line in log.splitlines() if line.startswith("{") and request_id in line]
+
+    wait_for(lambda: lines_of_the_request(), 5)  # the line is written once the answer has gone
+    lines = lines_of_the_request()
     assert lines == [
         {
             "request_id": request_id,

@@ -15,7 +15,7 @@ from core import campaign as campaigns
 from core import contract
 from core.feed import GENESIS, batch_sha256
 from core.settings import Settings
-from gateway.model import Invoice
+from gateway.parse import as_invoice
 from gateway.validate import check
 from loadtest import sample
 from loadtest.client import SignedClient
@@ -134,7 +134,7 @@ def test_a_batch_written_twice_is_counted_once(settings: Settings, sql: Any) -> 
     channel_queued = []
     camp = campaigns.load(settings.campaign_file)
     for _ in range(5):
-        q = check(msgspec.convert(sample.invoice(rng), Invoice, strict=False), camp, "demo-channel", "k", 1)
+        q = check(as_invoice(sample.invoice(rng)), camp, "demo-channel", "k", 1)
         channel_queued.append(contract.unpack(msgspec.msgpack.encode(q)))
     judged = [Judged(q, Judgement("verified"), None) for q in channel_queued]
 
@@ -157,9 +157,7 @@ def test_a_batch_written_twice_is_counted_once(settings: Settings, sql: Any) -> 
     extra = [
         Judged(
             contract.unpack(
-                msgspec.msgpack.encode(
-                    check(msgspec.convert(sample.invoice(rng), Invoice, strict=False), camp, "demo-channel", "k", 1)
-                )
+                msgspec.msgpack.encode(check(as_invoice(sample.invoice(rng)), camp, "demo-channel", "k", 1))
             ),
             Judgement("verified"),
             None,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import msgspec
 import orjson
 
-from gateway.signing import sign_headers
+from channel_client.signing import sign_headers
 from loadtest import sample
 from loadtest.client import SignedClient
 
@@ -83,3 +83,32 @@ def test_another_channels_invoice_is_404(channel: SignedClient, channel2: Signed
 def test_request_id_is_in_body_and_header(channel: SignedClient) -> None:
     resp = channel.upload([sample.invoice(random.Random())])
     assert resp.headers["x-request-id"] == resp.json()["request_id"]
+
+
+def test_unknown_path_and_method_are_problems_with_the_request_id(channel: SignedClient) -> None:
+    missing = channel.request("GET", "/v1/nothing-here")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["code"] == "not_found"
+    assert missing.json()["request_id"] == missing.headers["x-request-id"]
+    wrong = channel.request("PUT", "/v1/invoices")
+    assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
+    assert "POST" in wrong.headers["allow"]
+
+
+def test_every_answer_to_a_channel_carries_its_request_id_and_ratelimit_headers(channel: SignedClient) -> None:
+    key = channel.upload([sample.invoice(random.Random())]).json()["results"][0]["key"]
+    answers = {
+        "upload": channel.upload([sample.invoice(random.Random())]),
+        "status": channel.status(key),
+        "unknown status": channel.status("26349999999999999998"),
+        "events": channel.request("GET", "/v1/events?limit=1"),
+        "listing": channel.request("GET", "/v1/invoices?user=nobody"),
+        "bad parameter": channel.request("GET", "/v1/events?limit=0"),
+    }
+    for name, resp in answers.items():
+        assert resp.headers["x-request-id"], name
+        assert resp.headers["ratelimit-policy"].startswith('"requests";q='), name
+        assert resp.headers["ratelimit"].startswith('"requests";r='), name
+    assert answers["unknown status"].status_code == 404 and answers["bad parameter"].status_code == 400
+    unsigned = channel.http.get("/v1/events")
+    assert unsigned.status_code == 401 and "ratelimit" not in unsigned.headers  # who is calling is not known

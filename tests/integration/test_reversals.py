@@ -13,7 +13,7 @@ import orjson
 from core import campaign as campaigns
 from core import contract
 from core.settings import Settings
-from gateway.model import Invoice
+from gateway.parse import as_invoice
 from gateway.validate import check
 from loadtest import sample
 from loadtest.client import SignedClient
@@ -73,7 +73,7 @@ def test_a_judged_invoice_reversed_before_its_seal_never_enters_the_feed(
 ) -> None:
     camp = campaigns.load(settings.campaign_file)
     inv = sample.invoice(random.Random())
-    q = check(msgspec.convert(inv, Invoice, strict=False), camp, "demo-channel", "k", 1_780_000_000_000)
+    q = check(as_invoice(inv), camp, "demo-channel", "k", 1_780_000_000_000)
 
     async def judged_unsealed() -> None:
         pool = await asyncpg.create_pool(settings.stores.database_url, min_size=1, max_size=2, init=prepare)
@@ -111,11 +111,7 @@ def test_payout_hold_keeps_eligible_invoices_out_of_the_feed_until_it_passes(
     rng = random.Random()
     kept, reversed_ = sample.invoice(rng), sample.invoice(rng)
     queued = [
-        contract.unpack(
-            msgspec.msgpack.encode(
-                check(msgspec.convert(i, Invoice, strict=False), camp, "demo-channel", "k", 1_780_000_000_000)
-            )
-        )
+        contract.unpack(msgspec.msgpack.encode(check(as_invoice(i), camp, "demo-channel", "k", 1_780_000_000_000)))
         for i in (kept, reversed_)
     ]
 

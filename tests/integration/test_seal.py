@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import asyncpg
 
 from core.settings import Settings
-from gateway.migrate import migrate
+from tests.integration.helpers import plan_nodes, scratch_database
 from workers.seal import PENDING, seal_once
 
 SEALED = 60_000
@@ -16,43 +15,27 @@ SEALED = 60_000
 
 def test_the_sealer_reads_only_the_due_entries_however_many_are_sealed_before_them(settings: Settings) -> None:
     async def run() -> tuple[list[str], list[int], list[int]]:  # plan nodes, sealed ids, due ids
-        admin = await asyncpg.connect(settings.stores.database_url)
-        await admin.execute("DROP DATABASE IF EXISTS seal_scale")
-        await admin.execute("CREATE DATABASE seal_scale")
-        dsn = settings.stores.database_url.rsplit("/", 1)[0] + "/seal_scale"
-        try:
-            await migrate(dsn)
-            conn = await asyncpg.connect(dsn)
-            try:
-                await conn.execute(
-                    "INSERT INTO feed_batches (seq, sealed_at, count, prev_sha256, sha256)"
-                    " VALUES (1, now(), $1, 'x', 'y')",
-                    SEALED,
-                )
-                # A long sealed history, then entries due now and entries held for a day.
-                await conn.execute(
-                    "INSERT INTO feed_entries (key, kind, body, batch_seq)"
-                    " SELECT 'k' || g, 'add', '{}', 1 FROM generate_series(1, $1) g",
-                    SEALED,
-                )
-                await conn.execute(
-                    "INSERT INTO feed_entries (key, kind, body, ready_at)"
-                    " SELECT 'h' || g, 'add', '{}', now() + interval '1 day' FROM generate_series(1, 50) g"
-                )
-                await conn.execute(
-                    "INSERT INTO feed_entries (key, kind, body)"
-                    " SELECT 'd' || g, 'add', '{}' FROM generate_series(1, 200) g"
-                )
-                await conn.execute("ANALYZE feed_entries")
-                plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + PENDING, 100)
-                nodes = []
-                todo = [json.loads(plan)[0]["Plan"]]
-                while todo:
-                    node = todo.pop()
-                    nodes.append(f"{node['Node Type']} {node.get('Index Name', '')}".strip())
-                    todo += node.get("Plans", [])
-            finally:
-                await conn.close()
+        async with scratch_database(settings, "seal_scale") as conn:
+            await conn.execute(
+                "INSERT INTO feed_batches (seq, sealed_at, count, prev_sha256, sha256) VALUES (1, now(), $1, 'x', 'y')",
+                SEALED,
+            )
+            # A long sealed history, then entries due now and entries held for a day.
+            await conn.execute(
+                "INSERT INTO feed_entries (key, kind, body, batch_seq)"
+                " SELECT 'k' || g, 'add', '{}', 1 FROM generate_series(1, $1) g",
+                SEALED,
+            )
+            await conn.execute(
+                "INSERT INTO feed_entries (key, kind, body, ready_at)"
+                " SELECT 'h' || g, 'add', '{}', now() + interval '1 day' FROM generate_series(1, 50) g"
+            )
+            await conn.execute(
+                "INSERT INTO feed_entries (key, kind, body) SELECT 'd' || g, 'add', '{}' FROM generate_series(1, 200) g"
+            )
+            await conn.execute("ANALYZE feed_entries")
+            nodes = plan_nodes(await conn.fetchval("EXPLAIN (FORMAT JSON) " + PENDING, 100))
+            dsn = settings.stores.database_url.rsplit("/", 1)[0] + "/seal_scale"
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
             try:
                 seq = await seal_once(pool, 100)
@@ -61,9 +44,6 @@ def test_the_sealer_reads_only_the_due_entries_however_many_are_sealed_before_th
             finally:
                 await pool.close()
             return nodes, ids, due
-        finally:
-            await admin.execute("DROP DATABASE IF EXISTS seal_scale WITH (FORCE)")
-            await admin.close()
 
     nodes, sealed, due = asyncio.run(run())
     assert "Index Scan feed_entries_unsealed" in nodes, nodes  # not the primary key from the first entry

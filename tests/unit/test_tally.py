@@ -3,10 +3,10 @@ script decided per invoice, read back into rows the rollups add."""
 
 from __future__ import annotations
 
-import decimal
-
 import msgspec
+import orjson
 
+from core import campaign as campaigns
 from core import contract
 from core.campaign import Eligibility
 from gateway.model import Invoice, User
@@ -15,11 +15,14 @@ from gateway.validate import Rejection
 
 ENTRY = {contract.REQUEST: b"req-1", contract.CHANNEL: b"ch1", contract.AT: b"1772380800000"}
 RULES = Eligibility(categories=("retail", "catering"))
+CAMPAIGN = msgspec.structs.replace(campaigns.load("deploy/campaigns/hefei-2026.toml"), eligibility=RULES)
 
 
-def invoice(amount: str, category: str | None) -> Invoice:
+def invoice(amount: str | float, category: str | None) -> Invoice:
+    """An invoice as the decoder leaves it: its amount the member's raw JSON text (gateway/model.py)."""
     user = User("u1", "d1")
-    return Invoice("26341000000000000123", "2026-03-01", decimal.Decimal(amount), "x", "张三", user, category=category)
+    raw = msgspec.Raw(orjson.dumps(amount))
+    return Invoice("26341000000000000123", "2026-03-01", raw, "x", "张三", user, category=category)
 
 
 def test_outcome_characters_become_rows_and_a_force_call_corrects_a_maybe() -> None:
@@ -68,7 +71,7 @@ def test_the_gateway_counts_what_it_decided_before_the_claim() -> None:
         invoice("12.345", "retail"),  # rejected: its amount is no valid figure, so it adds no amount
         Rejection("invalid_shape", "no"),
         invoice("100.00", "零售"),  # capped
-        invoice("200.00", None),  # rate limited
+        invoice(2e2, None),  # rate limited (a JSON number, as SPEC.md allows)
         invoice("128.50", "catering"),  # the same key again in the request
     ]
     results = {
@@ -78,7 +81,7 @@ def test_the_gateway_counts_what_it_decided_before_the_claim() -> None:
         4: {"index": 4, "status": "rate_limited", "retry_after": 3},
         5: {"index": 5, "status": "duplicate"},
     }
-    packed, industries = pre_claim(items, results, RULES)
+    packed, industries = pre_claim(items, results, CAMPAIGN, msgpack=False)
     assert industries == ["catering", "retail", "other", "other", "other", "catering"]
     rows = sorted(msgspec.msgpack.decode(packed, type=list[tuple[str, str, str, int, int]]))
     assert rows == [
@@ -91,3 +94,7 @@ def test_the_gateway_counts_what_it_decided_before_the_claim() -> None:
         ("rejected", "invalid_amount", "retail", 1, 0),
         ("rejected", "invalid_shape", "other", 1, 0),
     ]
+    # The amounts validation read already (the invoices that passed it) are taken as they are, not read again.
+    read = {0: 12850, 3: 10000, 4: 20000}
+    assert pre_claim(items, results, CAMPAIGN, msgpack=False, valid_fen=read)[0] == packed
+    assert pre_claim(items, results, CAMPAIGN, msgpack=False, valid_fen={0: 1})[0] != packed
