@@ -31,7 +31,9 @@ from core.rollup import Conn
 from core.times import iso_ms
 
 NATIONAL = "national"
-DESTINATIONS = (NATIONAL,)  # watched by the metrics (gateway/ops.py): a new destination is named here too
+# Watched by the metrics (gateway/ops.py), with "webhook:<channel>" of every channel that has a webhook (migration
+# 080 writes their records): a new destination is named here too.
+DESTINATIONS = (NATIONAL,)
 
 ADD = """
 INSERT INTO outbox (destination, subject, kind, record)

@@ -43,7 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     retire = sub.add_parser("retire-receipt-key", help="end a receipt key's validity (once no gateway signs with it)")
     retire.add_argument("kid")
+    hook = sub.add_parser("set-webhook", help="push a channel's change feed to a URL (workers/webhook.py)")
+    hook.add_argument("channel")
+    hook.add_argument("url", nargs="?", help="http(s)://... (leave out with --clear)")
+    hook.add_argument("--clear", action="store_true", help="remove the channel's webhook")
     args = parser.parse_args(argv)
+    if args.command == "set-webhook" and (args.clear == (args.url is not None) or not _web_url(args.url)):
+        parser.error("set-webhook CHANNEL URL (an http:// or https:// URL), or set-webhook CHANNEL --clear")
     if args.command == "check-campaign":
         return check_campaign(args.file)
     if args.command == "new-receipt-key":
@@ -61,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         applied = asyncio.run(migrate(settings.stores.database_url))
         print("applied: " + (", ".join(applied) if applied else "nothing new"))
+    elif args.command == "set-webhook":
+        if not asyncio.run(_set_webhook(settings, args.channel, None if args.clear else args.url)):
+            print(f"error: {args.channel} is not a channel client", file=sys.stderr)
+            return 1
+        print(f"webhook of {args.channel}: " + ("removed" if args.clear else args.url))
     elif args.command == "retire-receipt-key":
         if not asyncio.run(_retire(settings, args.kid)):
             print(f"error: no valid receipt key {args.kid}", file=sys.stderr)
@@ -102,6 +113,18 @@ async def _retire(settings: Settings, kid: str) -> bool:
     pool = await open_pool(settings.stores, 1, timed=False)
     try:
         return await receipts.retire(pool, kid)
+    finally:
+        await pool.close()
+
+
+def _web_url(url: str | None) -> bool:
+    return url is None or (url.startswith(("http://", "https://")) and len(url) <= 2000)
+
+
+async def _set_webhook(settings: Settings, channel: str, url: str | None) -> bool:
+    pool = await open_pool(settings.stores, 1, timed=False)
+    try:
+        return await clients.set_webhook(pool, channel, url)
     finally:
         await pool.close()
 

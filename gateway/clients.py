@@ -54,3 +54,21 @@ async def add(pool: asyncpg.Pool, client_id: str, secret: str, role: str) -> Non
         secret,
         role,
     )
+
+
+async def set_webhook(pool: asyncpg.Pool, channel: str, url: str | None) -> bool:
+    """Give a channel a webhook URL (migration 080), replace it, or (``url`` None) remove it. False when the
+    client is no channel."""
+    role = await pool.fetchval("SELECT role FROM api_clients WHERE client_id = $1", channel)
+    if role != "channel":
+        return False
+    if url is None:
+        await pool.execute("DELETE FROM webhooks WHERE channel = $1", channel)
+    else:
+        await pool.execute(
+            "INSERT INTO webhooks (channel, url) VALUES ($1, $2)"
+            " ON CONFLICT (channel) DO UPDATE SET url = excluded.url, updated_at = now()",
+            channel,
+            url,
+        )
+    return True

@@ -43,6 +43,7 @@ MODELS: list[Any] = [
     schemas.UploadAnswer,
     schemas.InvoiceStatus,
     schemas.Events,
+    schemas.Pushed,
     schemas.Listing,
     schemas.Reversals,
     schemas.ReversalsAnswer,
@@ -491,7 +492,28 @@ def document() -> dict[str, Any]:
             {"name": "ops", "description": "operations, no signature"},
         ],
         "paths": paths(),
+        "webhooks": webhooks(),
         "components": components(),
+    }
+
+
+def webhooks() -> dict[str, Any]:
+    """What the gateway sends to a channel's own URL when it has one (``gateway set-webhook``)."""
+    return {
+        "events": {
+            "post": {
+                "summary": "A channel's change feed, pushed",
+                "description": "The events `GET /v1/events` gives, pushed to the channel's URL as they happen: at"
+                " least once each (`id` tells a resend), in order per invoice. Signed as a channel signs its requests,"
+                " with the channel's own secret and `X-Client-Id` the gateway's (`GATEWAY_EXPORT_CLIENT_ID`). Any 2xx"
+                " takes the batch; 429 and 503 with `Retry-After` are honoured; another 4xx parks it until an operator"
+                " sends it again; anything else is retried with backoff (workers/webhook.py).",
+                "tags": ["channel"],
+                "parameters": [{"$ref": f"#/components/parameters/{name}"} for name in AUTH_HEADERS],
+                "requestBody": _body("Pushed"),
+                "responses": {"2XX": {"description": "taken: the events are not sent again"}},
+            }
+        }
     }
 
 

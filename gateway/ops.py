@@ -101,7 +101,7 @@ SELECT d.destination,
           AND o.delivered_at IS NULL AND o.parked_at IS NOT NULL) AS parked,
        (SELECT extract(epoch FROM now() - o.created_at) FROM outbox o WHERE o.destination = d.destination
           AND o.delivered_at IS NULL AND o.parked_at IS NULL ORDER BY o.id LIMIT 1) AS oldest
-FROM unnest($1::text[]) AS d(destination)
+FROM (SELECT unnest($1::text[]) UNION SELECT 'webhook:' || channel FROM webhooks) AS d(destination)
 """
 
 

@@ -129,6 +129,20 @@ class Events(msgspec.Struct, frozen=True):
     next: Cursor
 
 
+class PushedEvent(Event, frozen=True, kw_only=True):
+    """An event as a webhook pushes it: the change feed's, with ``id`` (its cursor) to tell a resend."""
+
+    id: Cursor
+
+
+class Pushed(msgspec.Struct, frozen=True):
+    """What a channel's webhook receives (workers/webhook.py): its events, oldest first, at least once each."""
+
+    channel: str
+    campaign: str
+    events: list[PushedEvent]
+
+
 class ListedInvoice(msgspec.Struct, frozen=True):
     key: Key
     status: Status

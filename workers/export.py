@@ -1,6 +1,7 @@
 """The export process (``gateway-worker export``): the relay of the outbox to the national platform
-(workers/relay.py) and the closing of the days due (workers/closing.py), side by side until SIGTERM; and the
-commands that look after them: ``gateway-worker outbox parked | resend``, ``gateway-worker close-day``."""
+(workers/relay.py), a relay per channel webhook (workers/webhook.py), and the closing of the days due
+(workers/closing.py), side by side until SIGTERM; and the commands that look after them: ``gateway-worker outbox
+parked | resend``, ``gateway-worker close-day``."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from redis.exceptions import RedisError
 
 from core import campaign as campaigns
 from core.rollup import Rollup
-from core.settings import Settings
+from core.settings import Export, Settings
 from core.stores import open_pool, open_redis
+from workers import webhook
 from workers.closing import Closer
 from workers.relay import Relay
 
@@ -41,12 +43,64 @@ async def run_export(settings: Settings, handle_signals: bool = True) -> None:
     try:
         await asyncio.gather(
             Relay(pool, session, settings.export, campaign.id).run(stopping),
+            Webhooks(pool, session, settings.export, campaign.id).run(stopping),
             close_forever(closer, settings, stopping),
         )
     finally:
         await session.close()
         await pool.close()
         await redis.aclose()
+
+
+WEBHOOKS = """
+SELECT w.channel, w.url, c.secret FROM webhooks w JOIN api_clients c ON c.client_id = w.channel ORDER BY w.channel
+"""
+
+
+class Webhooks:
+    """One relay per channel webhook, started, restarted (its URL or the channel's secret changed) and stopped as
+    the ``webhooks`` table says, looked at every ``every_s``."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, session: aiohttp.ClientSession, export: Export, campaign: str, every_s: float = 5.0
+    ) -> None:
+        self.pool, self.session, self.export, self.campaign, self.every_s = pool, session, export, campaign, every_s
+        self.running: dict[str, tuple[tuple[str, str], asyncio.Event, asyncio.Task[None]]] = {}
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        try:
+            while not stopping.is_set():
+                try:
+                    self.follow({r["channel"]: (r["url"], r["secret"]) for r in await self.pool.fetch(WEBHOOKS)})
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("webhooks cannot be read now: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), self.every_s)
+        finally:
+            tasks = [task for _, _, task in self.running.values()]
+            self.follow({})
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def follow(self, wanted: dict[str, tuple[str, str]]) -> None:
+        """Start what is wanted and not running, stop what runs and is not wanted (or not as it runs)."""
+        for channel, (how, stop, _) in list(self.running.items()):
+            if wanted.get(channel) != how:
+                stop.set()
+                del self.running[channel]
+        for channel, (url, secret) in wanted.items():
+            if channel not in self.running:
+                stop = asyncio.Event()
+                relay = Relay(
+                    self.pool,
+                    self.session,
+                    self.export,
+                    self.campaign,
+                    webhook.destination(channel),
+                    webhook.Webhook(channel),
+                    url=url,
+                    secret=secret,
+                )
+                self.running[channel] = ((url, secret), stop, asyncio.create_task(relay.run(stop)))
 
 
 async def close_forever(closer: Closer, settings: Settings, stopping: asyncio.Event, every_s: float = 60.0) -> None:

@@ -72,9 +72,10 @@ def request_body(sender: str, campaign: str, batch: Sequence[dict[str, Any]]) ->
     return orjson.dumps({"format": FORMAT, "sender": sender, "campaign": campaign, "records": list(batch)})
 
 
-def results(answer: bytes) -> dict[str, Result]:
-    """The platform's verdict on each record, by id. Raises ``msgspec.DecodeError`` on an answer of another
-    shape (the relay treats it as a failed request)."""
+def results(answer: bytes, sent: Sequence[str] = ()) -> dict[str, Result]:
+    """The platform's verdict on each record, by id (``sent``: the ids of the request, which the answer names
+    itself). Raises ``msgspec.DecodeError`` on an answer of another shape (the relay treats it as a failed
+    request)."""
     found = msgspec.json.decode(answer, type=Answer).results
     if any(r.status not in STATUSES for r in found):
         raise msgspec.DecodeError("a result's status is not one of " + ", ".join(STATUSES))

@@ -7,7 +7,8 @@ A request that fails (a timeout, a broken connection, a 5xx, an answer it cannot
 backoff, exponential with jitter up to ``GATEWAY_EXPORT_BACKOFF_MAX_S``; a ``Retry-After`` (429, 503) is
 honoured as the least wait. A breaker opens when ``GATEWAY_EXPORT_BREAKER_FAILURES`` of the last 20 requests
 failed; after ``GATEWAY_EXPORT_BREAKER_COOLDOWN_S`` one request decides. At most ``GATEWAY_EXPORT_QPS``
-requests a second. A record the destination refuses as invalid (or a request it refuses whole, 400) is parked
+requests a second. A record the destination refuses as invalid (or a request it refuses whole: a 4xx but 401, 403, 404,
+408 and 429) is parked
 with the reason it gave; records of the same subject not sent yet wait behind it, parked too (``parked_after``),
 so that order per invoice holds. ``gateway-worker outbox parked`` lists them, ``gateway-worker outbox resend``
 sends them again. Nothing is dropped.
@@ -23,6 +24,7 @@ import logging
 import random
 import secrets
 import time
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -66,7 +68,7 @@ class Adapter(Protocol):
 
     def records(self, row: Row, campaign: str) -> list[dict[str, Any]]: ...
     def request_body(self, sender: str, campaign: str, batch: Sequence[dict[str, Any]]) -> bytes: ...
-    def results(self, answer: bytes) -> dict[str, Result]: ...
+    def results(self, answer: bytes, sent: Sequence[str]) -> dict[str, Result]: ...
 
 
 class Outcome(NamedTuple):
@@ -88,10 +90,16 @@ class Relay:
         campaign: str,
         destination: str = NATIONAL,
         adapter: Adapter = national,
+        *,
+        url: str | None = None,
+        secret: str | None = None,
     ) -> None:
+        """``url`` and ``secret``: where to send and what to sign with, when not the national platform's
+        (``GATEWAY_EXPORT_URL`` and ``GATEWAY_EXPORT_SECRET``): a channel's webhook URL and its own secret."""
         self.pool, self.session, self.export = pool, session, export
         self.campaign, self.destination, self.adapter = campaign, destination, adapter
-        self.url = export.url.rstrip("/") + adapter.PATH
+        self.url = url if url is not None else export.url.rstrip("/") + adapter.PATH
+        self.secret = secret if secret is not None else export.secret
         self.breaker = Breaker(
             export.breaker_failures, export.breaker_cooldown_s, metrics.EXPORT_BREAKER_OPEN.labels(destination)
         )
@@ -170,9 +178,9 @@ class Relay:
 
     async def _post(self, batch: list[dict[str, Any]], ids: dict[int, list[str]]) -> Outcome:
         body = self.adapter.request_body(self.export.client_id, self.campaign, batch)
-        path = self.adapter.PATH
+        path = _path_and_query(self.url)
         headers = sign_headers(
-            self.export.client_id, self.export.secret, "POST", path, body, int(time.time()), secrets.token_hex(16)
+            self.export.client_id, self.secret, "POST", path, body, int(time.time()), secrets.token_hex(16)
         )
         timeout = aiohttp.ClientTimeout(total=self.export.timeout_ms / 1000)
         try:
@@ -192,13 +200,13 @@ class Relay:
         if status == 429:  # the destination is up and asks us to slow down: not a failure of it
             self.breaker.record(True)
             return Outcome([], {}, False, max(retry_after_s, 1 / self.export.qps))
-        if status == 400:
+        if 400 <= status < 500 and status not in (401, 403, 404, 408):
             self.breaker.record(True)
-            reason = f"the destination refused the request: {answer[:300].decode(errors='replace')}"
+            reason = f"the destination refused the request (HTTP {status}): {answer[:300].decode(errors='replace')}"
             return Outcome([], dict.fromkeys(ids, reason), False, 0.0)
-        if status == 200:
+        if 200 <= status < 300:
             try:
-                verdicts = self.adapter.results(answer)
+                verdicts = self.adapter.results(answer, [i for sent in ids.values() for i in sent])
                 outcome = _verdicts(ids, verdicts)
             except (msgspec.DecodeError, KeyError) as exc:
                 log.warning("relay to %s: unreadable answer: %s", self.destination, exc)
@@ -237,6 +245,12 @@ def _verdicts(ids: dict[int, list[str]], verdicts: dict[str, Result]) -> Outcome
         else:
             delivered.append(row_id)
     return Outcome(delivered, parked, False, 0.0)
+
+
+def _path_and_query(url: str) -> str:
+    """What the request signs as its path: the URL's path with its raw query, as the destination receives it."""
+    parts = urllib.parse.urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def _seconds(retry_after: str | None) -> float:
