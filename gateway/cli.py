@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if args.json else render(found))
         return 0 if found["ok"] else 1
     if args.command == "migrate":
-        applied = asyncio.run(migrate(settings.stores.database_url))
+        applied = asyncio.run(migrate(settings.stores.database_url, timezone=campaign.caps.timezone))
         print("applied: " + (", ".join(applied) if applied else "nothing new"))
     elif args.command == "retire-receipt-key":
         if not asyncio.run(_retire(settings, args.kid)):

@@ -11,7 +11,7 @@ from core.settings import Settings
 from gateway.listing import READ
 from loadtest import sample
 from loadtest.client import SignedClient
-from tests.integration.helpers import plan_nodes, scratch_database
+from tests.integration.helpers import index_parents, plan_nodes, scratch_database
 
 
 def listing(client: SignedClient, query: str) -> Any:
@@ -63,7 +63,7 @@ def test_the_list_finds_a_users_invoices_by_index_however_large_the_table(settin
             far = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
             since = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
             plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + READ, "u7", "c", since, far, 0, "", 100)
-            return plan_nodes(plan)
+            return plan_nodes(plan, await index_parents(conn))
 
     nodes = asyncio.run(run())
     assert any(n.endswith("invoices_user") for n in nodes), nodes
