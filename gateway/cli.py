@@ -1,4 +1,5 @@
-"""``gateway``: administration commands (migrations, clients, campaign checks, receipt keys, reconciliation).
+"""``gateway``: administration commands (migrations, clients, campaign checks, receipt keys, reconciliation,
+archives and the hand-over: gateway/archive_cli.py).
 The server itself runs under gunicorn (deploy/gunicorn.conf.py). Run from the project folder beside ``make run``,
 they need no variables: they read the dev stack's ``.data/stack.env`` (core/settings.py)."""
 
@@ -18,7 +19,7 @@ from core.cli import entry_point
 from core.rollup import Rollup
 from core.settings import Settings, from_env
 from core.stores import open_pool, open_redis
-from gateway import clients, receipts, reconcile
+from gateway import archive_cli, clients, receipts, reconcile
 from gateway.migrate import migrate
 
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     retire = sub.add_parser("retire-receipt-key", help="end a receipt key's validity (once no gateway signs with it)")
     retire.add_argument("kid")
+    archive_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "check-campaign":
         return check_campaign(args.file)
@@ -50,10 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         pem = receipts.new_key_pem()
         sys.stdout.write(receipts.raw_base64(pem) + "\n" if args.base64 else pem.decode())
         return 0
+    if args.command == "archive" and args.action == "verify":  # an auditor's check: no setting, no database
+        return archive_cli.verify(args.dir, args.key)
     settings = from_env()
     # The whole configuration, as the gateway itself would check it, before any store is opened: a deployment
     # whose campaign the gateway would refuse stops at its first step, with one line.
     campaign = campaigns.load(settings.campaign_file)
+    if args.command in ("archive", "handover"):
+        return archive_cli.run(args, settings, campaign)
     if args.command == "reconcile":
         found = asyncio.run(_reconcile(settings, campaign, args.date, max(1, args.limit)))
         print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if args.json else render(found))

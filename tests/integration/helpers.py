@@ -49,9 +49,16 @@ def plan_nodes(plan_json: str, parents: dict[str, str] | None = None) -> list[st
     while todo:
         node = todo.pop()
         index = node.get("Index Name", "")
-        nodes.append(f"{node['Node Type']} {parents.get(index, index)}".strip())
+        table = node.get("Relation Name", "") if node["Node Type"] == "Seq Scan" else ""
+        nodes.append(f"{node['Node Type']} {parents.get(index, index) or table}".strip())
         todo += node.get("Plans", [])
     return nodes
+
+
+async def empty_tables(conn: asyncpg.Connection) -> set[str]:
+    """The tables without a row (as ANALYZE found them): a month's partition not reached yet, a default one."""
+    rows = await conn.fetch("SELECT relname FROM pg_class WHERE relkind = 'r' AND reltuples <= 0")
+    return {r["relname"] for r in rows}
 
 
 async def index_parents(conn: asyncpg.Connection) -> dict[str, str]:
