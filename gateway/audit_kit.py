@@ -19,12 +19,13 @@ import base64
 import gzip
 import hashlib
 import hmac
+import itertools
 import json
 import secrets
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +114,23 @@ def check_files(folder: Path, manifest: dict[str, Any], report: Report) -> None:
             report.ok(f"{path}: SHA-256 and {f.get('rows', 'its')} rows as in the manifest")
 
 
-Entries = dict[int, list[dict[str, Any]]]
+Entries = Iterator[tuple[int, list[dict[str, Any]]]]
 
 
-def check_chain(batches: list[dict[str, Any]], entries: Entries, prev: str | None, where: str, report: Report) -> Any:
+def by_batch(entries: Iterable[dict[str, Any]]) -> Entries:
+    """Entries in batch order (as an archive holds them), a batch at a time: memory holds one batch, not a month."""
+    return ((seq, list(group)) for seq, group in itertools.groupby(entries, key=lambda e: e["batch_seq"]))
+
+
+def check_chain(
+    batches: Iterable[dict[str, Any]], entries: Entries, prev: str | None, where: str, report: Report
+) -> Any:
     """Recompute each batch from its entries and its link to the one before; returns the last batch's hash."""
+    pending = next(entries, None)
     for b in batches:
-        seq, mine = b["seq"], entries.get(b["seq"], [])
+        seq, mine = b["seq"], []
+        if pending is not None and pending[0] == seq:
+            mine, pending = pending[1], next(entries, None)
         if prev is not None and b["prev_sha256"] != prev:
             report.fail(f"{where}: batch {seq}: prev_sha256 {b['prev_sha256'][:16]}... is not batch {seq - 1}'s hash")
         for i, e in enumerate(mine, 1):
@@ -131,6 +142,8 @@ def check_chain(batches: list[dict[str, Any]], entries: Entries, prev: str | Non
         elif batch_sha256(b["prev_sha256"], [e["body"] for e in mine]) != b["sha256"]:
             report.fail(f"{where}: batch {seq}: its entries do not hash to its sha256 (an entry changed)")
         prev = b["sha256"]
+    if pending is not None:
+        report.fail(f"{where}: entries of batch {pending[0]}, which no batch of the archive names (or out of order)")
     return prev
 
 
@@ -144,18 +157,22 @@ def check_archive(folder: Path, key_file: Path | None, report: Report, prev: str
     if any(str(folder / name) in p for p in report.problems for name in FEED_FILES):
         report.fail(f"{folder}: the feed's chain is not checked: its files failed")
         return prev
-    entries: Entries = {}
-    for e in rows(folder / "feed_entries.jsonl.gz"):
-        entries.setdefault(e["batch_seq"], []).append(e)
-    batches = sorted(rows(folder / "feed_batches.jsonl.gz"), key=lambda b: b["seq"])
+    entries = by_batch(rows(folder / "feed_entries.jsonl.gz"))
+    seqs: list[int] = []  # the batches' numbers, noted as they stream by
+
+    def batches() -> Iterator[dict[str, Any]]:
+        for b in rows(folder / "feed_batches.jsonl.gz"):
+            seqs.append(b["seq"])
+            yield b
+
     where = str(folder / "feed_entries.jsonl.gz")
-    last = check_chain(batches, entries, feed["first_prev_sha256"] if prev is None else prev, where, report)
+    last = check_chain(batches(), entries, feed["first_prev_sha256"] if prev is None else prev, where, report)
     named = (feed["first_seq"], feed["last_seq"], feed["last_sha256"])
-    if batches and (batches[0]["seq"], batches[-1]["seq"], last) != named:
+    if seqs and (seqs[0], seqs[-1], last) != named:
         report.fail(f"{folder}: the feed batches are not those the manifest names ({named[0]} to {named[1]})")
-    elif batches:
+    elif seqs:
         report.ok(f"{folder}: feed batches {named[0]} to {named[1]} recomputed and chained, last {last}")
-    return last if batches else prev
+    return last if seqs else prev
 
 
 def check_handover(folder: Path, key_file: Path | None, report: Report) -> None:
@@ -192,15 +209,13 @@ def check_feed(url: str, client_id: str, secret: str, archive: Path | None, repo
     """The live feed's chain from the genesis hash; with an archive, each of its batches against the feed's."""
     batches = fetch_feed(url, client_id, secret)
     served = {b["seq"]: [{"body": canonical(e), "key": e["key"]} for e in b["entries"]] for b in batches}
-    last = check_chain(batches, served, GENESIS, url, report)
+    last = check_chain(batches, iter(served.items()), GENESIS, url, report)
     report.ok(f"{url}: {len(batches)} batches read, last hash {last}")
     if archive is None:
         return
     live = {b["seq"]: b for b in batches}
-    entries: dict[int, list[dict[str, Any]]] = {}
-    for e in rows(archive / "feed_entries.jsonl.gz"):
-        entries.setdefault(e["batch_seq"], []).append(e)
-    for b in sorted(rows(archive / "feed_batches.jsonl.gz"), key=lambda b: b["seq"]):
+    entries = dict(by_batch(rows(archive / "feed_entries.jsonl.gz")))  # a month's feed: an auditor's machine holds it
+    for b in rows(archive / "feed_batches.jsonl.gz"):
         seq = b["seq"]
         if seq not in live or live[seq]["sha256"] != b["sha256"]:
             report.fail(f"{archive}: batch {seq}: its hash differs from the live feed's")
