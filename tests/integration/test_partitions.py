@@ -19,6 +19,7 @@ import pytest
 
 from core import campaign as campaigns
 from core import contract, partitions
+from core.campaign import Risk
 from core.settings import Settings
 from deploy.devstack import VENV_BIN
 from gateway.migrate import MIGRATIONS, migrate
@@ -27,6 +28,7 @@ from gateway.status import EVENTS, INVOICE
 from gateway.validate import check
 from loadtest import sample
 from tests.integration.helpers import scratch_dsn
+from workers import risk
 from workers.judge import Judgement
 from workers.seal import FEED, seal_all
 from workers.sink import Judged, prepare, write
@@ -128,6 +130,61 @@ def test_hot_paths_read_only_the_months_they_need(settings: Settings) -> None:
     assert {n.split(" on ")[1].split()[0] for n in executed["seal"]} <= {"invoices_p2026_07"}, plans["seal"]
     assert "Seq Scan on invoices_p2026_07" not in plans["seal"], plans["seal"]
     assert "invoice_events_p2026_06" not in plans["events"], plans["events"]
+
+
+def test_the_risk_rules_count_only_the_months_of_their_window(settings: Settings) -> None:
+    """Invoices of one device and seller over the last five months: the rules' per-device and per-seller scans
+    (a 20-day window) run only the partitions of the window's months (and the empty months made ahead); the
+    older ones are pruned when the query runs."""
+    now = dt.datetime.now(CST)
+    window = partitions.add_months(now.date().replace(day=1), -4), (now - dt.timedelta(days=20)).date()
+    recent = {partitions.partition_name("invoices", m) for m in {window[1].replace(day=1), now.date().replace(day=1)}}
+
+    class Explained:  # holds()'s connection: its query explained instead of answered
+        plan = ""
+
+        def __init__(self, conn: asyncpg.Connection) -> None:
+            self.conn = conn
+
+        async def fetch(self, query: str, *args: Any) -> list[Any]:
+            self.plan = await explain(self.conn, query, *args)
+            return []
+
+    async def run(conn: asyncpg.Connection) -> str:
+        for n in range(5):
+            month = partitions.add_months(window[0], n)
+            await conn.execute("SELECT create_partition(p, p.tbl, $1) FROM partitioned p", month)
+        await conn.execute(
+            "INSERT INTO invoices (key, channel, number, code, issue_date, amount_fen, seller_tax_id, seller_name,"
+            " category, person, user_ref, device_ref, status, accepted_at, updated_at)"
+            " SELECT g::text, 'c', g::text, '', $1, 100, 's' || (g % 50), '', '', 'p' || g, 'u', 'd' || (g % 90),"
+            " 'eligible', $2::timestamptz + g * interval '1 minute', now() FROM generate_series(1, 180000) g",
+            window[0],
+            dt.datetime.combine(window[0], dt.time(), CST),
+        )
+        await conn.execute("ANALYZE")
+        explained = Explained(conn)
+        q = msgspec.structs.replace(queued(random.Random(7), now), device_ref="d7", seller_tax_id="s7")
+        await risk.holds(explained, [q], Risk(window_days=20))  # type: ignore[arg-type]
+        return explained.plan
+
+    plan = asyncio.run(scratch(settings, "partition_risk", run))
+    counted = {n.split(" on ")[1].split("_device_ref")[0].split("_seller")[0] for n in plan.splitlines()
+               if "accepted_at_idx" in n}  # fmt: skip
+    older = [n for n in plan.splitlines() if any(f"invoices_p{m:%Y_%m}" in n for m in months_before(window))]
+    assert counted == recent, plan
+    # The reversal count goes by updated_at (an old invoice reversed today counts): its partial index of the
+    # reversed invoices is probed in every month, an empty probe for all but a mass reversal's months.
+    assert older and all("seller_tax_id_updated_at_idx" in n for n in older), plan
+
+
+def months_before(window: tuple[dt.date, dt.date]) -> list[dt.date]:
+    """The months from the first to the one before the window's start."""
+    found, month = [], window[0]
+    while month < window[1].replace(day=1):
+        found.append(month)
+        month = partitions.add_months(month, 1)
+    return found
 
 
 def ran(line: str) -> bool:
