@@ -24,6 +24,7 @@ from core.settings import Settings
 from deploy.devstack import VENV_BIN
 from gateway.migrate import MIGRATIONS, migrate
 from gateway.parse import as_invoice
+from gateway.reconcile import LEDGER
 from gateway.status import EVENTS, INVOICE
 from gateway.validate import check
 from loadtest import sample
@@ -98,7 +99,7 @@ def test_rows_of_a_month_without_its_partition_land_in_the_default_one_and_are_c
 
 def test_hot_paths_read_only_the_months_they_need(settings: Settings) -> None:
     """Three months of invoices: a status lookup runs one month's partition, the sealer's update the months of its
-    keys, the risk rule's count the recent months, the change feed each month's index in order."""
+    keys, the change feed each month's index in order, a day's reconciliation the day's month of the invoices."""
 
     async def run(conn: asyncpg.Connection) -> dict[str, str]:
         for month in (dt.date(2026, 6, 1), dt.date(2026, 7, 1), dt.date(2026, 8, 1)):
@@ -112,6 +113,9 @@ def test_hot_paths_read_only_the_months_they_need(settings: Settings) -> None:
             " FROM generate_series(1, 120000) g"
         )
         await conn.execute("INSERT INTO invoice_keys SELECT key, accepted_at FROM invoices")
+        await conn.execute(
+            "INSERT INTO accepted_ledger SELECT (accepted_at AT TIME ZONE 'Asia/Shanghai')::date, key FROM invoices"
+        )
         await conn.execute("ANALYZE")
         keys = [str(k) for k in range(50000, 50500)]  # July's
         tx = conn.transaction()  # the sealer's update is explained with ANALYZE: undone after
@@ -120,6 +124,7 @@ def test_hot_paths_read_only_the_months_they_need(settings: Settings) -> None:
             "status": await explain(conn, INVOICE, "70000"),
             "seal": await explain(conn, FEED, 1, dt.datetime.now(dt.UTC), keys),
             "events": await explain(conn, EVENTS, "70000", "c", dt.datetime(2026, 7, 18, tzinfo=CST)),
+            "reconcile": await explain(conn, LEDGER, DAY.date(), DAY, DAY + dt.timedelta(days=1)),
         }
         await tx.rollback()
         return plans
@@ -130,6 +135,10 @@ def test_hot_paths_read_only_the_months_they_need(settings: Settings) -> None:
     assert {n.split(" on ")[1].split()[0] for n in executed["seal"]} <= {"invoices_p2026_07"}, plans["seal"]
     assert "Seq Scan on invoices_p2026_07" not in plans["seal"], plans["seal"]
     assert "invoice_events_p2026_06" not in plans["events"], plans["events"]
+    assert {n.split(" on ")[1].split()[0] for n in executed["reconcile"]} == {"invoices_p2026_07"}, plans["reconcile"]
+
+
+DAY = dt.datetime(2026, 7, 18, tzinfo=CST)  # a day of July's invoices, reconciled
 
 
 def test_the_risk_rules_count_only_the_months_of_their_window(settings: Settings) -> None:
