@@ -79,13 +79,14 @@ def check_signature(folder: Path, key_file: Path | None, report: Report) -> None
     """The manifest's Ed25519 signature, with the published key (--key) or else the archive's own."""
     try:
         from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
     except ImportError:
         report.note("signature NOT checked: the `cryptography` package is not installed (pip install cryptography)")
         return
     pem = (key_file or folder / PUBLIC_KEY).read_bytes()
     public = load_pem_public_key(pem)
-    kid = hashlib.sha256(public.public_bytes_raw()).hexdigest()[:16]  # type: ignore[union-attr]
+    # public_bytes(Raw, Raw), not public_bytes_raw(): Debian's cryptography (38) predates the latter.
+    kid = hashlib.sha256(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()[:16]
     try:
         signature = base64.b64decode((folder / SIGNATURE).read_text().strip())
         public.verify(signature, (folder / MANIFEST).read_bytes())  # type: ignore[call-arg, union-attr]

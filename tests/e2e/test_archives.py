@@ -13,7 +13,6 @@ import json
 import random
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +55,14 @@ def command(env: dict[str, str], *argv: str, cwd: Path = ROOT) -> subprocess.Com
 
 
 def kit(folder: Path, what: str = "archive") -> subprocess.CompletedProcess[str]:
-    """The kit as an auditor runs it: a copy of the script, Python alone, no variable, another folder."""
+    """The kit as an auditor runs it: a copy of the script, the system's Python (Debian's, with its older
+    cryptography: make system-deps), no variable, another folder."""
     shutil.copy(KIT, folder.parent / "audit_kit.py")
     env = {"PATH": "/usr/bin:/bin"}
-    return command(env, sys.executable, "-I", "audit_kit.py", what, folder.name, cwd=folder.parent)
+    return command(env, SYSTEM_PYTHON, "-I", "audit_kit.py", what, folder.name, cwd=folder.parent)
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 def regzip(path: Path, lines: list[str]) -> None:
