@@ -130,6 +130,9 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Seconds an eligible invoice waits before it is sealed into the feed, so that reversals arrive first
     # (pilots hold payouts a few days); 0 for instant draws.
     payout_hold_s: Seconds = 0.0
+    # Years the data is kept after each month ends (Hefei: 10 or more): a month's detached partitions may be
+    # dropped only after that, and only with a verified archive (gateway/detach.py).
+    retention_years: Positive = 10
     uploads: Uploads = Uploads()
     caps: Caps
     limits: Limits

@@ -17,6 +17,9 @@ REBUILD = 7004  # session lock: one dedup rebuild at a time, whichever host runs
 # records go out in order and its rate cap holds; a second relay waits as a standby.
 EXPORT = 7005
 CLOSE_DAY = 7006  # transaction lock: one process closes days at a time (workers/closing.py)
+PARTITIONS = 7161  # transaction lock: one process creates the months' partitions at a time (core/partitions.py)
+# Transaction lock: one archive detach or drop at a time, and none while another process archives (gateway/archive).
+ARCHIVE = 7162
 
 ALL = {
     "MIGRATIONS": MIGRATIONS,
@@ -25,4 +28,6 @@ ALL = {
     "REBUILD": REBUILD,
     "EXPORT": EXPORT,
     "CLOSE_DAY": CLOSE_DAY,
+    "PARTITIONS": PARTITIONS,
+    "ARCHIVE": ARCHIVE,
 }

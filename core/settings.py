@@ -183,6 +183,18 @@ class Reports(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_listed: Annotated[int, msgspec.Meta(ge=1)] = _f(100, "reconcile_listed")
 
 
+class Archive(msgspec.Struct, frozen=True, kw_only=True):
+    """Monthly partitions and archives (core/partitions.py, gateway/archive.py, docs/archives.md)."""
+
+    # The workers keep the current month's partitions and this many months' after it created.
+    partitions_ahead_months: Annotated[int, msgspec.Meta(ge=1, le=24)] = _f(2, "partitions_ahead_months")
+    # Where `gateway archive` writes (a folder per month) and `gateway archive detach` looks for a month's.
+    dir: str = _f("archives", "archive_dir")
+    # The Ed25519 key that signs archive and hand-over manifests (a PEM file, or base64 of its 32 bytes): its
+    # own, not the receipts' (who may sign an archive is not who may sign a receipt).
+    signing_key_file: str = _f("", "archive_signing_key_file")
+
+
 class Export(msgspec.Struct, frozen=True, kw_only=True):
     """The relay to the national monitoring platform (workers/relay.py): batches of records, each request signed
     with ``secret`` as the channels sign theirs, at most ``qps`` requests a second, retried with backoff and
@@ -227,6 +239,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     simulator: Simulator = Simulator()
     reports: Reports = Reports()
     export: Export = Export()
+    archive: Archive = Archive()
     national_simulator: NationalSimulator = NationalSimulator()
 
 

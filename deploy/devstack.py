@@ -167,6 +167,8 @@ class Stack:
             GATEWAY_EXPORT_URL=f"http://127.0.0.1:{self.national_port}",
             GATEWAY_EXPORT_SECRET="dev-stack-export-secret",
             GATEWAY_REPORTS_DIR=str(self.data / "reports"),
+            GATEWAY_ARCHIVE_DIR=str(self.data / "archives"),
+            GATEWAY_ARCHIVE_SIGNING_KEY_FILE=str(self.archive_key_file),
         )
         env.update(self.callers)
         env.update(self.extra_env)
@@ -181,13 +183,20 @@ class Stack:
         """The dev stack's receipt signing key, made at its first start and kept with its data."""
         return self.data / "receipt-signing-key.pem"
 
-    def ensure_receipt_key(self) -> None:
-        if not self.receipt_key_file.exists():
-            from gateway.receipts import new_key_pem
+    @property
+    def archive_key_file(self) -> Path:
+        """The dev stack's archive signing key (docs/archives.md), made at its first start and kept with its data."""
+        return self.data / "archive-signing-key.pem"
 
-            self.data.mkdir(parents=True, exist_ok=True)
-            self.receipt_key_file.write_bytes(new_key_pem())
-            self.receipt_key_file.chmod(0o600)
+    def ensure_keys(self) -> None:
+        """The receipt and archive signing keys, each made once."""
+        from gateway.receipts import new_key_pem
+
+        for path in (self.receipt_key_file, self.archive_key_file):
+            if not path.exists():
+                self.data.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(new_key_pem())
+                path.chmod(0o600)
 
     def _spawn(
         self, name: str, argv: list[str], env: dict[str, str] | None = None, **credentials: Any
@@ -410,7 +419,7 @@ class Stack:
     ) -> subprocess.Popen[bytes]:
         """A gunicorn serving the gateway (by default the stack's own, on its port)."""
         port = self.port if port is None else port
-        self.ensure_receipt_key()
+        self.ensure_keys()
         argv = [
             str(VENV_BIN / "gunicorn"),
             "-c",

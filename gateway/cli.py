@@ -1,4 +1,5 @@
-"""``gateway``: administration commands (migrations, clients, campaign checks, receipt keys, reconciliation).
+"""``gateway``: administration commands (migrations, clients, campaign checks, receipt keys, reconciliation,
+archives and the hand-over: gateway/archive_cli.py).
 The server itself runs under gunicorn (deploy/gunicorn.conf.py). Run from the project folder beside ``make run``,
 they need no variables: they read the dev stack's ``.data/stack.env`` (core/settings.py)."""
 
@@ -18,7 +19,7 @@ from core.cli import entry_point
 from core.rollup import Rollup
 from core.settings import Settings, from_env
 from core.stores import open_pool, open_redis
-from gateway import clients, receipts, reconcile
+from gateway import archive_cli, clients, receipts, reconcile
 from gateway.migrate import migrate
 
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     hook.add_argument("channel")
     hook.add_argument("url", nargs="?", help="http(s)://... (leave out with --clear)")
     hook.add_argument("--clear", action="store_true", help="remove the channel's webhook")
+    archive_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "set-webhook" and (args.clear == (args.url is not None) or not _web_url(args.url)):
         parser.error("set-webhook CHANNEL URL (an http:// or https:// URL), or set-webhook CHANNEL --clear")
@@ -56,16 +58,20 @@ def main(argv: list[str] | None = None) -> int:
         pem = receipts.new_key_pem()
         sys.stdout.write(receipts.raw_base64(pem) + "\n" if args.base64 else pem.decode())
         return 0
+    if args.command == "archive" and args.action == "verify":  # an auditor's check: no setting, no database
+        return archive_cli.verify(args.dir, args.key)
     settings = from_env()
     # The whole configuration, as the gateway itself would check it, before any store is opened: a deployment
     # whose campaign the gateway would refuse stops at its first step, with one line.
     campaign = campaigns.load(settings.campaign_file)
+    if args.command in ("archive", "handover"):
+        return archive_cli.run(args, settings, campaign)
     if args.command == "reconcile":
         found = asyncio.run(_reconcile(settings, campaign, args.date, max(1, args.limit)))
         print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if args.json else render(found))
         return 0 if found["ok"] else 1
     if args.command == "migrate":
-        applied = asyncio.run(migrate(settings.stores.database_url))
+        applied = asyncio.run(migrate(settings.stores.database_url, timezone=campaign.caps.timezone))
         print("applied: " + (", ".join(applied) if applied else "nothing new"))
     elif args.command == "set-webhook":
         if not asyncio.run(_set_webhook(settings, args.channel, None if args.clear else args.url)):

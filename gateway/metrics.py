@@ -72,3 +72,15 @@ EXPORT_OLDEST_PENDING_AGE = Gauge(
     ["destination"],
     multiprocess_mode="mostrecent",
 )
+PARTITION_MONTHS_AHEAD = Gauge(
+    "gateway_partition_months_ahead",
+    "Months after the current one that have their partition, per partitioned table (read at each scrape)",
+    ["table"],
+    multiprocess_mode="mostrecent",
+)
+PARTITION_DEFAULT_ROWS = Gauge(
+    "gateway_partition_default_rows",
+    "Rows in a partitioned table's default partition: of a month that had no partition (read at each scrape)",
+    ["table"],
+    multiprocess_mode="mostrecent",
+)

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core import keys, outbox
+from core import keys, outbox, partitions
 from core.metrics import exposition
 from dedup import bloom, sizing
 from dedup import metrics as dedup_metrics
@@ -54,6 +54,7 @@ async def metrics_endpoint(request: Request) -> Response:
         _refresh_feed(d.pool),
         _refresh_redis(d.redis, shards),
         _refresh_export(d.pool),
+        _refresh_partitions(d.pool),
     )
     body, content_type = exposition(d.settings.metrics_dir)
     return Response(body, media_type=content_type)
@@ -115,6 +116,18 @@ async def _refresh_export(pool: asyncpg.Pool) -> None:
         metrics.EXPORT_PENDING.labels(r["destination"]).set(r["pending"])
         metrics.EXPORT_PARKED.labels(r["destination"]).set(r["parked"])
         metrics.EXPORT_OLDEST_PENDING_AGE.labels(r["destination"]).set(float(r["oldest"] or 0.0))
+
+
+async def _refresh_partitions(pool: asyncpg.Pool) -> None:
+    """The months of partitions made ahead, and the rows that fell into a default partition (core/partitions.py)."""
+    try:
+        async with pool.acquire() as conn:
+            found = await asyncio.wait_for(partitions.health(conn), 1.0)
+    except Exception:  # the gauges keep their last values; the scrape itself must not fail
+        return
+    for h in found:
+        metrics.PARTITION_MONTHS_AHEAD.labels(h.table).set(h.months_ahead)
+        metrics.PARTITION_DEFAULT_ROWS.labels(h.table).set(h.default_rows)
 
 
 async def _refresh_redis(redis: Redis, shards: int) -> None:

@@ -133,15 +133,16 @@ def load_signer(secrets: Secrets) -> Signer:
             "GATEWAY_RECEIPT_SIGNING_KEY", "", "set it, or GATEWAY_RECEIPT_SIGNING_KEY_FILE (one of them)"
         )
     if secrets.receipt_signing_key:
-        return Signer(_from_text("GATEWAY_RECEIPT_SIGNING_KEY", secrets.receipt_signing_key.encode()))
+        return Signer(private_key("GATEWAY_RECEIPT_SIGNING_KEY", secrets.receipt_signing_key.encode()))
     try:
         data = Path(secrets.receipt_signing_key_file).read_bytes()
     except OSError as exc:
         raise ConfigError("GATEWAY_RECEIPT_SIGNING_KEY_FILE", "", f"cannot read it: {exc.strerror}") from exc
-    return Signer(_from_text("GATEWAY_RECEIPT_SIGNING_KEY_FILE", data))
+    return Signer(private_key("GATEWAY_RECEIPT_SIGNING_KEY_FILE", data))
 
 
-def _from_text(source: str, data: bytes) -> Ed25519PrivateKey:
+def private_key(source: str, data: bytes) -> Ed25519PrivateKey:
+    """An Ed25519 private key from PEM (PKCS #8) or base64 of its 32 bytes; ``ConfigError`` naming ``source``."""
     what = "neither a PEM Ed25519 private key nor base64 of its 32 bytes"
     if data.lstrip().startswith(b"-----BEGIN"):
         try:
@@ -169,7 +170,7 @@ def new_key_pem() -> bytes:
 
 def raw_base64(pem: bytes) -> str:
     """A PEM private key's 32 bytes in base64 (the form ``GATEWAY_RECEIPT_SIGNING_KEY`` takes)."""
-    key = _from_text("PEM", pem)
+    key = private_key("PEM", pem)
     raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
     return base64.b64encode(raw).decode()
 

@@ -48,7 +48,7 @@ async def reconcile(
     gathered = await gather(redis, shards, (int(start.timestamp() * 1000), int(end.timestamp() * 1000)))
     async with pool.acquire() as conn:
         now = await conn.fetchval("SELECT now()")
-        ledger = await conn.fetch(LEDGER, day, timeout=QUERY_TIMEOUT_S)
+        ledger = await conn.fetch(LEDGER, day, start, end, timeout=QUERY_TIMEOUT_S)
         committed = {r["key"] for r in ledger}
         waiting = {k: w for k, w in gathered.waiting.items() if k not in committed}
         totals = await _totals(conn, day, (start, end), len(ledger), waiting, gathered.queued_entries)
@@ -93,17 +93,21 @@ def _line(key: str, where: str, status: str | None, why: str) -> dict[str, Any]:
     return {"key": key, "where": where, "status": status, "why": why}
 
 
+# The tables are partitioned by month (deploy/migrations/030_partitions.sql): nothing of a key accepted on the day
+# is older than its acceptance ($2, the day's first instant), so each join reads the day's month on (the
+# invoice: the day's month only) rather than every month's index once per key.
 LEDGER = """
 SELECT l.key, i.key IS NOT NULL AS present, i.status, i.reason, i.batch_seq,
-       (SELECT e.status FROM invoice_events e WHERE e.key = l.key ORDER BY e.id DESC LIMIT 1) AS last_event,
+       (SELECT e.status FROM invoice_events e WHERE e.key = l.key AND e.at >= $2 ORDER BY e.id DESC LIMIT 1)
+           AS last_event,
        a.key IS NOT NULL AS has_add, a.batch_seq AS add_batch, a.ready_at AS add_ready,
        v.key IS NOT NULL AS has_void, v.batch_seq AS void_batch,
        EXISTS (SELECT 1 FROM outbox o WHERE o.subject = l.key AND o.destination = 'national'
-               AND o.kind = 'invoice' AND o.record ? 'invoice') AS reported
+               AND o.kind = 'invoice' AND o.record ? 'invoice' AND o.created_at >= $2) AS reported
 FROM accepted_ledger l
-LEFT JOIN invoices i USING (key)
-LEFT JOIN feed_entries a ON a.key = l.key AND a.kind = 'add'
-LEFT JOIN feed_entries v ON v.key = l.key AND v.kind = 'void'
+LEFT JOIN invoices i ON i.key = l.key AND i.accepted_at >= $2 AND i.accepted_at < $3
+LEFT JOIN feed_entries a ON a.key = l.key AND a.kind = 'add' AND a.ready_at >= $2
+LEFT JOIN feed_entries v ON v.key = l.key AND v.kind = 'void' AND v.ready_at >= $2
 WHERE l.day = $1
 ORDER BY l.key
 """

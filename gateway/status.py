@@ -17,6 +17,14 @@ from gateway import admit, codes
 from gateway.deps import deps
 from gateway.errors import Problem
 
+# The invoice's month from invoice_keys: the lookup then reads that month's partition only (pruned when it runs),
+# and its events only from that month on (no event of an invoice is older than its acceptance).
+INVOICE = """
+SELECT channel, status, reason, batch_seq, accepted_at FROM invoices
+WHERE key = $1 AND accepted_at = (SELECT accepted_at FROM invoice_keys WHERE key = $1)
+"""
+EVENTS = "SELECT status, reason, at FROM invoice_events WHERE key = $1 AND channel = $2 AND at >= $3 ORDER BY id"
+
 
 async def status(request: Request) -> Response:
     d = deps(request)
@@ -33,20 +41,18 @@ async def lookup(key: str, channel: str, pool: asyncpg.Pool, redis: Redis, shard
     if len(key) > 32 or not (key.isascii() and key.isdigit()):
         return None
     async with pool.acquire() as conn:
-        row = await conn.fetchrow("SELECT channel, status, reason, batch_seq FROM invoices WHERE key = $1", key)
+        row = await conn.fetchrow(INVOICE, key)
         if row is not None and row["channel"] == channel:
-            events = await conn.fetch(
-                "SELECT status, reason, at FROM invoice_events WHERE key = $1 AND channel = $2 ORDER BY id",
-                key,
-                channel,
-            )
+            events = await conn.fetch(EVENTS, key, channel, row["accepted_at"])
             found = {"key": key, "status": row["status"], "history": [_event(e) for e in events]}
             if row["reason"] is not None:
                 found["reason"] = row["reason"]
             if row["batch_seq"] is not None:
                 found["batch_seq"] = row["batch_seq"]
             return found
-        dup_at = await conn.fetchval("SELECT at FROM duplicate_uploads WHERE key = $1 AND channel = $2", key, channel)
+        dup_at = await conn.fetchval(
+            "SELECT at FROM duplicate_uploads WHERE key = $1 AND channel = $2 ORDER BY at LIMIT 1", key, channel
+        )
     if dup_at is not None:
         return _duplicate(key, iso_ms(dup_at))
     return await _in_redis(key, channel, redis, shards, committed=row is not None)

@@ -131,7 +131,9 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
             name_ref=lambda name: name_ref(person_secret, name),
         )
         campaign = campaigns.load(settings.campaign_file)
-        worker = Worker(settings.worker, verify, campaign, redis, pool, verifier)
+        worker = Worker(
+            settings.worker, verify, campaign, redis, pool, verifier, settings.archive.partitions_ahead_months
+        )
         if handle_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -14,6 +14,7 @@ import aiohttp
 import asyncpg
 from redis.asyncio import Redis
 
+from core import partitions
 from core import settings as config
 from core.campaign import Campaign
 from core.contract import Queued
@@ -31,6 +32,7 @@ from workers.verify import Cache, Verification, Verified, Verifier
 
 log = logging.getLogger(__name__)
 POOL_SIZE = 4  # PostgreSQL connections per worker process
+PARTITIONS_EVERY_S = 3600.0  # the coming months' partitions are looked after hourly (and at start)
 
 
 class Worker:
@@ -42,8 +44,10 @@ class Worker:
         redis: Redis,
         pool: asyncpg.Pool,
         verifier: Verifier,
+        partitions_ahead_months: int = 2,
     ) -> None:
         self.settings = settings
+        self.partitions_ahead_months = partitions_ahead_months
         self.verify = verify
         self.campaign = campaign
         self.shards = campaign.dedup.shards
@@ -67,8 +71,10 @@ class Worker:
         await stream.ensure_groups(self.redis, self.shards)
         # Keys a dead worker committed but never released from the in-flight hashes.
         await release_committed(self.redis, self.pool, self.shards, self.settings.inflight_grace_s)
+        await self._make_partitions()
         done = await self._drain_own_pending()
         sealer = None if burst else asyncio.create_task(self._seal_forever())
+        partitioner = None if burst else asyncio.create_task(self._partitions_forever())
         try:
             while not self.stopping.is_set():
                 try:
@@ -82,8 +88,9 @@ class Worker:
                 if not more:
                     break
         finally:
-            if sealer is not None:
-                sealer.cancel()
+            for task in (sealer, partitioner):
+                if task is not None:
+                    task.cancel()
         if burst:
             await seal.seal_all(self.pool, self.settings.seal_max_entries, self.rollup)
             if self.settings.inflight_grace_s <= 0:
@@ -219,6 +226,22 @@ class Worker:
                     metrics.LAST_SEALED.set(time.time())
             except STORE_ERRORS as exc:
                 log.warning("sealing failed, will retry: %s", exc)
+
+    async def _partitions_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PARTITIONS_EVERY_S)
+            await self._make_partitions()
+
+    async def _make_partitions(self) -> None:
+        """This month's partitions and the next ones' (core/partitions.py); a failure is retried next time."""
+        try:
+            async with self.pool.acquire() as conn:
+                made = await partitions.ensure(conn, self.partitions_ahead_months)
+        except STORE_ERRORS as exc:
+            log.warning("could not create the coming months' partitions, will retry: %s", exc)
+            return
+        if made:
+            log.info("created %d partitions for the coming months", made)
 
 
 async def open_sink_pool(stores: config.Stores) -> asyncpg.Pool:

@@ -27,10 +27,15 @@ ORDER BY ready_at, id LIMIT $1
 """
 
 
+# The months of the batch's invoices, from their keys (invoice_keys): with them the update reads only those
+# months' partitions of invoices (pruned when it runs), not every month's index once per key.
 FEED = """
-WITH fed AS (
+WITH months AS MATERIALIZED (
+    SELECT min(accepted_at) AS first, max(accepted_at) AS last FROM invoice_keys WHERE key = ANY($3::text[])
+), fed AS (
     UPDATE invoices SET status = 'eligible', batch_seq = $1, updated_at = $2
     WHERE key = ANY($3::text[]) AND status = 'verified'
+      AND accepted_at >= (SELECT first FROM months) AND accepted_at <= (SELECT last FROM months)
     RETURNING key, channel, amount_fen, category, person, seller_tax_id
 ), events AS (
     INSERT INTO invoice_events (key, channel, status, at, batch_seq) SELECT key, channel, 'eligible', $2, $1 FROM fed

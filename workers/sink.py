@@ -1,10 +1,11 @@
 """The PostgreSQL sink: one transaction per batch, COPY into staging, then an idempotent upsert.
 
-``INSERT .. ON CONFLICT DO NOTHING RETURNING key`` names the invoices that are new in this transaction, and
-only those get status events, feed entries (core/feed.py writes them), a line in the ledger of accepted keys,
-an outbox record for the national platform (core/outbox.py) and their figures in the daily rollups
-(core/rollup.py): a batch delivered twice (a worker died before XACK) writes nothing the second time. The
-requests' tallies that the batch's entries carry are rolled up in the same transaction, each part once.
+``INSERT INTO invoice_keys .. ON CONFLICT DO NOTHING RETURNING key`` names the invoices that are new in this
+transaction, and only those get their row in ``invoices`` (partitioned by month), status events, feed entries
+(core/feed.py writes them), a line in the ledger of accepted keys, an outbox record for the national platform
+(core/outbox.py) and their figures in the daily rollups (core/rollup.py): a batch delivered twice (a worker died
+before XACK) writes nothing the second time. The requests' tallies that the batch's entries carry are rolled up
+in the same transaction, each part once.
 """
 
 from __future__ import annotations
@@ -70,13 +71,17 @@ WITH d AS (
            CASE WHEN r.key IS NULL THEN d.feed_body END AS feed_body
     FROM d LEFT JOIN reversals r USING (key)
 ), new AS (
+    -- The final guard of "exactly once": invoices is partitioned by month, so its own key cannot be unique
+    -- across months; invoice_keys is not (deploy/migrations/030_partitions.sql).
+    INSERT INTO invoice_keys (key, accepted_at) SELECT key, accepted_at FROM s
+    ON CONFLICT (key) DO NOTHING
+    RETURNING key
+), stored AS (
     INSERT INTO invoices (key, channel, number, code, issue_date, amount_fen, seller_tax_id, seller_name,
                           category, person, user_ref, device_ref, status, reason, accepted_at, updated_at)
     SELECT key, channel, number, code, issue_date, amount_fen, seller_tax_id, seller_name, category,
            person, user_ref, device_ref, status, reason, accepted_at, coalesce(verified_at, now())
-    FROM s
-    ON CONFLICT (key) DO NOTHING
-    RETURNING key
+    FROM s JOIN new USING (key)
 ), events AS (
     INSERT INTO invoice_events (key, channel, status, reason, at)
     SELECT s.key, s.channel, e.status, e.reason, e.at

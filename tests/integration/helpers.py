@@ -41,14 +41,33 @@ async def scratch_database(settings: Settings, name: str) -> AsyncIterator[async
             await conn.close()
 
 
-def plan_nodes(plan_json: str) -> list[str]:
-    """The nodes of an EXPLAIN (FORMAT JSON) plan, each as "<node type> <index name>"."""
+def plan_nodes(plan_json: str, parents: dict[str, str] | None = None) -> list[str]:
+    """The nodes of an EXPLAIN (FORMAT JSON) plan, each as "<node type> <index name>"; an index of a partition
+    is named by its partitioned table's index when ``parents`` (``index_parents``) is given."""
+    parents = parents or {}
     nodes, todo = [], [json.loads(plan_json)[0]["Plan"]]
     while todo:
         node = todo.pop()
-        nodes.append(f"{node['Node Type']} {node.get('Index Name', '')}".strip())
+        index = node.get("Index Name", "")
+        table = node.get("Relation Name", "") if node["Node Type"] == "Seq Scan" else ""
+        nodes.append(f"{node['Node Type']} {parents.get(index, index) or table}".strip())
         todo += node.get("Plans", [])
     return nodes
+
+
+async def empty_tables(conn: asyncpg.Connection) -> set[str]:
+    """The tables without a row (as ANALYZE found them): a month's partition not reached yet, a default one."""
+    rows = await conn.fetch("SELECT relname FROM pg_class WHERE relkind = 'r' AND reltuples <= 0")
+    return {r["relname"] for r in rows}
+
+
+async def index_parents(conn: asyncpg.Connection) -> dict[str, str]:
+    """Each index of a partition, with the partitioned table's index it belongs to."""
+    rows = await conn.fetch(
+        "SELECT c.relname AS index, p.relname AS parent FROM pg_inherits i"
+        " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE c.relkind = 'i'"
+    )
+    return {r["index"]: r["parent"] for r in rows}
 
 
 def long_poll_during(

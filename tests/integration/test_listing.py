@@ -11,7 +11,7 @@ from core.settings import Settings
 from gateway.listing import READ
 from loadtest import sample
 from loadtest.client import SignedClient
-from tests.integration.helpers import plan_nodes, scratch_database
+from tests.integration.helpers import empty_tables, index_parents, plan_nodes, scratch_database
 
 
 def listing(client: SignedClient, query: str) -> Any:
@@ -50,7 +50,7 @@ def test_a_listing_without_a_user_or_with_a_bad_date_is_refused(channel: SignedC
 
 
 def test_the_list_finds_a_users_invoices_by_index_however_large_the_table(settings: Settings) -> None:
-    async def run() -> list[str]:
+    async def run() -> tuple[list[str], set[str]]:
         async with scratch_database(settings, "listing_scale") as conn:
             # 200,000 invoices of 20,000 consumers.
             await conn.execute(
@@ -63,8 +63,9 @@ def test_the_list_finds_a_users_invoices_by_index_however_large_the_table(settin
             far = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
             since = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
             plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + READ, "u7", "c", since, far, 0, "", 100)
-            return plan_nodes(plan)
+            return plan_nodes(plan, await index_parents(conn)), await empty_tables(conn)
 
-    nodes = asyncio.run(run())
+    nodes, empty = asyncio.run(run())
     assert any(n.endswith("invoices_user") for n in nodes), nodes
-    assert not any(n.startswith("Seq Scan") for n in nodes), nodes
+    # Months without a row (the coming months' partitions, the default one) cost nothing to scan.
+    assert not any(n.startswith("Seq Scan") and n.split()[-1] not in empty for n in nodes), nodes

@@ -37,8 +37,8 @@ def test_logs_hold_no_secret_no_name_no_id_number(stack: Any, channel: SignedCli
 
 def test_the_log_search_finds_what_it_looks_for(tmp_path: Path) -> None:
     log = tmp_path / "x.log"
-    log.write_text('{"detail": "buyer 李四, id 11010519491231002X, key dev-stack-receipt-secret"}\n')
-    assert len(leaks([log], ["dev-stack-receipt-secret"])) == 4
+    log.write_text('{"detail": "buyer 李四, id 11010519491231002X, key dev-stack-receipt-secret, 31.8206,117.2272"}\n')
+    assert len(leaks([log], ["dev-stack-receipt-secret"])) == 6
 
 
 def test_access_log_has_one_json_line_per_request_with_its_request_id(

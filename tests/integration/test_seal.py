@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 
 from core.settings import Settings
-from tests.integration.helpers import plan_nodes, scratch_database
+from tests.integration.helpers import index_parents, plan_nodes, scratch_database
 from workers.seal import PENDING, seal_once
 
 SEALED = 60_000
@@ -34,7 +34,7 @@ def test_the_sealer_reads_only_the_due_entries_however_many_are_sealed_before_th
                 "INSERT INTO feed_entries (key, kind, body) SELECT 'd' || g, 'add', '{}' FROM generate_series(1, 200) g"
             )
             await conn.execute("ANALYZE feed_entries")
-            nodes = plan_nodes(await conn.fetchval("EXPLAIN (FORMAT JSON) " + PENDING, 100))
+            nodes = plan_nodes(await conn.fetchval("EXPLAIN (FORMAT JSON) " + PENDING, 100), await index_parents(conn))
             dsn = settings.stores.database_url.rsplit("/", 1)[0] + "/seal_scale"
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
             try:
