@@ -187,3 +187,33 @@ def test_set_webhook_refuses_what_is_not_a_channel_or_a_web_url(stack: Any, sql:
     assert set_webhook(stack, "demo-draw", "http://127.0.0.1:9/x").returncode == 1
     assert set_webhook(stack, CHANNEL, "ftp://example/x").returncode == 2
     assert sql("SELECT count(*) FROM webhooks WHERE channel IN ('demo-draw', $1)", CHANNEL)[0][0] == 0
+
+
+def test_a_database_that_had_webhooks_before_partitions_keeps_its_trigger(settings: Settings, tmp_path: Any) -> None:
+    """Main had migration 080 (webhooks) before 030 (partitions) came: 030 converts invoice_events, and 081 must
+    make the webhook trigger again on the partitioned table, so that such a database still pushes its events."""
+    import shutil
+
+    from gateway.migrate import MIGRATIONS, migrate
+    from tests.integration.helpers import scratch_dsn
+
+    for path in MIGRATIONS.glob("*.sql"):
+        if path.name < "030" or path.name.startswith("080"):
+            shutil.copy(path, tmp_path / path.name)
+
+    async def run() -> list[str]:
+        async with scratch_dsn(settings, "webhook_upgrade") as dsn:
+            await migrate(dsn, tmp_path)
+            await migrate(dsn)
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute("INSERT INTO api_clients (client_id, secret, role) VALUES ('c', 's', 'channel')")
+                await conn.execute("INSERT INTO webhooks (channel, url) VALUES ('c', 'http://127.0.0.1:9/')")
+                await conn.execute(
+                    "INSERT INTO invoice_events (key, channel, status, at) VALUES ('k', 'c', 'eligible', now())"
+                )
+                return [r["destination"] for r in await conn.fetch("SELECT destination FROM outbox")]
+            finally:
+                await conn.close()
+
+    assert asyncio.run(run()) == ["webhook:c"]
