@@ -167,6 +167,7 @@ class Stack:
             GATEWAY_EXPORT_URL=f"http://127.0.0.1:{self.national_port}",
             GATEWAY_EXPORT_SECRET="dev-stack-export-secret",
             GATEWAY_REPORTS_DIR=str(self.data / "reports"),
+            GATEWAY_CONSOLE_SECRET="dev-stack-console-secret",
         )
         env.update(self.callers)
         env.update(self.extra_env)
@@ -531,6 +532,7 @@ def print_banner(stack: Stack) -> None:
         f"""
 Prize-invoice gateway dev stack is up (data in {stack.data}, logs in {stack.logs})
   gateway     http://127.0.0.1:{stack.port}   (/healthz /readyz /metrics, /v1/...)
+  console     http://127.0.0.1:{stack.port}/console   (an account: .venv/bin/gateway add-staff NAME --role admin)
   redis       127.0.0.1:{stack.redis_port}    postgres 127.0.0.1:{stack.pg_port} (db gateway, user gateway)
   simulator   {stack.env["GATEWAY_VERIFY_URL"]}/verify
   national    {stack.env["GATEWAY_EXPORT_URL"]}/sandbox/received   (the national platform's simulator)

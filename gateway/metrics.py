@@ -72,3 +72,14 @@ EXPORT_OLDEST_PENDING_AGE = Gauge(
     ["destination"],
     multiprocess_mode="mostrecent",
 )
+CONSOLE_LOGINS = Counter(
+    "gateway_console_logins_total",
+    "Console logins by outcome: ok, wrong_password, locked (refused, or locked by this failure), unknown_name,"
+    " disabled",
+    ["outcome"],
+)
+CONSOLE_ACTIONS = Counter(
+    "gateway_console_actions_total",
+    "Actions taken in the console (each also in the audit log): release, reject, case_open, export, ...",
+    ["action"],
+)
