@@ -83,11 +83,11 @@ async def open_case(visit: Visit) -> Response:
     values = {k: form.get(k) for k in ("kind", "key", "channel", "summary", "assignee", "due_days", "note")}
     try:
         fields = await _new_case(visit, form)
+        note = _text(form, "note", MAX_NOTE, required=False)
     except Invalid as exc:
         return await _new_form(visit, values, visit.words(str(exc)), 400)
     async with visit.deps.pool.acquire() as conn, conn.transaction():
         case = await conn.fetchval(OPEN, *fields)
-        note = _text(form, "note", MAX_NOTE, required=False)
         if note:
             await conn.execute(NOTE, case, visit.staff.name, "note", note)
         subject = f"case {case}"

@@ -57,6 +57,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "today.mix": ("上传结果构成", "Outcome of uploads"),
     "today.top_reasons": ("主要退回原因", "Top rejection reasons"),
     "today.by_channel": ("分渠道", "Per channel"),
+    "today.received_by_channel": ("各渠道收到", "Received per channel"),
     "today.same_as_report": (
         "数据与日报 GET /v1/reports/daily 同源（汇总表）。",
         "The same figures as the daily report, GET /v1/reports/daily (from the rollups).",

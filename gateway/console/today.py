@@ -50,7 +50,9 @@ async def today(visit: Visit) -> Response:
         mix=charts.stack([(m, words(f"figure.{m}"), figures[m]) for m in MIX], words("today.mix")),
         mix_keys=MIX,
         reasons=charts.rows(top_reasons(figures, words.reason), words("today.top_reasons")),
-        channels=charts.rows([(c["channel"], c["received"]) for c in figures["by_channel"]], words("today.by_channel")),
+        channels=charts.rows(
+            [(c["channel"], c["received"]) for c in figures["by_channel"]], words("today.received_by_channel")
+        ),
     )
 
 
