@@ -16,10 +16,10 @@ SHOWN = 100
 def query(actor: str | None, action: str | None, before: int | None) -> tuple[str, list[Any]]:
     """The page's query: each filter a condition of its own, so each can use its index (actor, id), (action, id)."""
     conditions, args = [], []
-    for column, value in (("actor", actor), ("action", action), ("id <", before)):
+    for condition, value in (("actor =", actor), ("action =", action), ("id <", before)):
         if value is not None:
             args.append(value)
-            conditions.append(f"{column} {'' if '<' in column else '='} ${len(args)}")
+            conditions.append(f"{condition} ${len(args)}")
     where = " AND ".join(conditions) or "true"
     sql = (
         "SELECT id, at, actor, role, via, source, action, subject, detail FROM audit_log"

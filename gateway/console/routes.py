@@ -71,4 +71,5 @@ def routes() -> list[BaseRoute]:
         Route("/audit", auditlog.audit_log, methods=["GET"]),
         Route("/{rest:path}", missing, methods=["GET", "POST"]),
     ]
-    return [Route("/console", home, methods=["GET"]), Mount("/console", routes=pages)]
+    # "/console" itself is redirected to "/console/" by Starlette's router (redirect_slashes).
+    return [Mount("/console", routes=pages)]

@@ -22,7 +22,6 @@ KEEP_CASES = {"support", "admin"}
 PUBLIC = {("GET", "/console/login"), ("POST", "/console/login"), ("GET", "/console/static/{name}")}
 # Who may use each route (method, template). The catch-all answers 404 to everyone with a session.
 TABLE: dict[tuple[str, str], set[str]] = {
-    ("GET", "/console"): EVERYONE,
     ("GET", "/console/"): EVERYONE,
     ("POST", "/console/logout"): EVERYONE,
     ("GET", "/console/today"): EVERYONE,
