@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from core.errors import STORE_ERRORS
+from core.settings import Console
 from gateway import audit
 from gateway.console import forms, i18n, session, staff
 from gateway.console.page import Visit, error, not_found, page, redirect, render, secured
@@ -23,13 +26,27 @@ def safe_next(raw: str | None) -> str:
     return HOME
 
 
-async def login_page(request: Request) -> Response:
+Public = Callable[[Request, i18n.Words, Console], Awaitable[Response]]
+
+
+def public(handler: Public) -> Callable[[Request], Awaitable[Response]]:
+    """A page without a session (the login form and its post): the words of the page's language and the
+    console's settings; 404 while the console is off."""
+
+    async def endpoint(request: Request) -> Response:
+        words = i18n.words_of(request)
+        rules = deps(request).settings.console
+        if not rules.secret:
+            return not_found(request, words)
+        return await handler(request, words, rules)
+
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+@public
+async def login_page(request: Request, words: i18n.Words, rules: Console) -> Response:
     """The login form, with a token bound to a cookie of its own (there is no session yet)."""
-    d = deps(request)
-    words = i18n.words_of(request)
-    rules = d.settings.console
-    if not rules.secret:
-        return not_found(request, words)
     value = request.cookies.get(session.LOGIN_COOKIE) or session.new_login_value()
     ended = "ended" in request.query_params
     response = _form(request, words, value, message=words("login.ended") if ended else "")
@@ -44,12 +61,10 @@ def _form(request: Request, words: i18n.Words, value: str, message: str = "", st
     return render(request, words, "login.html", status, token=token, next=next_page, message=message)
 
 
-async def login(request: Request) -> Response:
-    d = deps(request)
-    words = i18n.words_of(request)
-    rules = d.settings.console
-    if not rules.secret:
-        return not_found(request, words)
+@public
+async def login(request: Request, words: i18n.Words, rules: Console) -> Response:
+    """Check the name and password; a session and its cookie, or the form again with why not."""
+    pool = deps(request).pool
     value = request.cookies.get(session.LOGIN_COOKIE, "")
     try:
         form = await forms.read(request)
@@ -59,12 +74,12 @@ async def login(request: Request) -> Response:
         return error(request, words, 403, words("error.csrf"))
     try:
         result = await staff.log_in(
-            d.pool, form.get("name").strip().lower(), form.get("password"), rules, audit.source_of(request)
+            pool, form.get("name").strip().lower(), form.get("password"), rules, audit.source_of(request)
         )
         if result.staff is None:
             message = words(f"login.{'locked' if result.outcome == 'locked' else 'wrong'}")
             return _form(request, words, value, message, STATUS.get(result.outcome, 401))
-        sid = await session.start(d.pool, result.staff.name, audit.source_of(request), rules.idle_s)
+        sid = await session.start(pool, result.staff.name, audit.source_of(request), rules.idle_s)
     except STORE_ERRORS:
         return error(request, words, 503, words("error.store"))
     response = redirect(safe_next(form.get("next")))
