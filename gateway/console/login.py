@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from core.errors import STORE_ERRORS
 from core.settings import Console
-from gateway import audit
+from gateway import audit, metrics
 from gateway.console import forms, i18n, session, staff
 from gateway.console.page import Visit, error, not_found, page, redirect, render, secured
 from gateway.deps import deps
@@ -76,6 +76,8 @@ async def login(request: Request, words: i18n.Words, rules: Console) -> Response
         result = await staff.log_in(
             pool, form.get("name").strip().lower(), form.get("password"), rules, audit.source_of(request)
         )
+        # counted here, not in staff.py: the gateway CLI imports staff, and must not touch the metrics folder
+        metrics.CONSOLE_LOGINS.labels(result.outcome).inc()
         if result.staff is None:
             message = words(f"login.{'locked' if result.outcome == 'locked' else 'wrong'}")
             return _form(request, words, value, message, STATUS.get(result.outcome, 401))

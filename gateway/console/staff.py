@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from core.settings import Console
-from gateway import audit, metrics
+from gateway import audit
 from gateway.console.session import Staff
 
 ROLES = ("reviewer", "support", "analyst", "auditor", "admin")
@@ -109,17 +109,17 @@ async def log_in(pool: asyncpg.Pool, name: str, password: str, rules: Console, s
         outcome = Login("unknown_name" if row is None else "disabled")
         # An unknown name is not written down: it may be a password typed in the wrong field.
         who = audit.Actor("?" if row is None else name, "", "console", source)
-        return await _counted(pool, outcome, who, "login_failed", {"why": outcome.outcome})
+        return await _recorded(pool, outcome, who, "login_failed", {"why": outcome.outcome})
     who = audit.Actor(name, row["role"], "console", source)
     if row["locked"]:
-        return await _counted(pool, Login("locked"), who, "login_failed", {"why": "locked"})
+        return await _recorded(pool, Login("locked"), who, "login_failed", {"why": "locked"})
     if await _checks(row["password_hash"], password):
         await pool.execute("UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE name = $1", name)
-        return await _counted(pool, Login("ok", Staff(name, row["role"])), who, "login")
+        return await _recorded(pool, Login("ok", Staff(name, row["role"])), who, "login")
     locked = await pool.fetchval(FAILED, name, rules.lockout_failures, rules.lockout_s)
     if locked:
-        return await _counted(pool, Login("locked"), who, "lockout", {"for_s": rules.lockout_s})
-    return await _counted(pool, Login("wrong_password"), who, "login_failed", {"why": "wrong_password"})
+        return await _recorded(pool, Login("locked"), who, "lockout", {"for_s": rules.lockout_s})
+    return await _recorded(pool, Login("wrong_password"), who, "login_failed", {"why": "wrong_password"})
 
 
 async def _checks(hashed: str, password: str) -> bool:
@@ -129,10 +129,9 @@ async def _checks(hashed: str, password: str) -> bool:
         return False
 
 
-async def _counted(
+async def _recorded(
     pool: asyncpg.Pool, login: Login, who: audit.Actor, action: str, detail: dict[str, object] | None = None
 ) -> Login:
     async with pool.acquire() as conn:
         await audit.record(conn, who, action, who.name if who.name != "?" else "", detail)
-    metrics.CONSOLE_LOGINS.labels(login.outcome).inc()
     return login
