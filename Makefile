@@ -31,6 +31,8 @@ deps: system-deps $(STAMP)
 # Debian packages the stack needs; installed only when missing (the image has PostgreSQL 15's binaries).
 # `prometheus` brings both the server (tests/e2e/test_prometheus.py runs it) and promtool (make rules). The JDK,
 # Go and Node.js run the channel examples against docs/vectors and the API from /docs alone (tests/e2e).
+# Chromium is the browser the console's tests drive through Playwright (never `playwright install`), with a CJK
+# font so that its screenshots show the Chinese pages.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -41,6 +43,8 @@ system-deps:
 	{ command -v prometheus && command -v promtool; } >/dev/null || missing="$$missing prometheus"; \
 	test -x /usr/lib/postgresql/15/bin/initdb || missing="$$missing postgresql-15"; \
 	/usr/bin/python3 -c 'import cryptography' 2>/dev/null || missing="$$missing python3-cryptography"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \

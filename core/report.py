@@ -15,7 +15,7 @@ import csv
 import datetime as dt
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from core.rollup import ALL, DISTINCT, Conn
@@ -121,23 +121,37 @@ async def read(
     return [day(d, by_day[d], channel, d in closed) for d in days]
 
 
-def csv_text(days: Sequence[dict[str, Any]]) -> str:
-    """One row per day and scope: the day's figures (channel and industry ``*``), per channel, per industry."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+def header() -> list[str]:
+    """The names of a table's columns: the date, the scope, the figures."""
+    return ["date", "channel", "industry", *columns()]
+
+
+def table(days: Sequence[dict[str, Any]]) -> Iterator[list[Any]]:
+    """One row per day and scope, under ``header()``: the day's figures (channel and industry ``*``), per
+    channel, per industry. Values as the report holds them (numbers, null, reason maps): ``csv_text`` writes
+    them as text, the console's spreadsheet as cells."""
     names = columns()
-    writer.writerow(["date", "channel", "industry", *names])
     for d in days:
         every = d["channel"] or EVERY
         scopes = [(every, EVERY, d)]
         scopes += [(c["channel"], EVERY, c) for c in d["by_channel"]]
         scopes += [(every, i["industry"], i) for i in d["by_industry"]]
         for channel, industry, figures in scopes:
-            writer.writerow([d["date"], channel, industry, *(_cell(figures[n]) for n in names)])
+            yield [d["date"], channel, industry, *(figures[n] for n in names)]
+
+
+def csv_text(days: Sequence[dict[str, Any]]) -> str:
+    """The table of ``days`` as CSV (``GET /v1/reports/daily`` with ``Accept: text/csv``, the closed days' files)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header())
+    for row in table(days):
+        writer.writerow([cell_text(v) for v in row])
     return out.getvalue()
 
 
-def _cell(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A value as CSV writes it: nothing for null, ``reason:count`` pairs joined by ``;`` for a reason map."""
     if value is None:
         return ""
     if isinstance(value, dict):

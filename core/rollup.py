@@ -10,6 +10,9 @@ Who adds what, each on the day its event happened:
 - the sealer: eligible and its amount, and the distinct merchants and consumers among them (``distinct``);
 - reversals: reversed and its amount; reviews: ineligible (``rejected_in_review``).
 
+Beside the days, the upload side is counted per UTC hour and channel (``report_hourly``, without industry): the
+tallies' figures (``HOURLY``) and red-letter reversals, for the console's uploads per hour and its channels page.
+
 A transaction adds all its deltas in one statement, its rows in key order, so two transactions never wait on
 each other in a cycle. Distinct counts are not additive: they are kept per scope (a channel, an industry, both,
 or neither; ``ALL`` stands for every channel or industry), each value counted once per scope and day.
@@ -32,6 +35,10 @@ ALL = ""  # the scope of a distinct count over every channel, or every industry
 DISTINCT = ("merchants", "consumers")
 Conn = asyncpg.Connection | PoolConnectionProxy
 Cell = tuple[dt.date, str, str, str, str]  # day, channel, industry, metric, reason
+HourCell = tuple[dt.datetime, str, str, str]  # UTC hour, channel, metric, reason
+# What the hourly rollup holds: the tallies' figures (the 202's outcomes, counted at the upload's hour), and
+# red-letter reversals (at the reversal's).
+HOURLY = ("received", "accepted", "duplicate", "rejected", "rate_limited", "capped", "reversed")
 
 APPLY = """
 INSERT INTO report_daily (day, channel, industry, metric, reason, count, amount_fen)
@@ -45,6 +52,13 @@ INSERT INTO report_distinct (day, kind, channel, industry, value)
 SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::text[], $5::bigint[])
 ON CONFLICT DO NOTHING
 RETURNING day, kind, channel, industry
+"""
+
+APPLY_HOURLY = """
+INSERT INTO report_hourly (hour, channel, metric, reason, count, amount_fen)
+SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+ON CONFLICT (hour, channel, metric, reason) DO UPDATE
+SET count = report_hourly.count + excluded.count, amount_fen = report_hourly.amount_fen + excluded.amount_fen
 """
 
 NEW_TALLIES = """
@@ -74,6 +88,16 @@ class Rollup:
     def industry(self, category: str) -> str:
         return self.eligibility.industry(category)
 
+    @staticmethod
+    def hour_of_ms(ms: int) -> dt.datetime:
+        """The start of the UTC hour of Unix time ``ms``."""
+        return dt.datetime.fromtimestamp(ms // 3_600_000 * 3600, dt.UTC)
+
+    @staticmethod
+    def hour_of(at: dt.datetime) -> dt.datetime:
+        """The start of the UTC hour of ``at`` (an aware time)."""
+        return at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
     def window(self, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
         """The day's first instant and the next day's, as aware times."""
         start = dt.datetime.combine(day, dt.time(), self.zone)
@@ -93,6 +117,7 @@ class Deltas:
 
     def __init__(self) -> None:
         self.cells: dict[Cell, list[int]] = {}
+        self.hours: dict[HourCell, list[int]] = {}
 
     def add(
         self, day: dt.date, channel: str, industry: str, metric: str, reason: str = "", count: int = 1, amount: int = 0
@@ -101,16 +126,26 @@ class Deltas:
         cell[0] += count
         cell[1] += amount
 
+    def add_hour(
+        self, hour: dt.datetime, channel: str, metric: str, reason: str = "", count: int = 1, amount: int = 0
+    ) -> None:
+        """Count in the hourly rollup too (``hour``: the start of a UTC hour, ``Rollup.hour_of_ms``)."""
+        cell = self.hours.setdefault((hour, channel, metric, reason or ""), [0, 0])
+        cell[0] += count
+        cell[1] += amount
+
     def __bool__(self) -> bool:
-        return bool(self.cells)
+        return bool(self.cells) or bool(self.hours)
 
 
 async def apply(conn: Conn, deltas: Deltas) -> None:
-    """Add ``deltas`` in one statement, rows in key order (the caller's transaction)."""
-    cells = sorted((cell, n) for cell, n in deltas.cells.items() if n[0] or n[1])
-    if cells:
-        columns = list(zip(*(cell for cell, _ in cells), strict=True))
-        await conn.execute(APPLY, *columns, [n[0] for _, n in cells], [n[1] for _, n in cells])
+    """Add ``deltas``, the days in one statement and the hours in another, rows in key order (the caller's
+    transaction): every writer takes the rows of both tables in the same order."""
+    for statement, found in ((APPLY, deltas.cells), (APPLY_HOURLY, deltas.hours)):
+        cells = sorted((cell, n) for cell, n in found.items() if n[0] or n[1])
+        if cells:
+            columns = list(zip(*(cell for cell, _ in cells), strict=True))
+            await conn.execute(statement, *columns, [n[0] for _, n in cells], [n[1] for _, n in cells])
 
 
 async def new_tallies(conn: Conn, parts: Iterable[tuple[str, str, dt.date]]) -> set[tuple[str, str]]:

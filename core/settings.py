@@ -223,6 +223,19 @@ class NationalSimulator(msgspec.Struct, frozen=True, kw_only=True):
     qps: float = _f(0.0, "national_sim_qps")
 
 
+class Console(msgspec.Struct, frozen=True, kw_only=True):
+    """The operator console (gateway/console/): staff sessions and logins."""
+
+    # Signs the console's cookies (16+ characters); none: the console is off (its pages answer 404).
+    secret: str = _f("", "console_secret")
+    # A session unused this long ends; none lasts longer than ``session_max_s`` in all.
+    idle_s: Annotated[float, msgspec.Meta(gt=0)] = _f(1800.0, "console_idle_s")
+    session_max_s: Annotated[float, msgspec.Meta(gt=0)] = _f(43200.0, "console_session_max_s")
+    # This many wrong passwords in a row lock the account for ``lockout_s``.
+    lockout_failures: Annotated[int, msgspec.Meta(ge=1)] = _f(5, "console_lockout_failures")
+    lockout_s: Annotated[float, msgspec.Meta(gt=0)] = _f(900.0, "console_lockout_s")
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     campaign_file: str = "deploy/campaigns/hefei-2026.toml"
     log_level: str = "info"
@@ -241,6 +254,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     export: Export = Export()
     archive: Archive = Archive()
     national_simulator: NationalSimulator = NationalSimulator()
+    console: Console = Console()
 
 
 GROUPS: dict[str, type[msgspec.Struct]] = {

@@ -169,6 +169,7 @@ class Stack:
             GATEWAY_REPORTS_DIR=str(self.data / "reports"),
             GATEWAY_ARCHIVE_DIR=str(self.data / "archives"),
             GATEWAY_ARCHIVE_SIGNING_KEY_FILE=str(self.archive_key_file),
+            GATEWAY_CONSOLE_SECRET="dev-stack-console-secret",
         )
         env.update(self.callers)
         env.update(self.extra_env)
@@ -540,6 +541,7 @@ def print_banner(stack: Stack) -> None:
         f"""
 Prize-invoice gateway dev stack is up (data in {stack.data}, logs in {stack.logs})
   gateway     http://127.0.0.1:{stack.port}   (/healthz /readyz /metrics, /v1/...)
+  console     http://127.0.0.1:{stack.port}/console   (an account: .venv/bin/gateway add-staff NAME --role admin)
   redis       127.0.0.1:{stack.redis_port}    postgres 127.0.0.1:{stack.pg_port} (db gateway, user gateway)
   simulator   {stack.env["GATEWAY_VERIFY_URL"]}/verify
   national    {stack.env["GATEWAY_EXPORT_URL"]}/sandbox/received   (the national platform's simulator)

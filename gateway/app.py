@@ -18,6 +18,8 @@ from core.stores import open_pool, open_redis
 from dedup.claim import Claimer
 from gateway import apidocs, receipt_keys
 from gateway.clients import ClientTable
+from gateway.console import routes as console
+from gateway.console.environment import environment
 from gateway.deps import Deps
 from gateway.errors import HANDLERS
 from gateway.events import events
@@ -62,6 +64,8 @@ def check(settings: Settings) -> Signer:
         raise ConfigError(
             "GATEWAY_RECEIPT_SECRET", "", "16 characters or more, or none (it only verifies old receipts)"
         )
+    if 0 < len(settings.console.secret) < 16:
+        raise ConfigError("GATEWAY_CONSOLE_SECRET", "", "16 characters or more, or none (the console is off)")
     signer = load_signer(secrets)
     campaigns.load(settings.campaign_file)
     return signer
@@ -93,6 +97,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/docs", apidocs.docs_page, methods=["GET"]),
         Route("/docs/static/redoc.standalone.js", apidocs.redoc_script, methods=["GET"]),
         Route("/docs/static/logo-mini.svg", apidocs.redoc_logo, methods=["GET"]),
+        *console.routes(),
     ]
 
     @contextlib.asynccontextmanager
@@ -140,4 +145,5 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings  # the gunicorn worker reads its drain delay here (gateway/server.py)
+    app.state.console_templates = environment(campaign.caps.timezone)
     return app

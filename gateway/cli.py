@@ -1,5 +1,5 @@
-"""``gateway``: administration commands (migrations, clients, campaign checks, receipt keys, reconciliation,
-archives and the hand-over: gateway/archive_cli.py).
+"""``gateway``: administration commands (migrations, clients, console staff, campaign checks, receipt keys,
+reconciliation, archives and the hand-over: gateway/archive_cli.py).
 The server itself runs under gunicorn (deploy/gunicorn.conf.py). Run from the project folder beside ``make run``,
 they need no variables: they read the dev stack's ``.data/stack.env`` (core/settings.py)."""
 
@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import getpass
+import socket
 import sys
 from typing import Any
 
@@ -19,7 +21,8 @@ from core.cli import entry_point
 from core.rollup import Rollup
 from core.settings import Settings, from_env
 from core.stores import open_pool, open_redis
-from gateway import archive_cli, clients, receipts, reconcile
+from gateway import archive_cli, audit, clients, receipts, reconcile
+from gateway.console import staff
 from gateway.migrate import migrate
 
 
@@ -49,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     hook.add_argument("url", nargs="?", help="http(s)://... (leave out with --clear)")
     hook.add_argument("--clear", action="store_true", help="remove the channel's webhook")
     archive_cli.add_parsers(sub)
+    staff_ = sub.add_parser(
+        "add-staff", help="create a console account, or give it a new password and role (password on standard input)"
+    )
+    staff_.add_argument("name")
+    staff_.add_argument("--role", required=True, choices=staff.ROLES)
+    disable = sub.add_parser("disable-staff", help="disable a console account and end its sessions")
+    disable.add_argument("name")
     args = parser.parse_args(argv)
     if args.command == "set-webhook" and (args.clear == (args.url is not None) or not _web_url(args.url)):
         parser.error("set-webhook CHANNEL URL (an http:// or https:// URL), or set-webhook CHANNEL --clear")
@@ -70,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         found = asyncio.run(_reconcile(settings, campaign, args.date, max(1, args.limit)))
         print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if args.json else render(found))
         return 0 if found["ok"] else 1
+    if args.command in ("add-staff", "disable-staff"):
+        return asyncio.run(_staff(settings, args))
     if args.command == "migrate":
         applied = asyncio.run(migrate(settings.stores.database_url, timezone=campaign.caps.timezone))
         print("applied: " + (", ".join(applied) if applied else "nothing new"))
@@ -141,6 +153,39 @@ async def _add_client(settings: Settings, client_id: str, secret: str, role: str
         await clients.add(pool, client_id, secret, role)
     finally:
         await pool.close()
+
+
+async def _staff(settings: Settings, args: argparse.Namespace) -> int:
+    """``add-staff`` (the password read from standard input: never an argument, which ``ps`` would show) or
+    ``disable-staff``; the audit log names the OS user and the host."""
+    password = read_password() if args.command == "add-staff" else ""
+    actor = audit.Actor(getpass.getuser(), "operator", "cli", socket.gethostname())
+    pool = await open_pool(settings.stores, 1, timed=False)
+    try:
+        if args.command == "disable-staff":
+            if not await staff.disable(pool, args.name, actor):
+                print(f"error: no member of staff named {args.name}", file=sys.stderr)
+                return 1
+            print(f"staff {args.name} disabled; their sessions ended")
+            return 0
+        await staff.save(pool, args.name, args.role, password, actor)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await pool.close()
+    print(f"staff {args.name} ({args.role}) saved: log in at /console")
+    return 0
+
+
+def read_password() -> str:
+    """A password from standard input: asked twice at a terminal, else its first line."""
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise SystemExit("error: the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 def render(found: dict[str, Any]) -> str:

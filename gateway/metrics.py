@@ -84,3 +84,14 @@ PARTITION_DEFAULT_ROWS = Gauge(
     ["table"],
     multiprocess_mode="mostrecent",
 )
+CONSOLE_LOGINS = Counter(
+    "gateway_console_logins_total",
+    "Console logins by outcome: ok, wrong_password, locked (refused, or locked by this failure), unknown_name,"
+    " disabled",
+    ["outcome"],
+)
+CONSOLE_ACTIONS = Counter(
+    "gateway_console_actions_total",
+    "Actions taken in the console (each also in the audit log): release, reject, case_open, export, ...",
+    ["action"],
+)

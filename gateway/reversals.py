@@ -139,6 +139,7 @@ async def _account(conn: Conn, reversed_now: list[asyncpg.Record], rollup: Rollu
         deltas.add(
             rollup.day(r["at"]), r["channel"], rollup.industry(r["category"]), "reversed", reason, 1, r["amount_fen"]
         )
+        deltas.add_hour(rollup.hour_of(r["at"]), r["channel"], "reversed", reason, 1, r["amount_fen"])
         records.append(outbox.invoice(r["key"], r["channel"], [outbox.event("reversed", r["at"], reason)]))
     await rollups.apply(conn, deltas)
     await outbox.add(conn, records)

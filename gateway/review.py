@@ -5,7 +5,8 @@ releases one into the feed or rejects it, recording who decided and why.
 feed after the campaign's payout hold, as if no rule had been hit; a rejected one is ``ineligible`` with reason
 ``rejected_in_review``. Only a held invoice can be decided: anything else is ``409`` ``not_held``, an unknown
 key ``404``, a bad decision or an empty note ``400``. The admin client and the note are kept in ``reviews`` and
-the invoice's history.
+the invoice's history, and the decision in the audit log (gateway/audit.py). The console's held queue decides
+through the same transaction (``settle``), so the two can never decide differently.
 
 The list gives, per held invoice, ``key``, ``channel``, ``reason``, ``seller_tax_id``, ``amount_fen`` and
 ``accepted_at``: no person data.
@@ -24,10 +25,11 @@ from starlette.responses import Response
 
 from core import feed, locks, outbox
 from core import rollup as rollups
+from core.campaign import Campaign
 from core.errors import STORE_ERRORS
 from core.rollup import Conn, Rollup
 from core.times import iso_ms
-from gateway import auth, codes
+from gateway import audit, auth, codes
 from gateway.deps import deps
 from gateway.errors import Problem
 from ratelimit.caps import Caps
@@ -90,25 +92,43 @@ async def decide(request: Request) -> Response:
         decision = DECODE.decode(body)
     except msgspec.DecodeError as exc:
         raise Problem(codes.MALFORMED_BODY, f'{{"decision": "release" | "reject", "note": "..."}}: {exc}') from exc
-    if not 1 <= len(decision.note.strip()) <= 500:
-        raise Problem(codes.INVALID_NOTE, "note: why, 1 to 500 characters")
     key = request.path_params["key"]
-    async with d.pool.acquire() as conn, conn.transaction():
+    actor = audit.Actor(client.client_id, client.role, "api", audit.source_of(request))
+    status = await settle(d.pool, d.campaign, d.caps, key, decision, actor)
+    return Response(orjson.dumps({"key": key, "status": status}), media_type="application/json")
+
+
+def clean_note(note: str) -> str:
+    """A review's note, trimmed: why, 1 to 500 characters (``invalid_note`` otherwise)."""
+    if not 1 <= len(note.strip()) <= 500:
+        raise Problem(codes.INVALID_NOTE, "note: why, 1 to 500 characters")
+    return note.strip()
+
+
+async def settle(
+    pool: asyncpg.Pool, campaign: Campaign, caps: Caps, key: str, decision: Decision, actor: audit.Actor
+) -> str:
+    """Release or reject one held invoice, in one transaction with its review, its history, its feed entry (or
+    its figures) and its audit row; returns its new status. ``unknown_invoice``, ``not_held`` and
+    ``invalid_note`` are ``Problem``s."""
+    note = clean_note(decision.note)
+    async with pool.acquire() as conn, conn.transaction():
         # The sealer's lock, as reversals take it: a reversal never runs beside a release it cannot see.
         await conn.execute("SELECT pg_advisory_xact_lock($1)", locks.SEAL)
-        row = await conn.fetchrow(DECIDE, key, decision.decision, client.client_id, decision.note.strip())
+        row = await conn.fetchrow(DECIDE, key, decision.decision, actor.name, note)
         if row is None:
             now = await conn.fetchval("SELECT status FROM invoices WHERE key = $1", key)
             if now is None:
                 raise Problem(codes.UNKNOWN_INVOICE, "no invoice with this key")
             raise Problem(codes.NOT_HELD, f"the invoice is {now}, not held")
         if decision.decision == "release":
-            await feed.append(conn, "add", [feed.of_row("add", row)], d.campaign.payout_hold_s)
+            await feed.append(conn, "add", [feed.of_row("add", row)], campaign.payout_hold_s)
         else:
-            await _account_rejection(conn, row, Rollup.of(d.campaign))
-    if decision.decision == "reject" and d.campaign.caps.ineligible_returns_slot:
-        await _give_back_slot(d.caps, row)
-    return Response(orjson.dumps({"key": key, "status": row["status"]}), media_type="application/json")
+            await _account_rejection(conn, row, Rollup.of(campaign))
+        await audit.record(conn, actor, decision.decision, key, {"note": note})
+    if decision.decision == "reject" and campaign.caps.ineligible_returns_slot:
+        await _give_back_slot(caps, row)
+    return str(row["status"])
 
 
 async def reversals_by_seller(request: Request) -> Response:

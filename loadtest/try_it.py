@@ -1,12 +1,13 @@
 """Try the running dev stack as a channel and as the draw service would.
 
-    .venv/bin/python -m loadtest.try_it [--url http://127.0.0.1:8080]
+    .venv/bin/python -m loadtest.try_it [--url http://127.0.0.1:8080] [--leave-held]
 
 Uploads a mixed batch (valid digital and legacy invoices, the sandbox endings, broken invoices), prints the
 answer per invoice, uploads one again from the second channel, reads the feed until the valid invoices are
 in it, recomputes the hash chain, shows one invoice's status history, the batch's changes in the channel's change
 feed, and checks a receipt offline. Then an upload from Beijing is held by the risk rules, and the admin
-releases it into the feed.
+releases it into the feed; with ``--leave-held`` it stays held, for a reviewer to release in the operator
+console (docs/console.md).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from loadtest.client import SignedClient
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8080")
+    parser.add_argument("--leave-held", action="store_true", help="leave the held invoice for the console")
     args = parser.parse_args()
     rng = random.Random()
     channel = SignedClient(args.url, "demo-channel", "demo-channel-secret")
@@ -62,7 +64,7 @@ def main() -> int:
         first["receipt"], key, "demo-channel", channel_client.keys_of(channel.keys().json())
     )
     print(f"its receipt, checked offline with GET /v1/keys: {'valid' if verdict.valid else verdict.why}")
-    return 0 if not wanted - seen and verdict.valid and review(args.url, channel, rng) else 1
+    return 0 if not wanted - seen and verdict.valid and review(args.url, channel, rng, args.leave_held) else 1
 
 
 def changes(channel: SignedClient, mine: set[str]) -> None:
@@ -76,13 +78,17 @@ def changes(channel: SignedClient, mine: set[str]) -> None:
         print("  ", json.dumps(e, ensure_ascii=False))
 
 
-def review(url: str, channel: SignedClient, rng: random.Random) -> bool:
-    """An upload from Beijing is held by a risk rule; the admin looks at it and releases it into the feed."""
+def review(url: str, channel: SignedClient, rng: random.Random, leave_held: bool = False) -> bool:
+    """An upload from Beijing is held by a risk rule; the admin looks at it and releases it into the feed (or
+    leaves it for a reviewer in the console)."""
     admin = SignedClient(url, "demo-admin", "demo-admin-secret")
     far = {"id": f"u{rng.randrange(10**9)}", "device_id": "d-travel", "location": {"lat": 39.9, "lon": 116.4}}
     key = channel.upload([sample.invoice(rng, user=far)]).json()["results"][0]["key"]
     status = wait_for_status(channel, key, "held")
     print(f"uploaded from Beijing -> {status.get('status')} ({status.get('reason')})")
+    if leave_held:
+        print(f"left held for the console: {url}/console/held (then {url}/console/invoices?key={key})")
+        return status.get("status") == "held"
     held = admin.request("GET", "/v1/admin/held").json()["held"]
     print(f"GET /v1/admin/held -> {len(held)} held, this one among them: {key in {h['key'] for h in held}}")
     body = json.dumps({"decision": "release", "note": "customer was travelling; receipt checked"}).encode()

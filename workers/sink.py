@@ -184,7 +184,8 @@ async def write(
 
 
 async def _tallied(conn: Conn, tallies: Sequence[TallyPart], deltas: rollups.Deltas, rollup: Rollup) -> None:
-    """Add the requests' tallies to ``deltas``, each part only the first time it is seen (on its upload's day)."""
+    """Add the requests' tallies to ``deltas``, each part only the first time it is seen (on its upload's day,
+    and in its upload's hour)."""
     if not tallies:
         return
     days = {(t.request, t.part): rollup.day_of_ms(t.at_ms) for t in tallies}
@@ -192,8 +193,10 @@ async def _tallied(conn: Conn, tallies: Sequence[TallyPart], deltas: rollups.Del
     for t in tallies:
         if (t.request, t.part) in fresh:
             fresh.discard((t.request, t.part))  # a part twice in one batch counts once too
+            hour = rollup.hour_of_ms(t.at_ms)
             for metric, reason, industry, count, amount in t.rows:
                 deltas.add(days[t.request, t.part], t.channel, industry, metric, reason, count, amount)
+                deltas.add_hour(hour, t.channel, metric, reason, count, amount)
 
 
 def _row(j: Judged, rollup: Rollup) -> tuple[object, ...]:

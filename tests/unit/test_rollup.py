@@ -46,3 +46,17 @@ def test_distinct_values_are_signed_64_bit_and_stable() -> None:
     assert rollup._person64(person) == -1 and rollup._person64("0" * 64) == 0
     assert rollup._hash64("91340104MA1W0556X9") == rollup._hash64("91340104MA1W0556X9")
     assert -(2**63) <= rollup._hash64("x") < 2**63 and rollup._person64("p-not-hex") == rollup._hash64("p-not-hex")
+
+
+def test_hours_are_utc_hours_and_sum_per_cell_beside_the_days() -> None:
+    at = dt.datetime(2026, 3, 31, 16, 59, 59, 999000, tzinfo=dt.UTC)
+    hour = dt.datetime(2026, 3, 31, 16, tzinfo=dt.UTC)
+    assert Rollup.hour_of_ms(int(at.timestamp() * 1000)) == hour
+    assert Rollup.hour_of(at.astimezone(Rollup.of(CAMPAIGN).zone)) == hour
+    d = Deltas()
+    assert not d
+    d.add_hour(hour, "ch", "received", "", 2, 300)
+    d.add_hour(hour, "ch", "received", "", 1, 50)
+    d.add_hour(hour, "ch", "rejected", "invalid_amount")
+    assert d and not d.cells
+    assert d.hours == {(hour, "ch", "received", ""): [3, 350], (hour, "ch", "rejected", "invalid_amount"): [1, 0]}
