@@ -135,7 +135,15 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(Shed, admission=admission), Middleware(Metrics, routes=routes)],
+        middleware=[
+            Middleware(
+                Shed,
+                admission=admission,
+                max_body_bytes=settings.api.max_body_bytes,
+                body_timeout_s=settings.http.body_timeout_s,
+            ),
+            Middleware(Metrics, routes=routes),
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

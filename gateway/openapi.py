@@ -111,6 +111,7 @@ def _query(name: str, description: str, schema: dict[str, Any], required: bool =
 
 
 SIGNED_ERRORS = (401, 403, 405, 429, 500, 503)
+CONNECTION_ERRORS = (408, 431)
 CSV = {
     "type": "string",
     "description": "one row per day and scope (the day's, then per channel, then per industry; `*`: every one);"
@@ -124,7 +125,9 @@ CURSOR_OR_EMPTY = {"type": "string", "pattern": "^([0-9]+-[0-9]+)?$"}
 def _operation(
     summary: str, description: str, tag: str, responses: dict[str, Any], signed: bool = True, **more: Any
 ) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "description": description, "tags": [tag], "responses": responses}
+    # Any request may be refused by the connection's guards (gateway/connections.py) before a route sees it.
+    guarded = {**responses, **_problems(*CONNECTION_ERRORS)}
+    op: dict[str, Any] = {"summary": summary, "description": description, "tags": [tag], "responses": guarded}
     if signed:
         op["security"] = SIGNED
         op["parameters"] = [{"$ref": f"#/components/parameters/{name}"} for name in AUTH_HEADERS] + more.pop(

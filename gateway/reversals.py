@@ -25,6 +25,7 @@ from core.rollup import UTC_ANY, Conn, Rollup
 from gateway import admit, codes, metrics
 from gateway.deps import deps
 from gateway.errors import Problem
+from gateway.parse import UNDECODABLE
 from gateway.rules import DIGITAL_NUMBER, LEGACY_CODE, LEGACY_NUMBER
 from gateway.validate import invoice_key
 
@@ -77,7 +78,7 @@ async def reverse(request: Request) -> Response:
     client, body = await admit.channel_request(request, d.clients, d.redis, d.settings.api, d.ratelimiter)
     try:
         raw = DECODE_ALL.decode(body).reversals
-    except msgspec.DecodeError as exc:
+    except UNDECODABLE as exc:
         raise Problem(codes.MALFORMED_BODY, f'the body must be {{"reversals": [...]}}: {exc}') from exc
     max_count = d.settings.api.max_invoices
     if not 1 <= len(raw) <= max_count:
@@ -100,7 +101,7 @@ async def reverse(request: Request) -> Response:
 def _check(part: msgspec.Raw) -> tuple[str, Reversal | None]:
     try:
         rev = DECODE_ONE.decode(part)
-    except msgspec.DecodeError as exc:
+    except UNDECODABLE as exc:
         return str(exc), None
     if rev.code is None and not DIGITAL_NUMBER.fullmatch(rev.number):
         return "number: 20 digits, or 8 digits with a code", None

@@ -30,6 +30,7 @@ from core.times import iso_ms
 from gateway import auth, codes
 from gateway.deps import deps
 from gateway.errors import Problem
+from gateway.parse import UNDECODABLE
 from ratelimit.caps import Caps
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ async def decide(request: Request) -> Response:
     client, body = await auth.authenticate(request, "admin", d.clients, d.redis, d.settings.api)
     try:
         decision = DECODE.decode(body)
-    except msgspec.DecodeError as exc:
+    except UNDECODABLE as exc:
         raise Problem(codes.MALFORMED_BODY, f'{{"decision": "release" | "reject", "note": "..."}}: {exc}') from exc
     if not 1 <= len(decision.note.strip()) <= 500:
         raise Problem(codes.INVALID_NOTE, "note: why, 1 to 500 characters")
