@@ -232,7 +232,11 @@ def paths() -> dict[str, Any]:
             "post": _operation(
                 "Report red-letter reversals",
                 "The invoices became `reversed`; one already fed is followed by a `void` entry in the feed. A"
-                " reversal may come before its invoice: it is `recorded` and applies when the invoice commits.",
+                " channel reverses at once only the invoices it submitted: another channel's reversal is"
+                " `pending_confirmation` until the tax service confirms its red-letter invoice (then it takes"
+                " effect) or says it holds none (`refused`). A reversal may come before its invoice: it is"
+                " `recorded` and applies when the invoice commits, under the same rule. Sending one again answers"
+                " where it stands (docs/security.md).",
                 "channel",
                 {**_ok("ReversalsAnswer", "a result per reversal", "202"), **_problems(400, *SIGNED_ERRORS)},
                 requestBody=_body("Reversals"),

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
-from core import feed, locks
+from core import feed, locks, reversal
 from core import rollup as rollups
 from core.contract import Duplicate, Queued, TallyPart
 from core.rollup import UTC_ANY, Conn, Rollup
@@ -61,14 +61,17 @@ WITH d AS (
     -- the batch (the feed's unique index would refuse the second "add" forever).
     SELECT DISTINCT ON (key) * FROM staging ORDER BY key, accepted_at
 ), s AS (
-    -- A reversal that arrived before its invoice: the invoice is reversed, and not fed.
+    -- A reversal that arrived before its invoice, and may take effect on it (core/reversal.py: sent by the
+    -- invoice's channel, or confirmed by the tax service): the invoice is reversed, and not fed.
     SELECT d.key, d.channel, d.number, d.code, d.issue_date, d.amount_fen, d.seller_tax_id, d.seller_name,
            d.category, d.person, d.user_ref, d.device_ref, d.accepted_at, d.verified_at, d.accepted_day,
            d.verified_day, d.industry,
-           CASE WHEN r.key IS NULL THEN d.status ELSE 'reversed' END AS status,
-           CASE WHEN r.key IS NULL THEN d.reason ELSE 'reversed_by_red_invoice' END AS reason,
-           CASE WHEN r.key IS NULL THEN d.feed_body END AS feed_body
-    FROM d LEFT JOIN reversals r USING (key)
+           CASE WHEN r.hit IS NULL THEN d.status ELSE 'reversed' END AS status,
+           CASE WHEN r.hit IS NULL THEN d.reason ELSE 'reversed_by_red_invoice' END AS reason,
+           CASE WHEN r.hit IS NULL THEN d.feed_body END AS feed_body
+    FROM d LEFT JOIN LATERAL (
+        SELECT true AS hit FROM reversals r WHERE r.key = d.key AND EFFECTIVE LIMIT 1
+    ) r ON true
 ), new AS (
     INSERT INTO invoices (key, channel, number, code, issue_date, amount_fen, seller_tax_id, seller_name,
                           category, person, user_ref, device_ref, status, reason, accepted_at, updated_at)
@@ -128,6 +131,8 @@ WITH d AS (
 )
 SELECT (SELECT count(*) FROM new) AS new, c.* FROM (VALUES (1)) AS one LEFT JOIN counted c ON true
 """
+
+UPSERT = UPSERT.replace("EFFECTIVE", reversal.EFFECTIVE.format(owner="d.channel"))
 
 DUPLICATES = """
 INSERT INTO duplicate_uploads (key, channel, at) SELECT key, channel, at FROM staging_dups
