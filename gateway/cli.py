@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import secrets
 import sys
 from typing import Any
 
@@ -41,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     new_key.add_argument(
         "--base64", action="store_true", help="its 32 bytes in base64, for GATEWAY_RECEIPT_SIGNING_KEY"
     )
+    rotate = sub.add_parser(
+        "rotate-secret", help="give a client a new secret (printed), its old one valid until the window ends"
+    )
+    rotate.add_argument("client_id")
+    rotate.add_argument(
+        "--old-valid-for", type=float, default=86400.0, metavar="SECONDS", help="the window (default: a day)"
+    )
     retire = sub.add_parser("retire-receipt-key", help="end a receipt key's validity (once no gateway signs with it)")
     retire.add_argument("kid")
     args = parser.parse_args(argv)
@@ -61,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         applied = asyncio.run(migrate(settings.stores.database_url))
         print("applied: " + (", ".join(applied) if applied else "nothing new"))
+    elif args.command == "rotate-secret":
+        return asyncio.run(_rotate(settings, args.client_id, args.old_valid_for))
     elif args.command == "retire-receipt-key":
         if not asyncio.run(_retire(settings, args.kid)):
             print(f"error: no valid receipt key {args.kid}", file=sys.stderr)
@@ -104,6 +114,25 @@ async def _retire(settings: Settings, kid: str) -> bool:
         return await receipts.retire(pool, kid)
     finally:
         await pool.close()
+
+
+async def _rotate(settings: Settings, client_id: str, old_valid_s: float) -> int:
+    """The new secret on stdout (hand it to the client), the window on stderr."""
+    pool = await open_pool(settings.stores, 1, timed=False)
+    try:
+        new = secrets.token_urlsafe(32)
+        expires = await clients.rotate(pool, client_id, new, max(0.0, old_valid_s))
+    except KeyError:
+        print(f"error: no client {client_id}", file=sys.stderr)
+        return 1
+    except clients.RotationUnderWay as exc:
+        print(f"error: {exc}; `gateway add-client` replaces a secret outright", file=sys.stderr)
+        return 1
+    finally:
+        await pool.close()
+    print(new)
+    print(f"{client_id}: new secret in force now; the old one is valid until {expires.isoformat()}", file=sys.stderr)
+    return 0
 
 
 async def _add_client(settings: Settings, client_id: str, secret: str, role: str) -> None:
