@@ -6,8 +6,8 @@ runs, several at once; then the proof that nothing accepted was lost or doubled.
 The faults, as the issue lists them: SIGKILL of the gateway's processes (one gunicorn worker; the whole gateway)
 and of a stream worker; Redis frozen (SIGSTOP, SIGCONT) and killed (SIGKILL, then started again from its AOF);
 PostgreSQL frozen and killed (SIGKILL of every backend, then crash recovery at its start); the tax service down
-(frozen) and then slow (a p99 of seconds); the national platform down. The stack supervises its processes
-(``Stack.supervise``, as ``make run`` does): whatever exits is started again and said so.
+(frozen) and then slow (a p99 of seconds); the national platform down; PostgreSQL unreachable. The stack
+supervises its processes (``Stack.supervise``, as ``make run`` does): whatever exits is started again and said so.
 
 At the end, once the uploads stop and the pipeline has drained: every invoice answered ``accepted`` is in
 PostgreSQL once, in a final status, with one ``accepted`` event; each eligible key is fed in exactly one ``add``;
@@ -30,6 +30,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -61,6 +62,58 @@ SLOW_TAX = {"GATEWAY_SIMULATOR_MEDIAN_MS": "400", "GATEWAY_SIMULATOR_P99_MS": "3
 CHANNELS = ("demo-channel", "demo-channel-2")
 
 
+class Cuttable:
+    """A TCP relay in front of PostgreSQL that the drill can cut: while cut it passes no byte either way and opens
+    no new connection onward (a firewall dropping packets: the clients' sockets stay open and hear nothing), then
+    it resumes and what was held goes through."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.open = threading.Event()
+        self.open.set()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        self.open.wait()
+        try:
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+        except OSError:
+            client.close()
+            return
+        for a, b in ((client, server), (server, client)):
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                self.open.wait()
+                dst.sendall(data)
+        for sock in (src, dst):  # the other direction's pump then stops too
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self.listener.close()
+
+    def cut(self, hold_s: float, stop: threading.Event) -> None:
+        self.open.clear()
+        stop.wait(hold_s)
+        self.open.set()
+
+
 @dataclass
 class Sent:
     started: float
@@ -72,6 +125,8 @@ class Sent:
 class Drill:
     stack: Stack
     hold_s: float
+    relay: Cuttable
+    unreachable_s: float
     stop: threading.Event = field(default_factory=threading.Event)
     sent: list[Sent] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
@@ -117,6 +172,7 @@ class Drill:
             "tax service down": lambda: self.freeze("simulator"),
             "tax service slow (p99 3 s)": self.slow_tax_service,
             "national platform down": lambda: self.freeze("national-simulator"),
+            "PostgreSQL unreachable": lambda: self.relay.cut(self.unreachable_s, self.stop),
         }
 
 
@@ -127,6 +183,7 @@ ROUNDS = (
     ("Redis SIGKILL, restart from AOF", "tax service slow (p99 3 s)"),
     ("PostgreSQL SIGKILL, crash recovery", "stream worker SIGKILL"),
     ("gateway SIGKILL (all its processes)", "Redis frozen"),
+    ("PostgreSQL unreachable", "gunicorn worker SIGKILL"),
 )
 
 
@@ -280,9 +337,13 @@ def run(duration_s: float, data: Path, seed: int) -> int:
     """The drill; 0 when everything holds, 1 when not."""
     shutil.rmtree(data, ignore_errors=True)
     port = free_port
-    stack = Stack(data, redis_port=port(), pg_port=port(), sim_port=port(), port=port(), extra_env=FAST)
+    pg_port = port()
+    relay = Cuttable(pg_port)  # every process of the stack reaches PostgreSQL through it
+    url = {"GATEWAY_DATABASE_URL": f"postgresql://gateway@127.0.0.1:{relay.port}/gateway"}
+    stack = Stack(data, redis_port=port(), pg_port=pg_port, sim_port=port(), port=port(), extra_env=FAST | url)
     rng = random.Random(seed)
-    drill = Drill(stack, hold_s=min(8.0, max(3.0, duration_s / 20)))
+    hold_s = min(8.0, max(3.0, duration_s / 20))
+    drill = Drill(stack, hold_s, relay, unreachable_s=min(30.0, duration_s / 4))
     try:
         stack.start_all(gateway_processes=2, worker_processes=2)
         print(f"chaos: {duration_s:.0f} s of uploads and faults, seed {seed}, logs in {stack.logs}", flush=True)
@@ -302,6 +363,7 @@ def run(duration_s: float, data: Path, seed: int) -> int:
     finally:
         drill.stop.set()
         stack.stop()
+        relay.close()
 
 
 def _finish(stack: Stack, drill: Drill) -> int:
