@@ -34,7 +34,7 @@ chaos: deps
 # The long fuzzing run (make test runs a short one): schemathesis, 500 examples per operation and mode against a
 # fresh stack, long polls whole; then the property tests with 5,000 cases each.
 fuzz: deps
-	FUZZ_EXAMPLES=500 FUZZ_LONG_POLL_S=30 $(VENV)/bin/pytest -q tests/e2e/test_fuzz.py
+	FUZZ_EXAMPLES=500 FUZZ_LONG=1 $(VENV)/bin/pytest -q tests/e2e/test_fuzz.py
 	HYPOTHESIS_PROFILE=long $(VENV)/bin/pytest -q tests/unit/test_properties.py
 
 deps: system-deps $(STAMP)

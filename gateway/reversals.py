@@ -98,14 +98,17 @@ async def reverse(request: Request) -> Response:
         raise Problem(codes.REVERSAL_COUNT, f"send 1 to {max_count} reversals")
     results: list[dict[str, Any]] = [{} for _ in raw]
     valid: dict[str, tuple[int, Reversal]] = {}
+    asked: list[tuple[int, str]] = []  # every valid reversal, a key named twice included (its first one applies)
     for i, part in enumerate(raw):
         problem, rev = _check(part)
         if rev is None:
             results[i] = {"index": i, "status": "rejected", "reason": "invalid_reversal", "detail": problem}
         else:
-            valid.setdefault(invoice_key(rev.number, rev.code), (i, rev))
+            key = invoice_key(rev.number, rev.code)
+            valid.setdefault(key, (i, rev))
+            asked.append((i, key))
     outcome = await apply(d.pool, client.client_id, valid, Rollup.of(d.campaign)) if valid else {}
-    for key, (i, _) in valid.items():
+    for i, key in asked:
         results[i] = {"index": i, "key": key, "status": outcome[key]}
     metrics.REVERSALS.labels(client.client_id).inc(sum(1 for r in results if r.get("status") == "reversed"))
     return Response(orjson.dumps({"results": results}), status_code=202, media_type="application/json")
@@ -122,8 +125,8 @@ def _check(part: msgspec.Raw) -> tuple[str, Reversal | None]:
         return "a legacy invoice: 10- or 12-digit code and 8-digit number", None
     if not (DIGITAL_NUMBER.fullmatch(rev.red_number) or LEGACY_NUMBER.fullmatch(rev.red_number)):
         return "red_number: the red-letter invoice's number (20 or 8 digits)", None
-    if len(rev.reason) > 200:
-        return "reason: at most 200 characters", None
+    if len(rev.reason) > 200 or "\x00" in rev.reason:  # PostgreSQL's text holds no NUL
+        return "reason: at most 200 characters, none of them NUL", None
     return "", rev
 
 

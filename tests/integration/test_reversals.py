@@ -194,3 +194,19 @@ def test_a_reversal_sent_before_the_upload_by_another_channel_does_not_take_effe
         return bool(channel.status(key).json()["status"] == "reversed")
 
     wait_for(reversed_, 20)
+
+
+def test_a_reversal_named_twice_is_answered_at_both_indexes_and_a_nul_reason_is_refused(channel: SignedClient) -> None:
+    # Found by tests/e2e/test_fuzz.py: the second of two reversals of one key was answered `{}`; a NUL reached
+    # PostgreSQL (503).
+    twice = red("2634" + "5" * 16)
+    answers = reverse(channel, twice, twice, {**twice, "reason": "a\x00b"}).json()["results"]
+    assert [(a["index"], a.get("key")) for a in answers[:2]] == [(0, twice["number"]), (1, twice["number"])]
+    assert answers[0]["status"] == answers[1]["status"]
+    assert answers[2]["status"] == "rejected" and answers[2]["reason"] == "invalid_reversal"
+
+
+def test_a_nul_in_the_held_listings_cursor_is_400(base_url: str) -> None:
+    with SignedClient(base_url, "demo-admin", "demo-admin-secret") as admin:
+        answer = admin.request("GET", "/v1/admin/held?after=a%00b")
+    assert answer.status_code == 400 and answer.json()["code"] == "bad_parameter"
