@@ -206,7 +206,11 @@ def test_a_reversal_named_twice_is_answered_at_both_indexes_and_a_nul_reason_is_
     assert answers[2]["status"] == "rejected" and answers[2]["reason"] == "invalid_reversal"
 
 
-def test_a_nul_in_the_held_listings_cursor_is_400(base_url: str) -> None:
+def test_a_nul_in_the_held_listings_cursor_or_a_decisions_note_is_400(base_url: str) -> None:
+    # Found by tests/e2e/test_fuzz.py: both were 503 (PostgreSQL's text holds no NUL).
+    decision = orjson.dumps({"decision": "reject", "note": "a\x00b"})
     with SignedClient(base_url, "demo-admin", "demo-admin-secret") as admin:
-        answer = admin.request("GET", "/v1/admin/held?after=a%00b")
-    assert answer.status_code == 400 and answer.json()["code"] == "bad_parameter"
+        listing = admin.request("GET", "/v1/admin/held?after=a%00b")
+        decided = admin.request("POST", "/v1/admin/held/720", decision, {"Content-Type": "application/json"})
+    assert listing.status_code == 400 and listing.json()["code"] == "bad_parameter"
+    assert decided.status_code == 400 and decided.json()["code"] == "malformed_body"
