@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-burst bench-redis bench-server bench-dedup bench-overload bench-workers clean
+.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-burst bench-redis bench-server bench-dedup bench-overload bench-workers fuzz chaos clean
 
 run: deps
 	$(PY) deploy/devstack.py
@@ -25,6 +25,17 @@ rules: system-deps
 
 pytest: deps
 	$(VENV)/bin/pytest
+
+# The chaos drill, ten minutes (make test runs one minute of it): faults several at once under uploads, then the
+# proof that nothing accepted was lost or doubled and the day reconciles (deploy/chaos.py says what it proves).
+chaos: deps
+	$(PY) -m deploy.chaos --duration $(or $(CHAOS_S),600)
+
+# The long fuzzing run (make test runs a short one): schemathesis, 500 examples per operation and mode against a
+# fresh stack, long polls whole; then the property tests with 5,000 cases each.
+fuzz: deps
+	FUZZ_EXAMPLES=500 FUZZ_LONG=1 $(VENV)/bin/pytest -q tests/e2e/test_fuzz.py
+	HYPOTHESIS_PROFILE=long $(VENV)/bin/pytest -q tests/unit/test_properties.py
 
 deps: system-deps $(STAMP)
 

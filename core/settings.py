@@ -89,6 +89,16 @@ class Api(msgspec.Struct, frozen=True, kw_only=True):
     drain_delay_s: float = 5.0
 
 
+class Http(msgspec.Struct, frozen=True, kw_only=True):
+    """What a gateway process lets a connection hold (gateway/connections.py, gateway/middleware.py): the
+    headers' deadline and size, the body's deadline, the connections per process."""
+
+    header_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    body_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 16 * 1024
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1000
+
+
 class Shed(msgspec.Struct, frozen=True, kw_only=True):
     """Load shedding (ratelimit/shed.py, ratelimit/pipeline.py).
 
@@ -245,6 +255,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stores: Stores = Stores()
     secrets: Secrets = Secrets()
     api: Api = Api()
+    http: Http = Http()
     shed: Shed = Shed()
     feed: Feed = Feed()
     worker: Worker = Worker()

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 VENV_BIN = Path(sys.executable).parent
 CAMPAIGN = ROOT / "deploy" / "campaigns" / "hefei-2026.toml"
+RESTART_WINDOW_S, RESTART_MAX_DELAY_S = 60.0, 30.0  # supervise(): the restart delay doubles per exit in a window
 DEV_CLIENTS = (
     ("demo-channel", "demo-channel-secret", "channel"),
     ("demo-channel-2", "demo-channel-2-secret", "channel"),
@@ -147,6 +148,10 @@ class Stack:
         self.callers = {k: v for k, v in os.environ.items() if k.startswith("GATEWAY_")} if callers_env else {}
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.logs = self.data / "logs"
+        # What each process was started with, to start it again (supervise), and when it was.
+        self.specs: dict[str, tuple[list[str], dict[str, str] | None, dict[str, Any]]] = {}
+        self.restarts: dict[str, list[float]] = {}
+        self.due: dict[str, float] = {}  # when an exited process starts again
 
     @property
     def env(self) -> dict[str, str]:
@@ -214,7 +219,27 @@ class Stack:
                 **credentials,
             )
         self.procs.append((name, proc))
+        self.specs[name] = (argv, env, credentials)
         return proc
+
+    def supervise(self) -> list[str]:
+        """Start again each process that exited, saying so, as Kubernetes would: after a delay that doubles with
+        each exit in the last minute (0.5 s to 30 s), so that a worker that cannot reach PostgreSQL while it
+        restarts waits for it rather than spinning. Call it often; it never blocks."""
+        said: list[str] = []
+        now = time.monotonic()
+        for name, proc in [(n, p) for n, p in self.procs if p.poll() is not None]:
+            recent = [t for t in self.restarts.get(name, []) if now - t < RESTART_WINDOW_S]
+            due = self.due.setdefault(name, now + min(RESTART_MAX_DELAY_S, 0.5 * 2 ** len(recent)))
+            if now < due:
+                continue
+            del self.due[name]
+            self.restarts[name] = [*recent, now]
+            self.procs.remove((name, proc))
+            argv, env, credentials = self.specs[name]
+            self._spawn(name, argv, env, **credentials)
+            said.append(f"{name} exited with {proc.returncode}; restarted (see {self.logs / (name + '.log')})")
+        return said
 
     def _alive(self, name: str, proc: subprocess.Popen[bytes], check: Callable[[], bool]) -> Callable[[], bool]:
         def ready() -> bool:
@@ -517,10 +542,8 @@ def main() -> int:
         stack_env.write_text(stack_env_text(stack.env))
         print_banner(stack)
         while not stopping:
-            for name, proc in stack.procs:
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; see {stack.logs / (name + '.log')}", flush=True)
-                    stopping = True
+            for line in stack.supervise():
+                print(line, flush=True)
             time.sleep(0.2)
     except StackError as exc:
         print(exc, file=sys.stderr, flush=True)

@@ -8,11 +8,13 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from core import campaign as campaigns
+from core import person_key
 from core.settings import ConfigError, Settings
 from core.stores import open_pool, open_redis
 from dedup.claim import Claimer
@@ -24,7 +26,7 @@ from gateway.deps import Deps
 from gateway.errors import HANDLERS
 from gateway.events import events
 from gateway.feed import feed
-from gateway.feedwatch import FeedWatch
+from gateway.feedwatch import CLIENTS, FeedWatch
 from gateway.listing import invoices_of_user
 from gateway.middleware import Metrics, Shed
 from gateway.ops import healthz, metrics_endpoint, readyz
@@ -71,6 +73,13 @@ def check(settings: Settings) -> Signer:
     return signer
 
 
+def _reload(clients: ClientTable, pool: asyncpg.Pool, tasks: set[asyncio.Task[None]]) -> None:
+    """The client table changed (a client added, a secret rotated or replaced): reload this process's copy now."""
+    task = asyncio.create_task(clients.reload(pool))
+    tasks.add(task)  # held until done: the loop keeps only a weak reference
+    task.add_done_callback(tasks.discard)
+
+
 def create_app(settings: Settings) -> Starlette:
     signer = check(settings)
     campaign = campaigns.load(settings.campaign_file)
@@ -107,8 +116,10 @@ def create_app(settings: Settings) -> Starlette:
         clients = ClientTable()
         await clients.load(pool)
         await register(pool, signer)
+        await person_key.check(pool, campaign.id, settings.secrets.person_secret)
         feed_watch = FeedWatch()
-        await feed_watch.start(settings.stores.database_url)
+        reloading: set[asyncio.Task[None]] = set()
+        await feed_watch.start(settings.stores.database_url, {CLIENTS: lambda: _reload(clients, pool, reloading)})
         refresh = asyncio.create_task(clients.refresh_forever(pool, settings.api.clients_refresh_s))
         admission.known |= {c.client_id for c in clients.all() if c.role == "channel"}
         monitor = PipelineMonitor(redis, campaign.dedup.shards, PipelineConfig.of(settings.shed), admission)
@@ -140,7 +151,15 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(Shed, admission=admission), Middleware(Metrics, routes=routes)],
+        middleware=[
+            Middleware(
+                Shed,
+                admission=admission,
+                max_body_bytes=settings.api.max_body_bytes,
+                body_timeout_s=settings.http.body_timeout_s,
+            ),
+            Middleware(Metrics, routes=routes),
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -64,7 +64,9 @@ def check_signed(request: Request, client: Client, body: bytes) -> None:
         request.method, path_and_query(request), headers["x-timestamp"], headers["x-nonce"], body
     )
     presented = headers["x-signature"]
-    if not SIGNATURE.fullmatch(presented) or not signature_matches(client.secret, canonical, presented):
+    valid = SIGNATURE.fullmatch(presented) is not None
+    # During a rotation (gateway/clients.py) either of the client's two secrets signs.
+    if not (valid and any(signature_matches(s, canonical, presented) for s in client.secrets_at(time.time()))):
         raise Problem(codes.BAD_SIGNATURE, "signature does not match")
 
 

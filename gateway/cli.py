@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import datetime as dt
 import getpass
+import secrets
 import socket
 import sys
 from typing import Any
@@ -44,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     new_key = sub.add_parser("new-receipt-key", help="print a new Ed25519 receipt signing key (PEM, for a key file)")
     new_key.add_argument(
         "--base64", action="store_true", help="its 32 bytes in base64, for GATEWAY_RECEIPT_SIGNING_KEY"
+    )
+    rotate = sub.add_parser(
+        "rotate-secret", help="give a client a new secret (printed), its old one valid until the window ends"
+    )
+    rotate.add_argument("client_id")
+    rotate.add_argument(
+        "--old-valid-for", type=float, default=86400.0, metavar="SECONDS", help="the window (default: a day)"
     )
     retire = sub.add_parser("retire-receipt-key", help="end a receipt key's validity (once no gateway signs with it)")
     retire.add_argument("kid")
@@ -90,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.channel} is not a channel client", file=sys.stderr)
             return 1
         print(f"webhook of {args.channel}: " + ("removed" if args.clear else args.url))
+    elif args.command == "rotate-secret":
+        return asyncio.run(_rotate(settings, args.client_id, args.old_valid_for))
     elif args.command == "retire-receipt-key":
         if not asyncio.run(_retire(settings, args.kid)):
             print(f"error: no valid receipt key {args.kid}", file=sys.stderr)
@@ -145,6 +155,25 @@ async def _set_webhook(settings: Settings, channel: str, url: str | None) -> boo
         return await clients.set_webhook(pool, channel, url)
     finally:
         await pool.close()
+
+
+async def _rotate(settings: Settings, client_id: str, old_valid_s: float) -> int:
+    """The new secret on stdout (hand it to the client), the window on stderr."""
+    pool = await open_pool(settings.stores, 1, timed=False)
+    try:
+        new = secrets.token_urlsafe(32)
+        expires = await clients.rotate(pool, client_id, new, max(0.0, old_valid_s))
+    except KeyError:
+        print(f"error: no client {client_id}", file=sys.stderr)
+        return 1
+    except clients.RotationUnderWay as exc:
+        print(f"error: {exc}; `gateway add-client` replaces a secret outright", file=sys.stderr)
+        return 1
+    finally:
+        await pool.close()
+    print(new)
+    print(f"{client_id}: new secret in force now; the old one is valid until {expires.isoformat()}", file=sys.stderr)
+    return 0
 
 
 async def _add_client(settings: Settings, client_id: str, secret: str, role: str) -> None:

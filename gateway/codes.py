@@ -20,9 +20,11 @@ TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     413: "Payload too large",
     415: "Unsupported media type",
+    431: "Request header fields too large",
     429: "Too many requests",
     500: "Internal error",
     503: "Service unavailable",
@@ -66,6 +68,14 @@ NOT_FOUND = _code("not_found", 404, "no endpoint at this path")
 METHOD_NOT_ALLOWED = _code("method_not_allowed", 405, "the endpoint does not take this method (see Allow)")
 BAD_CONTENT_LENGTH = _code("bad_content_length", 400, "Content-Length is not a number")
 BODY_TOO_LARGE = _code("body_too_large", 413, "the body is over the size limit (1 MiB by default)")
+REQUEST_TIMEOUT = _code(
+    "request_timeout",
+    408,
+    "the headers (10 s) or the body (20 s) did not arrive in time; the connection is closed (docs/security.md)",
+)
+HEADERS_TOO_LARGE = _code(
+    "headers_too_large", 431, "the request line and headers are over 16 KiB; the connection is closed"
+)
 UNSUPPORTED_MEDIA_TYPE = _code(
     "unsupported_media_type", 415, "an upload's Content-Type is neither JSON nor msgpack (none is JSON)"
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+import asyncpg
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -76,6 +77,11 @@ async def handle_http(request: Request, exc: Exception) -> Response:
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """A store that fails mid-request is a 503 the caller may retry; anything else is our bug, a 500."""
+    if isinstance(exc, asyncpg.CharacterNotInRepertoireError):
+        # A NUL (U+0000) in a text PostgreSQL was given: no retry helps. The routes refuse the ones the fuzzing
+        # found (tests/e2e/test_fuzz.py); this catches any other.
+        code = codes.MALFORMED_BODY if request.method == "POST" else codes.BAD_PARAMETER
+        return problem_response(request, code, "a text holds a NUL character (U+0000), which no field takes")
     if isinstance(exc, STORE_ERRORS):
         return unavailable(request, StoreUnavailable("a store did not answer in time"))
     log.exception("unexpected error on %s", request.url.path)

@@ -48,6 +48,16 @@ PENDING = Gauge(
     ["shard"],
     multiprocess_mode="mostrecent",
 )
+READING_BODY = Gauge(
+    "gateway_requests_reading_body",
+    "Requests whose body is still arriving (they hold no admission slot meanwhile: gateway/middleware.py)",
+    multiprocess_mode="livesum",
+)
+CONNECTIONS_CLOSED = Counter(
+    "gateway_connections_closed_total",
+    "Connections the gateway closed on its own: header_timeout, body_timeout, evicted (over the cap)",
+    ["reason"],
+)
 RATELIMIT_FAIL_OPEN = Counter(
     "gateway_ratelimit_fail_open_total", "Requests let through without rate limits because Redis did not answer"
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -87,17 +88,21 @@ class Metrics:
 
 
 class Shed:
-    """Refuses a /v1 request with a fast 503 before its body is read when ``admission`` says so; counts the
-    requests in flight per channel otherwise, and reports each one's latency once admitted to the adaptive
-    concurrency limit (not a feed long poll's; a wait for a slot is bounded on its own). A channel's change feed
-    (``/v1/events``) is refused like any request but holds no slot. A request of a channel
-    under its share may wait briefly for a slot (``Admission.wait``). Operations endpoints are never shed.
-    Outermost, answering with two small messages and no log line: under overload the refusals must cost next to
-    nothing."""
+    """Refuses a /v1 request with a fast 503 before its body is read when ``admission`` says so; otherwise reads
+    its body first (within ``body_timeout_s``, else 408; no further than ``max_body_bytes``, past which the
+    route answers 413), and only then counts it in flight for its channel: a request whose body is still coming
+    holds no slot, so sockets that send headers and then trickle a body cannot take an honest channel's slots
+    (the connections themselves are bounded by gateway/connections.py). Each request's latency, once admitted,
+    adapts the concurrency limit (not a feed long poll's). A channel's change feed (``/v1/events``) is refused
+    like any request but holds no slot. A request of a channel under its share may wait briefly for a slot
+    (``Admission.wait``). Operations endpoints are never shed. Outermost, answering with two small messages and
+    no log line: under overload the refusals must cost next to nothing."""
 
-    def __init__(self, app: ASGIApp, admission: Admission) -> None:
+    def __init__(self, app: ASGIApp, admission: Admission, max_body_bytes: int, body_timeout_s: float) -> None:
         self.app = app
         self.admission = admission
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self.counters: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -111,22 +116,41 @@ class Shed:
             # process sheds, but holds no slot while it waits (a slot per channel would cut what uploads get).
             await self.app(scope, receive, send)
             return
-        if reason is None:
-            self.admission.enter(channel)
-        elif reason == "in_flight" and self.admission.may_wait(channel) and await self.admission.wait(channel):
-            reason = None
-        if reason is not None:
-            self._counter(reason, channel).inc()
-            start, body = _shed_messages(reason)
-            await send(start)
-            await send(body)
+        if reason is not None and not (reason == "in_flight" and self.admission.may_wait(channel)):
+            await self._refuse(reason, channel, send)
+            return
+        try:
+            with metrics.READING_BODY.track_inprogress():
+                body = await read_body(scope, receive, self.max_body_bytes, self.body_timeout_s)
+        except TimeoutError:
+            await _send_timeout(send, self.body_timeout_s)
+            return
+        except Gone:
+            return  # nobody to answer
+        if not await self._admit(channel):
+            await self._refuse("in_flight", channel, send)
             return
         started = time.perf_counter()
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive if body is None else replay(body, receive), send)
         finally:
             long_poll = scope["path"].startswith("/v1/feed")
             self.admission.leave(channel, None if long_poll else time.perf_counter() - started)
+
+    async def _admit(self, channel: str) -> bool:
+        """Take a slot for a request whose body is in: at once, or after a short wait when its channel is under
+        its share. False: refused."""
+        reason = self.admission.refusal(channel)
+        if reason is None:
+            self.admission.enter(channel)
+            return True
+        return reason == "in_flight" and self.admission.may_wait(channel) and await self.admission.wait(channel)
+
+    async def _refuse(self, reason: str, channel: str, send: Send) -> None:
+        self._counter(reason, channel).inc()
+        start, body = _shed_messages(reason)
+        await send(start)
+        await send(body)
 
     def _counter(self, reason: str, channel: str) -> Any:
         label = channel if channel in self.admission.known else "other"
@@ -134,6 +158,64 @@ class Shed:
         if found is None:
             found = self.counters[(reason, label)] = shed_metrics.SHED.labels(reason, label)
         return found
+
+
+class Gone(Exception):
+    """The client went away before its body was in."""
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int, timeout_s: float) -> bytes | None:
+    """The body, read within ``timeout_s`` (else TimeoutError), and no further than just past ``limit`` (the
+    route then answers 413). None: not read at all, its declared length being over the limit or no number (the
+    route refuses it from its headers). Raises Gone when the client goes away."""
+    declared = _header(scope, b"content-length")
+    if declared and not (declared.isascii() and declared.isdigit() and len(declared) <= 19 and int(declared) <= limit):
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async with asyncio.timeout(timeout_s):
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise Gone
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            if not message.get("more_body", False) or size > limit:
+                return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` that hands the route the body read before, then whatever the connection says next."""
+    given = False
+
+    async def again() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return again
+
+
+async def _send_timeout(send: Send, timeout_s: float) -> None:
+    request_id = os.urandom(12).hex()
+    detail = f"the body did not arrive within {timeout_s:g} s"
+    body = problem_body(codes.REQUEST_TIMEOUT, detail, request_id)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 408,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                (b"x-request-id", request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _shed_messages(reason: str) -> tuple[Message, Message]:

@@ -112,6 +112,7 @@ def _query(name: str, description: str, schema: dict[str, Any], required: bool =
 
 
 SIGNED_ERRORS = (401, 403, 405, 429, 500, 503)
+CONNECTION_ERRORS = (408, 431)
 CSV = {
     "type": "string",
     "description": "one row per day and scope (the day's, then per channel, then per industry; `*`: every one);"
@@ -125,7 +126,9 @@ CURSOR_OR_EMPTY = {"type": "string", "pattern": "^([0-9]+-[0-9]+)?$"}
 def _operation(
     summary: str, description: str, tag: str, responses: dict[str, Any], signed: bool = True, **more: Any
 ) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "description": description, "tags": [tag], "responses": responses}
+    # Any request may be refused by the connection's guards (gateway/connections.py) before a route sees it.
+    guarded = {**responses, **_problems(*CONNECTION_ERRORS)}
+    op: dict[str, Any] = {"summary": summary, "description": description, "tags": [tag], "responses": guarded}
     if signed:
         op["security"] = SIGNED
         op["parameters"] = [{"$ref": f"#/components/parameters/{name}"} for name in AUTH_HEADERS] + more.pop(
@@ -230,7 +233,11 @@ def paths() -> dict[str, Any]:
             "post": _operation(
                 "Report red-letter reversals",
                 "The invoices became `reversed`; one already fed is followed by a `void` entry in the feed. A"
-                " reversal may come before its invoice: it is `recorded` and applies when the invoice commits.",
+                " channel reverses at once only the invoices it submitted: another channel's reversal is"
+                " `pending_confirmation` until the tax service confirms its red-letter invoice (then it takes"
+                " effect) or says it holds none (`refused`). A reversal may come before its invoice: it is"
+                " `recorded` and applies when the invoice commits, under the same rule. Sending one again answers"
+                " where it stands (docs/security.md).",
                 "channel",
                 {**_ok("ReversalsAnswer", "a result per reversal", "202"), **_problems(400, *SIGNED_ERRORS)},
                 requestBody=_body("Reversals"),

@@ -27,6 +27,9 @@ from gateway.model import (
 )
 from gateway.validate import Rejection
 
+# What a decoder raises on a body it cannot read: msgspec's own error, or Python's recursion limit on a body
+# nested deeper than about a thousand levels (a 100,000-deep JSON array is a 400, not a 500).
+UNDECODABLE = (msgspec.DecodeError, RecursionError)
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 UNKNOWN = re.compile(r"Object contains unknown field `(.*?)`(?: - at `\$(?:\.(.*))?`)?")
 
@@ -85,11 +88,11 @@ def decode(body: bytes, msgpack: bool, max_invoices: int, lenient: bool = False)
     decoders = DECODERS[(msgpack, lenient)]
     try:
         return _counted(list(decoders.whole.decode(body).invoices), max_invoices)
-    except msgspec.DecodeError:
+    except UNDECODABLE:
         pass  # some invoice does not fit: decode them one by one, each failure its own rejection
     try:
         parts = decoders.raw.decode(body).invoices
-    except msgspec.DecodeError as exc:
+    except UNDECODABLE as exc:
         if (unknown := UNKNOWN.fullmatch(str(exc))) is not None and not unknown[2]:
             raise Problem(codes.UNKNOWN_FIELD, f"the body has a member {unknown[1]!r}: only invoices") from exc
         raise Problem(codes.MALFORMED_BODY, f'the body must be {{"invoices": [...]}}: {exc}') from exc
@@ -112,7 +115,7 @@ def _counted(items: list[Any], max_invoices: int) -> list[Any]:
 def _decode_one(decoder: Any, part: msgspec.Raw) -> Invoice | Rejection:
     try:
         invoice: Invoice = decoder.decode(part)
-    except msgspec.DecodeError as exc:
+    except UNDECODABLE as exc:
         unknown = UNKNOWN.fullmatch(str(exc))
         if unknown is not None:
             where = f"{unknown[2]}." if unknown[2] else ""

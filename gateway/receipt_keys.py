@@ -23,6 +23,7 @@ from core.times import iso_from_ms, iso_ms
 from gateway import admit, auth, codes, receipts
 from gateway.deps import deps
 from gateway.errors import Problem
+from gateway.parse import UNDECODABLE
 
 SKEW_MS = 300_000
 
@@ -73,7 +74,7 @@ async def verify_receipt(request: Request) -> Response:
     client, body = await admit.channel_request(request, d.clients, d.redis, d.settings.api, d.ratelimiter)
     try:
         presented = DECODE.decode(body)
-    except msgspec.DecodeError as exc:
+    except UNDECODABLE as exc:
         raise Problem(codes.MALFORMED_BODY, f'{{"key": "...", "receipt": "..."}}: {exc}') from exc
     rows = await receipts.published(d.pool)
     verdict = receipts.verify(

@@ -25,6 +25,8 @@ from gateway.errors import Problem
 from gateway.params import int_param
 
 READERS = ("auditor", "admin")
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+FIRST_DAY = dt.date(1970, 1, 2)  # its first instant is after the epoch in every zone
 CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
@@ -66,12 +68,14 @@ def days_asked(request: Request, max_days: int) -> tuple[dt.date, dt.date]:
 
 
 def parse_day(raw: str, name: str) -> dt.date:
+    """A day of the Unix era: an earlier one has no stream ids (the stores answered 503), the last has no next."""
     try:
-        if len(raw) != 10:
-            raise ValueError
-        return dt.date.fromisoformat(raw)
+        day = dt.date.fromisoformat(raw) if DAY.fullmatch(raw) else None  # not 3.11's other forms (2026-W09-1)
     except ValueError:
-        raise Problem(codes.BAD_PARAMETER, f"{name}: a date, YYYY-MM-DD") from None
+        day = None
+    if day is None or not FIRST_DAY <= day < dt.date.max:
+        raise Problem(codes.BAD_PARAMETER, f"{name}: a date, YYYY-MM-DD, from {FIRST_DAY}")
+    return day
 
 
 async def reconciliation(request: Request) -> Response:

@@ -215,8 +215,9 @@ def _location(s: Subject) -> str | None:
 
 def _text(s: Subject) -> str | None:
     for text in (s.inv.seller_name, s.inv.category, s.inv.user.real_name):
-        if text is not None and len(text) > MAX_TEXT:
-            return "seller_name, category and user.real_name are at most 200 characters"
+        # NUL: PostgreSQL's text holds none, and the sink's COPY of the invoice's batch would fail on it
+        if text is not None and (len(text) > MAX_TEXT or "\x00" in text):
+            return "seller_name, category and user.real_name are at most 200 characters, none of them NUL"
     return None
 
 
@@ -365,7 +366,7 @@ TABLE: tuple[Rule, ...] = (
     ),
     Rule(
         "seller_name, category, user.real_name",
-        "at most 200 characters",
+        "at most 200 characters, none of them NUL (U+0000)",
         "invalid_text",
         '"category": "<201 characters>"',
         _text,

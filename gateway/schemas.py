@@ -176,10 +176,16 @@ class Reversals(msgspec.Struct, frozen=True):
 
 class ReversalResult(msgspec.Struct, frozen=True):
     """``reversed``: done (a fed invoice gets a void entry); ``recorded``: its invoice is not committed yet, the
-    reversal applies when it is; ``already_reversed``; ``rejected`` with a detail."""
+    reversal applies when it is (at once if this channel submitted it, else once the tax service confirms it);
+    ``pending_confirmation``: another channel submitted the invoice, and the tax service is asked whether it holds
+    the red-letter invoice; ``refused``: it does not (send it again with the right ``red_number``);
+    ``already_reversed``; ``rejected`` with a detail."""
 
     index: Index
-    status: Annotated[str, shown(enum=["reversed", "recorded", "already_reversed", "rejected"])]
+    status: Annotated[
+        str,
+        shown(enum=["reversed", "recorded", "pending_confirmation", "refused", "already_reversed", "rejected"]),
+    ]
     key: Key | None = None
     reason: Literal["invalid_reversal"] | None = None
     detail: str | None = None

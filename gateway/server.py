@@ -1,4 +1,5 @@
-"""The gateway's gunicorn worker class: uvicorn's, plus a drain on SIGTERM.
+"""The gateway's gunicorn worker class: uvicorn's, plus a drain on SIGTERM, and connections guarded by
+gateway/connections.py (header and body deadlines, header size, connections per process).
 
 On SIGTERM a process first marks itself draining (``/readyz`` answers 503, so a load balancer's health check
 takes it out) and goes on serving for ``GATEWAY_DRAIN_DELAY_S``, the same job as a Kubernetes preStop pause.
@@ -9,6 +10,7 @@ Only then does uvicorn close the listener, finish the requests in flight and exi
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import time
@@ -19,6 +21,8 @@ from gunicorn.arbiter import Arbiter
 from uvicorn.config import Config
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
+
+from gateway.connections import GuardedProtocol
 
 
 class DrainingServer(Server):
@@ -45,10 +49,11 @@ class DrainingServer(Server):
 
 class DrainingWorker(UvicornWorker):  # type: ignore[misc]  # uvicorn_worker ships no type hints
     """``worker_class`` of deploy/gunicorn.conf.py. Mirrors ``UvicornWorker._serve`` (uvicorn-worker 0.4) with
-    the draining server in place of uvicorn's."""
+    the draining server in place of uvicorn's, and the guarded protocol in place of httptools' own."""
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi
+        self.config.http = functools.partial(GuardedProtocol, guard=self.wsgi.state.settings.http)
         server = DrainingServer(self.config, self.wsgi, self.wsgi.state.settings.api.drain_delay_s)
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)

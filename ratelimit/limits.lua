@@ -46,7 +46,8 @@ local function gcra(tat, interval, tolerance, n)
   local base = max(tat, now)
   local new_tat = base + n * interval
   local wait = new_tat - now - tolerance - interval
-  if wait > 0 then return ceil(wait), tat end
+  -- 0.01 ms of slack: the doubles' rounding at today's clock (ratelimit/limits.py, GCRA_SLACK_MS)
+  if wait > 0.01 then return ceil(wait), tat end
   return 0, new_tat
 end
 

@@ -19,7 +19,7 @@ import uvloop
 from aiohttp import web
 
 from core import campaign as campaigns
-from core import keys
+from core import keys, person_key
 from core.cli import entry_point
 from core.hashing import name_ref
 from core.metrics import merged_registry
@@ -120,6 +120,8 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
     session = open_session(verify)
     try:
         person_secret = settings.secrets.person_secret
+        campaign = campaigns.load(settings.campaign_file)
+        await person_key.check(pool, campaign.id, person_secret)
         verifier = Verifier(
             session,
             verify.url,
@@ -130,7 +132,6 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
             pace=Pace(redis, verify.qps),
             name_ref=lambda name: name_ref(person_secret, name),
         )
-        campaign = campaigns.load(settings.campaign_file)
         worker = Worker(
             settings.worker, verify, campaign, redis, pool, verifier, settings.archive.partitions_ahead_months
         )

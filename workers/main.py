@@ -24,7 +24,7 @@ from core.shards import digest, shard_of
 from core.stores import open_pool
 from dedup.inflight import Releaser, release_committed
 from ratelimit.caps import Caps
-from workers import metrics, risk, seal, sink, stream
+from workers import confirm, metrics, risk, seal, sink, stream
 from workers.judge import Defer, Judgement, judge
 from workers.recheck import Rechecks
 from workers.sink import Judged
@@ -33,6 +33,7 @@ from workers.verify import Cache, Verification, Verified, Verifier
 log = logging.getLogger(__name__)
 POOL_SIZE = 4  # PostgreSQL connections per worker process
 PARTITIONS_EVERY_S = 3600.0  # the coming months' partitions are looked after hourly (and at start)
+CONFIRM_EVERY_S = 1.0  # how often a worker looks for other channels' reversals to confirm (workers/confirm.py)
 
 
 class Worker:
@@ -63,6 +64,7 @@ class Worker:
         self.cache = Cache(redis, verify.cache_s)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._last_claim = 0.0
+        self._last_confirm = 0.0
         self.stopping = asyncio.Event()
 
     async def run(self, burst: bool = False) -> int:
@@ -109,6 +111,9 @@ class Worker:
             )
             done += await self.process(idle)
         done += await self.process(stream.from_rechecks(await self.rechecks.take_due(s.batch)))
+        if burst or time.monotonic() - self._last_confirm > CONFIRM_EVERY_S:
+            self._last_confirm = time.monotonic()
+            await confirm.confirm_due(self.pool, self.verifier, self.rollup, self.recheck_s, s.batch)
         batch = await stream.read(self.redis, self.consumer, self.shards, s.batch, s.block_ms, False)
         await self.releaser.release_due(self.redis)
         if batch.empty and burst and not await self._wait_for_rechecks():

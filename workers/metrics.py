@@ -22,6 +22,11 @@ LAST_SEALED = Gauge(
     multiprocess_mode="max",
 )
 DEFERRED = Counter("worker_rechecks_scheduled_total", "Invoices scheduled to be verified again, by answer", ["outcome"])
+REVERSAL_CHECKS = Counter(
+    "worker_reversal_checks_total",
+    "Another channel's reversals asked about at the tax service, by answer (found, not_found, error, unavailable)",
+    ["outcome"],
+)
 VERIFY_CALLS = Counter("worker_verify_calls_total", "Calls to the verification service, by HTTP status", ["status"])
 BREAKER_OPEN = Gauge(
     "worker_verify_breaker_open", "1 while the verification circuit breaker is open", multiprocess_mode="max"

@@ -11,6 +11,12 @@ answer is chosen by the number's last three digits, as SPEC.md's sandbox table s
 - ``995``: 500 on every try
 - anything else: found, exactly as uploaded
 
+``POST /red-letter`` with ``{"number", "code", "red_number"}`` says whether the tax system holds that red-letter
+invoice cancelling that invoice (the workers confirm another channel's reversal with it): 200 when the invoice
+ends ``997`` (reversed, whatever red number is named), was registered ``reversed``, or the red invoice was
+registered with ``POST /sandbox/red-invoices`` (``[{"red_number", "number", "code"}]``); 500 for ``995``; 404
+otherwise.
+
 "Exactly as uploaded" covers what the request carries (number, code, date, amount). The rest of an invoice
 (seller, buyer, kind, category) is known only for invoices registered with ``POST /sandbox/invoices``, which
 plays the tax system's records; for others the answer leaves those fields out and the workers judge the
@@ -91,7 +97,16 @@ class Window:
         return True
 
 
+class Red(msgspec.Struct, frozen=True):
+    """A red-letter invoice (红字发票) as the tax system holds it: its number, and the invoice it cancels."""
+
+    red_number: str
+    number: str
+    code: str = ""
+
+
 RECORDS: web.AppKey[dict[str, Issued]] = web.AppKey("records", dict)
+REDS: web.AppKey[set[tuple[str, str]]] = web.AppKey("reds", set)
 TRIES: web.AppKey[Counter[str]] = web.AppKey("tries", Counter)
 STATS: web.AppKey[Stats] = web.AppKey("stats", Stats)
 
@@ -99,6 +114,7 @@ STATS: web.AppKey[Stats] = web.AppKey("stats", Stats)
 def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Application:
     app = web.Application()
     app[RECORDS] = {}
+    app[REDS] = set()
     app[TRIES] = Counter()
     app[STATS] = Stats()
     latency = Latency(median_ms, p99_ms)
@@ -149,6 +165,28 @@ def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Applica
             app[RECORDS][inv.code + inv.number] = inv
         return web.json_response({"registered": len(issued)})
 
+    async def red_letter(request: web.Request) -> web.Response:
+        try:
+            asked = msgspec.json.decode(await request.read(), type=Red)
+        except msgspec.DecodeError:
+            return web.json_response({"error": "bad request"}, status=400)
+        key = asked.code + asked.number
+        if asked.number.endswith("995"):
+            return web.json_response({"error": "internal error"}, status=500)
+        record = app[RECORDS].get(key)
+        held = asked.number.endswith("997") or (record is not None and record.status == "reversed")
+        if held or (key, asked.red_number) in app[REDS]:
+            return web.json_response({"found": True, "red_number": asked.red_number})
+        return web.json_response({"found": False}, status=404)
+
+    async def register_reds(request: web.Request) -> web.Response:
+        try:
+            reds = msgspec.json.decode(await request.read(), type=list[Red])
+        except msgspec.DecodeError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        app[REDS].update((r.code + r.number, r.red_number) for r in reds)
+        return web.json_response({"registered": len(reds)})
+
     async def stats(request: web.Request) -> web.Response:
         return web.Response(body=msgspec.json.encode(app[STATS]), content_type="application/json")
 
@@ -156,7 +194,9 @@ def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Applica
         return web.json_response({"status": "alive"})
 
     app.router.add_post("/verify", verify)
+    app.router.add_post("/red-letter", red_letter)
     app.router.add_post("/sandbox/invoices", register)
+    app.router.add_post("/sandbox/red-invoices", register_reds)
     app.router.add_get("/sandbox/stats", stats)
     app.router.add_get("/healthz", healthz)
     return app

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
-from core import feed, locks
+from core import feed, locks, reversal
 from core import rollup as rollups
 from core.contract import Duplicate, Queued, TallyPart
 from core.rollup import UTC_ANY, Conn, Rollup
@@ -62,14 +62,17 @@ WITH d AS (
     -- the batch (the feed's unique index would refuse the second "add" forever).
     SELECT DISTINCT ON (key) * FROM staging ORDER BY key, accepted_at
 ), s AS (
-    -- A reversal that arrived before its invoice: the invoice is reversed, and not fed.
+    -- A reversal that arrived before its invoice, and may take effect on it (core/reversal.py: sent by the
+    -- invoice's channel, or confirmed by the tax service): the invoice is reversed, and not fed.
     SELECT d.key, d.channel, d.number, d.code, d.issue_date, d.amount_fen, d.seller_tax_id, d.seller_name,
            d.category, d.person, d.user_ref, d.device_ref, d.accepted_at, d.verified_at, d.accepted_day,
            d.verified_day, d.industry,
-           CASE WHEN r.key IS NULL THEN d.status ELSE 'reversed' END AS status,
-           CASE WHEN r.key IS NULL THEN d.reason ELSE 'reversed_by_red_invoice' END AS reason,
-           CASE WHEN r.key IS NULL THEN d.feed_body END AS feed_body
-    FROM d LEFT JOIN reversals r USING (key)
+           CASE WHEN r.hit IS NULL THEN d.status ELSE 'reversed' END AS status,
+           CASE WHEN r.hit IS NULL THEN d.reason ELSE 'reversed_by_red_invoice' END AS reason,
+           CASE WHEN r.hit IS NULL THEN d.feed_body END AS feed_body
+    FROM d LEFT JOIN LATERAL (
+        SELECT true AS hit FROM reversals r WHERE r.key = d.key AND EFFECTIVE LIMIT 1
+    ) r ON true
 ), new AS (
     -- The final guard of "exactly once": invoices is partitioned by month, so its own key cannot be unique
     -- across months; invoice_keys is not (deploy/migrations/030_partitions.sql).
@@ -133,6 +136,8 @@ WITH d AS (
 )
 SELECT (SELECT count(*) FROM new) AS new, c.* FROM (VALUES (1)) AS one LEFT JOIN counted c ON true
 """
+
+UPSERT = UPSERT.replace("EFFECTIVE", reversal.EFFECTIVE.format(owner="d.channel"))
 
 DUPLICATES = """
 INSERT INTO duplicate_uploads (key, channel, at) SELECT key, channel, at FROM staging_dups

@@ -217,6 +217,28 @@ class Verifier:
             return Verification("unavailable", detail=f"circuit breaker open after: {answer.detail}")
         return answer
 
+    async def red_letter(self, number: str, code: str, red_number: str) -> Outcome:
+        """Whether the tax service holds the red-letter invoice ``red_number`` cancelling this invoice (its
+        ``POST /red-letter``): found, not_found, or error (no answer: asked again later); unavailable when the
+        breaker is open. Never raises."""
+        if not self._breaker.allow():
+            return "unavailable"
+        asked = msgspec.json.encode({"number": number, "code": code, "red_number": red_number})
+        url = self._url.removesuffix("/verify") + "/red-letter"
+        async with self._slots:
+            try:
+                await self._pace.wait()
+                async with self._session.post(url, data=asked, headers=JSON, timeout=self._timeout) as resp:
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError):
+                status = 0
+            except STORE_ERRORS:  # no pace slot: no call
+                return "unavailable"
+        self._breaker.record(status in (200, 404))
+        if status == 200:
+            return "found"
+        return "not_found" if status == 404 else "error"
+
     async def _call(self, asked: dict[str, str]) -> Verification:
         started = time.perf_counter()
         try:

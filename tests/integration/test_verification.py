@@ -53,8 +53,8 @@ def test_a_taken_recheck_item_comes_back_when_its_lease_ends(settings: Settings)
             await redis.flushdb()
             rechecks = Rechecks(redis, 1, lease_s=0.3)
             await redis.zadd("{s00}:recheck", {item(0, b"invoice"): 0})
+            taken_at = time.monotonic()  # before the take: its lease starts after this (it read before the take: flaky)
             first = await rechecks.take_due(10)
-            taken_at = time.monotonic()
             again = await rechecks.take_due(10)  # leased: nobody else takes it
             later = await rechecks.take_due(10)
             while not later and time.monotonic() - taken_at < 5:  # the taker died: the lease ends

@@ -181,3 +181,10 @@ def test_names_are_compared_trimmed_and_in_nfkc() -> None:
 
 def test_a_name_already_normal_hashes_as_before_nfkc() -> None:
     assert name_ref("k", "张三") == keyed_hash("k", "name:张三") == name_ref("k", "  张三\u3000")
+
+
+@pytest.mark.parametrize("field", ["seller_name", "category"])
+def test_a_nul_in_a_stored_text_is_that_invoices_rejection(field: str) -> None:
+    # PostgreSQL's text holds no NUL: accepted, it would have failed the sink's COPY of its whole batch.
+    result = run(sample.invoice(random.Random(5), **{field: "合肥\x00餐饮"}))
+    assert isinstance(result, Rejection) and result.reason == "invalid_text"
