@@ -167,6 +167,12 @@ class Stack:
             GATEWAY_EXPORT_URL=f"http://127.0.0.1:{self.national_port}",
             GATEWAY_EXPORT_SECRET="dev-stack-export-secret",
             GATEWAY_REPORTS_DIR=str(self.data / "reports"),
+            # The reference draw service (draw/): the stack's draw client, its own key, its draws' folder.
+            GATEWAY_DRAW_URL=f"http://127.0.0.1:{self.port}",
+            GATEWAY_DRAW_CLIENT_ID="demo-draw",
+            GATEWAY_DRAW_SECRET="demo-draw-secret",
+            GATEWAY_DRAW_KEY_FILE=str(self.draw_key_file),
+            GATEWAY_DRAW_DIR=str(self.data / "draws"),
         )
         env.update(self.callers)
         env.update(self.extra_env)
@@ -181,13 +187,23 @@ class Stack:
         """The dev stack's receipt signing key, made at its first start and kept with its data."""
         return self.data / "receipt-signing-key.pem"
 
+    @property
+    def draw_key_file(self) -> Path:
+        """The draw service's signing key (draw/service.py), made with the receipt key and kept with the data."""
+        return self.data / "draw-signing-key.pem"
+
     def ensure_receipt_key(self) -> None:
+        """The stack's own keys, made at its first start: the receipts', and the draw service's."""
         if not self.receipt_key_file.exists():
             from gateway.receipts import new_key_pem
 
             self.data.mkdir(parents=True, exist_ok=True)
             self.receipt_key_file.write_bytes(new_key_pem())
             self.receipt_key_file.chmod(0o600)
+        if not self.draw_key_file.exists():
+            from draw.service import new_key
+
+            new_key(self.draw_key_file)
 
     def _spawn(
         self, name: str, argv: list[str], env: dict[str, str] | None = None, **credentials: Any
@@ -541,6 +557,10 @@ Dev clients (client id / secret / role):""",
     for client_id, secret, role in DEV_CLIENTS:
         print(f"  {client_id:16} {secret:24} {role}", flush=True)
     print("Try: .venv/bin/python -m loadtest.try_it   then: .venv/bin/gateway reconcile", flush=True)
+    print(
+        f"Draws: .venv/bin/draw commit ID --to +2m, then draw run ID (docs/draw.md; in {stack.data / 'draws'})",
+        flush=True,
+    )
     print("Ctrl-C stops everything.", flush=True)
 
 

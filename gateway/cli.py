@@ -1,4 +1,5 @@
-"""``gateway``: administration commands (migrations, clients, campaign checks, receipt keys, reconciliation).
+"""``gateway``: administration commands (migrations, clients, campaign checks, receipt keys, reconciliation, the
+prize ledger).
 The server itself runs under gunicorn (deploy/gunicorn.conf.py). Run from the project folder beside ``make run``,
 they need no variables: they read the dev stack's ``.data/stack.env`` (core/settings.py)."""
 
@@ -18,7 +19,7 @@ from core.cli import entry_point
 from core.rollup import Rollup
 from core.settings import Settings, from_env
 from core.stores import open_pool, open_redis
-from gateway import clients, receipts, reconcile
+from gateway import clients, prize_ledger, receipts, reconcile
 from gateway.migrate import migrate
 
 
@@ -43,6 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     retire = sub.add_parser("retire-receipt-key", help="end a receipt key's validity (once no gateway signs with it)")
     retire.add_argument("kid")
+    ledger = sub.add_parser("prize-ledger", help="the prize ledger's totals and checks; exit status 1 when one fails")
+    ledger.add_argument("--json", action="store_true", help="the answer of GET /v1/admin/prize-ledger instead")
+    ledger.add_argument(
+        "--return",
+        dest="give_back",
+        action="store_true",
+        help="once the campaign is over and no prize is outstanding, record what remains as returned",
+    )
     args = parser.parse_args(argv)
     if args.command == "check-campaign":
         return check_campaign(args.file)
@@ -57,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reconcile":
         found = asyncio.run(_reconcile(settings, campaign, args.date, max(1, args.limit)))
         print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if args.json else render(found))
+        return 0 if found["ok"] else 1
+    if args.command == "prize-ledger":
+        found = asyncio.run(_prize_ledger(settings, campaign, args.give_back))
+        print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if args.json else render_ledger(found))
         return 0 if found["ok"] else 1
     if args.command == "migrate":
         applied = asyncio.run(migrate(settings.stores.database_url))
@@ -96,6 +109,38 @@ async def _reconcile(settings: Settings, campaign: Campaign, day: dt.date | None
     finally:
         await pool.close()
         await redis.aclose()
+
+
+async def _prize_ledger(settings: Settings, campaign: Campaign, give_back: bool) -> dict[str, Any]:
+    pool = await open_pool(settings.stores, 1, timed=False)
+    try:
+        async with pool.acquire() as conn:
+            if give_back:
+                today = Rollup.of(campaign).day(dt.datetime.now(dt.UTC))
+                async with conn.transaction():
+                    returned = await prize_ledger.give_back(conn, campaign, today, "gateway prize-ledger --return")
+                if returned is None:
+                    print(
+                        f"not returned: the campaign ends {campaign.ends}, or prizes are outstanding", file=sys.stderr
+                    )
+            return await prize_ledger.summary(conn, campaign, 0, 1_000_000)
+    finally:
+        await pool.close()
+
+
+def render_ledger(found: dict[str, Any]) -> str:
+    """The prize ledger as text: totals, by tier, the checks, the verdict."""
+    t = found["totals"]
+    lines = [f"prize ledger of {found['campaign']} (fen):"]
+    lines += [f"  {name:12} {t[name]:>14,}" for name in t]
+    settled = t["paid"] + t["outstanding"] + t["remaining"] + t["returned"]
+    lines.append(f"  paid + outstanding + remaining + returned = {settled:,} (budget {t['budget']:,})")
+    for tier in found["by_tier"]:
+        lines.append("  tier " + " ".join(f"{k}={v}" for k, v in tier.items() if k != "tier") + f" ({tier['tier']})")
+    for c in found["checks"]:
+        lines.append(f"  {'ok' if c['ok'] else 'FAILED':6} {c['check']}: {c['detail']}")
+    lines.append(f"{len(found['movements'])} movements; " + ("OK" if found["ok"] else "NOT OK: see FAILED"))
+    return "\n".join(lines)
 
 
 async def _retire(settings: Settings, kid: str) -> bool:

@@ -1,7 +1,8 @@
 """``POST /v1/reversals``: an invoice cancelled by a red-letter invoice (红冲) becomes ``reversed``; if it was
 already fed, a ``void`` entry follows in the feed so the draw service can claw the prize back.
 
-A reversal may arrive before its invoice: it is recorded, and the workers apply it when the invoice commits.
+A reversal may arrive before its invoice: it is recorded, and the workers apply it when the invoice commits. A
+fed invoice's prizes are withdrawn in the prize ledger (a clawback for one already paid).
 An invoice reversed here is counted in the daily figures (core/rollup.py) and reported to the national platform
 (core/outbox.py) in the same transaction.
 The reversal takes the sealer's lock, so a pending ``add`` entry is withdrawn only between two seals and no
@@ -19,7 +20,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core import feed, locks, outbox
+from core import feed, locks, outbox, prizes
 from core import rollup as rollups
 from core.rollup import UTC_ANY, Conn, Rollup
 from gateway import admit, codes, metrics
@@ -118,7 +119,8 @@ async def apply(
 ) -> dict[str, str]:
     """Record the reversals and apply them to the invoices already committed; per key: "reversed" (done),
     "recorded" (its invoice is not committed yet: applied when it is), absent (reversed before). The invoices
-    reversed now are counted in the daily figures and get their outbox records in the same transaction."""
+    reversed now are counted in the daily figures and get their outbox records in the same transaction, and the
+    prizes of those that were fed are withdrawn (core/prizes.py)."""
     keys = list(valid)
     revs = [valid[k][1] for k in keys]
     async with pool.acquire() as conn, conn.transaction():
@@ -126,8 +128,11 @@ async def apply(
         rows = await conn.fetch(
             APPLY, keys, [r.red_number for r in revs], [r.reason for r in revs], [channel] * len(keys)
         )
-        await feed.append(conn, "void", [feed.of_row("void", r) for r in rows if r["was"] == "eligible"])
+        fed = [r for r in rows if r["was"] == "eligible"]
+        await feed.append(conn, "void", [feed.of_row("void", r) for r in fed])
         await _account(conn, [r for r in rows if r["was"] is not None], rollup)
+        if fed:  # a fed invoice may have won: its prizes are withdrawn (a clawback when paid)
+            await prizes.withdraw(conn, [r["key"] for r in fed], "reversed_by_red_invoice", fed[0]["at"], channel)
     return {r["key"]: "reversed" if r["was"] is not None else "recorded" for r in rows}
 
 

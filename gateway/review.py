@@ -103,7 +103,8 @@ async def decide(request: Request) -> Response:
                 raise Problem(codes.UNKNOWN_INVOICE, "no invoice with this key")
             raise Problem(codes.NOT_HELD, f"the invoice is {now}, not held")
         if decision.decision == "release":
-            await feed.append(conn, "add", [feed.of_row("add", row)], d.campaign.payout_hold_s)
+            hold_s, reverify = d.campaign.payout_hold_s, d.campaign.reverifies_entries
+            await feed.append(conn, "add", [feed.of_row("add", row)], hold_s, reverify)
         else:
             await _account_rejection(conn, row, Rollup.of(d.campaign))
     if decision.decision == "reject" and d.campaign.caps.ineligible_returns_slot:

@@ -36,7 +36,8 @@ async def lookup(key: str, channel: str, pool: asyncpg.Pool, redis: Redis, shard
         row = await conn.fetchrow("SELECT channel, status, reason, batch_seq FROM invoices WHERE key = $1", key)
         if row is not None and row["channel"] == channel:
             events = await conn.fetch(
-                "SELECT status, reason, at FROM invoice_events WHERE key = $1 AND channel = $2 ORDER BY id",
+                "SELECT status, reason, at FROM invoice_events WHERE key = $1 AND channel = $2 AND prize_id IS NULL"
+                " ORDER BY id",
                 key,
                 channel,
             )

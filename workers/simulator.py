@@ -14,7 +14,11 @@ answer is chosen by the number's last three digits, as SPEC.md's sandbox table s
 "Exactly as uploaded" covers what the request carries (number, code, date, amount). The rest of an invoice
 (seller, buyer, kind, category) is known only for invoices registered with ``POST /sandbox/invoices``, which
 plays the tax system's records; for others the answer leaves those fields out and the workers judge the
-uploaded ones. ``GET /sandbox/stats`` counts the calls, so that tests can prove the workers kept to the rate.
+uploaded ones. ``POST /sandbox/reverse`` with ``{"invoices": [{"number", "code", "amount"}]}`` reverses invoices
+after the fact, as a seller's red-letter invoice does at the tax authority: from then on each is answered
+reversed, or, with ``amount``, partially reversed (found, with that total). It tries the re-verification before
+payout (workers/reverify.py). ``GET /sandbox/stats`` counts the calls, so that tests can prove the workers kept
+to the rate.
 
 Latency follows a log-normal distribution given by its median and its 99th percentile, as a remote service's
 does: most answers quick, a long tail.
@@ -91,7 +95,16 @@ class Window:
         return True
 
 
+class Reversal(msgspec.Struct, frozen=True):
+    """An invoice reversed after the fact: wholly, or (``amount``) down to a new total."""
+
+    number: str
+    code: str = ""
+    amount: str | None = None
+
+
 RECORDS: web.AppKey[dict[str, Issued]] = web.AppKey("records", dict)
+REVERSED: web.AppKey[dict[str, Reversal]] = web.AppKey("reversed", dict)
 TRIES: web.AppKey[Counter[str]] = web.AppKey("tries", Counter)
 STATS: web.AppKey[Stats] = web.AppKey("stats", Stats)
 
@@ -99,6 +112,7 @@ STATS: web.AppKey[Stats] = web.AppKey("stats", Stats)
 def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Application:
     app = web.Application()
     app[RECORDS] = {}
+    app[REVERSED] = {}
     app[TRIES] = Counter()
     app[STATS] = Stats()
     latency = Latency(median_ms, p99_ms)
@@ -136,6 +150,7 @@ def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Applica
                 amount=f"{amount + (1 if ending == '998' else 0):.2f}",
                 status="reversed" if ending == "997" else "normal",
             )
+        found = _after_the_fact(found, app[REVERSED].get(key))
         return web.Response(
             body=b'{"found":true,"invoice":' + msgspec.json.encode(found) + b"}", content_type="application/json"
         )
@@ -149,6 +164,15 @@ def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Applica
             app[RECORDS][inv.code + inv.number] = inv
         return web.json_response({"registered": len(issued)})
 
+    async def reverse(request: web.Request) -> web.Response:
+        try:
+            reversals = msgspec.json.decode(await request.read(), type=dict[str, list[Reversal]])["invoices"]
+        except (msgspec.DecodeError, KeyError) as exc:
+            return web.json_response({"error": f'{{"invoices": [{{"number", "code", "amount"}}]}}: {exc}'}, status=400)
+        for r in reversals:
+            app[REVERSED][r.code + r.number] = r
+        return web.json_response({"reversed": len(reversals)})
+
     async def stats(request: web.Request) -> web.Response:
         return web.Response(body=msgspec.json.encode(app[STATS]), content_type="application/json")
 
@@ -157,6 +181,16 @@ def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Applica
 
     app.router.add_post("/verify", verify)
     app.router.add_post("/sandbox/invoices", register)
+    app.router.add_post("/sandbox/reverse", reverse)
     app.router.add_get("/sandbox/stats", stats)
     app.router.add_get("/healthz", healthz)
     return app
+
+
+def _after_the_fact(found: Issued, reversal: Reversal | None) -> Issued:
+    """The invoice as the tax system holds it after a reversal reported to the sandbox, if any."""
+    if reversal is None:
+        return found
+    if reversal.amount is None:
+        return msgspec.structs.replace(found, status="reversed")
+    return msgspec.structs.replace(found, amount=reversal.amount)
