@@ -98,7 +98,7 @@ class Service:
         body = {
             "draw_id": draw_id,
             "kind": kind,
-            "window": {"from": start.isoformat(), "to": end.isoformat()},
+            "window": {"from": start.isoformat(timespec="milliseconds"), "to": end.isoformat(timespec="milliseconds")},
             "commitment": rule.commitment(secret),
             "public_key": public_jwk(load_key(self.key_file))["x"],
             "randomness": randomness,

@@ -101,7 +101,13 @@ def _commitment(body: bytes, campaign: Campaign) -> Commit:
     tiers = campaign.draw.periodic.tiers if c.kind == "periodic" else campaign.draw.instant.tiers
     if not tiers:
         raise Problem(codes.INVALID_DRAW, f"the campaign has no {c.kind} prize tiers ([draw.{c.kind}] tiers)")
-    return c
+    # Kept to the millisecond, as every time the API gives: the window a result names is then the one recorded.
+    window = Window(_to_ms(c.window.from_), _to_ms(c.window.to))
+    return msgspec.structs.replace(c, window=window)
+
+
+def _to_ms(t: dt.datetime) -> dt.datetime:
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 async def _record(conn: Any, c: Commit, by: str, campaign: Campaign) -> asyncpg.Record:
