@@ -6,6 +6,7 @@ and its prize withdrawn in the ledger; the ledger balances; the daily report sho
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import random
@@ -28,6 +29,8 @@ from draw import service
 from loadtest import sample
 from loadtest.client import SignedClient
 from tests.conftest import ROOT, signed
+from tests.integration.test_pipeline import read_whole_feed
+from workers.cli import run_worker
 
 
 @pytest.fixture
@@ -154,3 +157,32 @@ def test_a_periodic_draw_is_rerun_elsewhere_a_reversed_winner_is_withdrawn_and_t
     assert day["prize_amount_fen"] >= sum(w["amount_fen"] for w in winners)
     assert all(day["prizes_by_tier"].get(t.name, 0) >= t.count for t in tiers)
     assert day["pull_ratio"] == round(day["eligible_amount_fen"] / day["prize_amount_fen"], 2)
+
+
+def test_with_a_payout_hold_every_entry_is_verified_again_and_a_reversed_or_changed_one_is_never_fed(
+    settings: Settings, stack: Any, channel: SignedClient, draw: SignedClient, sql: Any, wait_for: Any, tmp_path: Path
+) -> None:
+    held = tmp_path / "held.toml"
+    text = Path(settings.campaign_file).read_text(encoding="utf-8")
+    held.write_text(text.replace("payout_hold_s = 0", "payout_hold_s = 1").replace('"winners"', '"all"'), "utf-8")
+    worker = config.replace(settings, campaign_file=str(held))
+    rng = random.Random()
+    reversed_, changed, kept = (sample.invoice(rng) for _ in range(3))
+    keys = [r["key"] for r in channel.upload([reversed_, changed, kept]).json()["results"]]
+    asyncio.run(asyncio.wait_for(run_worker(worker, burst=True, handle_signals=False), 120))
+    waiting = sql("SELECT key FROM feed_entries WHERE key = ANY($1) AND reverify_at IS NOT NULL", keys)
+    assert sorted(r["key"] for r in waiting) == sorted(keys)  # judged eligible, waiting out the hold
+
+    reversals = [{"number": reversed_["number"]}, {"number": changed["number"], "amount": "1.00"}]
+    assert httpx.post(f"http://127.0.0.1:{stack.sim_port}/sandbox/reverse", json={"invoices": reversals}).is_success
+    wait_for(
+        lambda: sql("SELECT now() > max(reverify_at) AS due FROM feed_entries WHERE key = ANY($1)", keys)[0]["due"], 10
+    )
+    asyncio.run(asyncio.wait_for(run_worker(worker, burst=True, handle_signals=False), 120))
+
+    statuses = {k: channel.status(k).json() for k in keys}
+    assert (statuses[keys[0]]["status"], statuses[keys[0]]["reason"]) == ("reversed", "reversed_at_reverification")
+    assert (statuses[keys[1]]["status"], statuses[keys[1]]["reason"]) == ("ineligible", "changed_at_reverification")
+    assert statuses[keys[2]]["status"] == "eligible"
+    fed = {e["key"]: e["kind"] for b in read_whole_feed(draw) for e in b["entries"] if e["key"] in keys}
+    assert fed == {keys[2]: "add"}
