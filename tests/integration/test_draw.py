@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -186,3 +187,47 @@ def test_with_a_payout_hold_every_entry_is_verified_again_and_a_reversed_or_chan
     assert statuses[keys[2]]["status"] == "eligible"
     fed = {e["key"]: e["kind"] for b in read_whole_feed(draw) for e in b["entries"] if e["key"] in keys}
     assert fed == {keys[2]: "add"}
+
+
+def test_an_instant_draw_decides_entries_as_they_are_fed_within_its_budget_and_verifies(
+    settings: Settings, channel: SignedClient, drain: Any, wait_for: Any, tmp_path: Path
+) -> None:
+    camp = campaigns.load(settings.campaign_file)
+    drawer = service.Service(config.replace(settings, draw_dir=str(tmp_path / "draws"), draw_settle_s=1.0), camp)
+    draw_id = f"i-{uuid.uuid4().hex[:12]}"
+    opens = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    drawer.commit(draw_id, "instant", opens, opens + dt.timedelta(seconds=10), "")
+    wait_for(lambda: dt.datetime.now(dt.UTC) > opens, 10)
+    rng = random.Random()
+    keys = {r["key"] for r in channel.upload([sample.invoice(rng) for _ in range(60)]).json()["results"]}
+    drain()
+    result = drawer.follow(draw_id)  # returns once the window has closed
+    assert result["entries"] >= len(keys)
+    budget = camp.draw.instant.daily_budget_fen
+    assert sum(w["amount_fen"] for w in result["winners"]) <= budget
+    assert {w["key"] for w in result["winners"]} <= keys
+    won = prizes_of(channel, draw_id)
+    assert sorted(p["id"] for p in won.values()) == sorted(w["prize_id"] for w in result["winners"])
+    archive = drawer.archive(tmp_path / "auditor" / "feed").parent
+    published = tmp_path / "auditor" / "result.json"
+    published.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    key = service.public_jwk(service.load_key(settings.draw.key_file))["x"]
+    done = verify_elsewhere(tmp_path / "auditor", published, archive, key)
+    assert done.returncode == 0 and done.stdout.strip().endswith("OK: the draw holds"), done.stdout + done.stderr
+
+
+def test_the_ledger_is_append_only_and_the_command_reconciles_it(settings: Settings, stack: Any, sql: Any) -> None:
+    budget = campaigns.load(settings.campaign_file).draw.budget_fen  # a row at least, and the campaign's budget
+    held = sql("SELECT coalesce(sum(amount_fen), 0) AS fen FROM prize_ledger WHERE movement = 'budget'")[0]["fen"]
+    sql(
+        "INSERT INTO prize_ledger (movement, amount_fen, cause, actor) VALUES ('budget', $1, 'test', 'test')",
+        budget - held,
+    )
+    for change in ("UPDATE prize_ledger SET amount_fen = 1", "DELETE FROM prize_ledger", "TRUNCATE prize_ledger"):
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            sql(change)
+    env = {k: v for k, v in stack.env.items() if k.startswith("GATEWAY_")} | {"PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "gateway"), "prize-ledger"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("OK"), done.stdout + done.stderr
