@@ -73,6 +73,7 @@ def test_a_periodic_draw_is_rerun_elsewhere_a_reversed_winner_is_withdrawn_and_t
     camp = campaigns.load(settings.campaign_file)
     drawer = service.Service(config.replace(settings, draw_dir=str(tmp_path / "draws"), draw_settle_s=1.0), camp)
     draw_id = f"t-{uuid.uuid4().hex[:12]}"
+    drain()  # what earlier tests left queued is sealed before the window: the window holds this test's entries
     now = dt.datetime.now(dt.UTC)
     record = drawer.commit(draw_id, "periodic", now, now + dt.timedelta(seconds=15), "test beacon round 1")
     assert record["commitment"] == json.loads((tmp_path / "draws" / draw_id / "draw.json").read_text())["commitment"]
@@ -195,6 +196,7 @@ def test_an_instant_draw_decides_entries_as_they_are_fed_within_its_budget_and_v
     camp = campaigns.load(settings.campaign_file)
     drawer = service.Service(config.replace(settings, draw_dir=str(tmp_path / "draws"), draw_settle_s=1.0), camp)
     draw_id = f"i-{uuid.uuid4().hex[:12]}"
+    drain()  # what earlier tests left queued is sealed before the window opens
     opens = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
     drawer.commit(draw_id, "instant", opens, opens + dt.timedelta(seconds=10), "")
     wait_for(lambda: dt.datetime.now(dt.UTC) > opens, 10)
