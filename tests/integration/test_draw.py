@@ -23,6 +23,7 @@ import orjson
 import pytest
 
 from core import campaign as campaigns
+from core import prizes
 from core import settings as config
 from core.rollup import Rollup
 from core.settings import Settings
@@ -68,6 +69,7 @@ def test_a_periodic_draw_is_rerun_elsewhere_a_reversed_winner_is_withdrawn_and_t
     channel: SignedClient,
     auditor: SignedClient,
     drain: Any,
+    sql: Any,
     tmp_path: Path,
 ) -> None:
     camp = campaigns.load(settings.campaign_file)
@@ -159,6 +161,25 @@ def test_a_periodic_draw_is_rerun_elsewhere_a_reversed_winner_is_withdrawn_and_t
     assert day["prize_amount_fen"] >= sum(w["amount_fen"] for w in winners)
     assert all(day["prizes_by_tier"].get(t.name, 0) >= t.count for t in tiers)
     assert day["pull_ratio"] == round(day["eligible_amount_fen"] / day["prize_amount_fen"], 2)
+
+    # A payable prize its channel never confirms expires (unclaimed): its money is no longer outstanding.
+    third = won[winners[2]["key"]]
+    sql("UPDATE prizes SET expires_at = now() - interval '1 second' WHERE id = $1", third["id"])
+    assert asyncio.run(expire_due(settings)) >= 1
+    assert prizes_of(channel, draw_id)[winners[2]["key"]]["status"] == "expired"
+    after = auditor.request("GET", "/v1/admin/prize-ledger?limit=1000").json()
+    assert after["ok"], after["checks"]
+    assert after["totals"]["expired"] - t["expired"] >= third["amount_fen"]
+    assert after["totals"]["outstanding"] <= t["outstanding"] - third["amount_fen"]
+
+
+async def expire_due(settings: Settings) -> int:
+    conn = await asyncpg.connect(settings.stores.database_url)
+    try:
+        async with conn.transaction():
+            return await prizes.expire_due(conn, dt.datetime.now(dt.UTC), "test")
+    finally:
+        await conn.close()
 
 
 def test_with_a_payout_hold_every_entry_is_verified_again_and_a_reversed_or_changed_one_is_never_fed(
