@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import fractions
 import re
 import tomllib
 import zoneinfo
@@ -118,6 +119,72 @@ class Uploads(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     unknown_fields: Literal["refuse", "ignore"] = "refuse"
 
 
+TierName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,32}$")]  # a key in reports and ledgers
+DrawKind = Literal["periodic", "instant"]
+
+
+class PrizeTier(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A periodic draw's tier: ``count`` prizes of ``amount_fen`` each, every draw."""
+
+    name: TierName
+    count: Positive
+    amount_fen: Positive
+
+
+class InstantTier(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An instant prize: an entry wins it with ``odds`` (an exact fraction, "1/100") when it is fed."""
+
+    name: TierName
+    amount_fen: Positive
+    odds: str
+
+    def fraction(self) -> fractions.Fraction:
+        """The odds as an exact fraction (ValueError when they are not "p/q" with 0 < p <= q)."""
+        return odds_fraction(self.odds)
+
+
+class Periodic(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Periodic draws over a window of sealed batches: the tiers, walked in this order, top prize first."""
+
+    tiers: tuple[PrizeTier, ...] = ()
+    max_wins_per_person: Positive = 1  # per draw
+    # Eligible kinds of invoice (categories, or tax classification code prefixes, matched as eligibility matches
+    # them); empty: every entry of the feed.
+    categories: tuple[str, ...] = ()
+
+
+class Instant(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Instant draws: each entry fed during the draw's window (a day) wins by its odds, within the budget."""
+
+    tiers: tuple[InstantTier, ...] = ()
+    daily_budget_fen: Count = 0  # the most one instant draw (a day) may award
+    max_wins_per_person: Positive = 1  # per draw
+    categories: tuple[str, ...] = ()
+
+
+class Draw(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The prizes (docs/draw.md): the campaign's prize money, how long a winner has to be paid, the draws."""
+
+    budget_fen: Count = 0  # every prize of the campaign together; what is not paid is returned at its end
+    claim_days: Annotated[float, msgspec.Meta(gt=0)] = 30.0  # a payable prize not paid this long expires
+    periodic: Periodic = Periodic()
+    instant: Instant = Instant()
+
+    def tier(self, kind: DrawKind, name: str) -> int | None:
+        """The amount of tier ``name`` of a draw of ``kind`` (None: the campaign has no such tier)."""
+        if kind == "periodic":
+            return next((t.amount_fen for t in self.periodic.tiers if t.name == name), None)
+        return next((t.amount_fen for t in self.instant.tiers if t.name == name), None)
+
+
+def odds_fraction(odds: str) -> fractions.Fraction:
+    """ "p/q" as an exact fraction in (0, 1]."""
+    m = re.fullmatch(r"([0-9]{1,12})/([0-9]{1,12})", odds)
+    if m is None or int(m[2]) == 0 or not 0 < int(m[1]) <= int(m[2]):
+        raise ValueError(f"odds {odds!r}: p/q with 0 < p <= q (1/100)")
+    return fractions.Fraction(int(m[1]), int(m[2]))
+
+
 class Campaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str
     name: str
@@ -133,6 +200,10 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Years the data is kept after each month ends (Hefei: 10 or more): a month's detached partitions may be
     # dropped only after that, and only with a verified archive (gateway/detach.py).
     retention_years: Positive = 10
+    # Verified again with the tax service before payout (workers/reverify.py): "all" eligible invoices when their
+    # payout hold ends, just before they are sealed (nothing to do without a hold); "winners" each winning
+    # invoice before its prize becomes payable; "none".
+    reverify: Literal["all", "winners", "none"] = "all"
     uploads: Uploads = Uploads()
     caps: Caps
     limits: Limits
@@ -140,6 +211,12 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     dedup: Dedup
     eligibility: Eligibility = Eligibility()
     risk: Risk = Risk()
+    draw: Draw = Draw()
+
+    @property
+    def reverifies_entries(self) -> bool:
+        """Whether each eligible invoice is verified again when its hold ends, before it is sealed."""
+        return self.reverify == "all" and self.payout_hold_s > 0
 
 
 def load(path: str | Path) -> Campaign:
@@ -316,4 +393,28 @@ def contradictions(c: Campaign) -> list[tuple[str, str]]:
         except msgspec.ValidationError as exc:
             what, _, where = str(exc).partition(" - at `$.")
             found.append((f"limits.channels.{channel}.{where.rstrip('`')}".rstrip("."), what))
+    return found + _draw_contradictions(c.draw)
+
+
+def _draw_contradictions(d: Draw) -> list[tuple[str, str]]:
+    """Prize rules that cannot hold: tiers without money, odds that are not odds, names used twice."""
+    found: list[tuple[str, str]] = []
+    names = [t.name for t in d.periodic.tiers] + [t.name for t in d.instant.tiers]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        found.append(("draw", f"tier {name!r} is named twice (a tier is one line of the prize ledger)"))
+    one_draw = sum(t.count * t.amount_fen for t in d.periodic.tiers)
+    if one_draw > d.budget_fen:
+        found.append(("draw.budget_fen", f"{d.budget_fen} fen is less than one periodic draw's {one_draw}"))
+    if d.instant.daily_budget_fen > d.budget_fen:
+        found.append(("draw.instant.daily_budget_fen", f"more than the campaign's budget_fen ({d.budget_fen})"))
+    if d.instant.tiers and not d.instant.daily_budget_fen:
+        found.append(("draw.instant.daily_budget_fen", "instant tiers need a daily budget"))
+    total = fractions.Fraction(0)
+    for i, t in enumerate(d.instant.tiers):
+        try:
+            total += t.fraction()
+        except ValueError as exc:
+            found.append((f"draw.instant.tiers[{i}].odds", str(exc)))
+    if total > 1:
+        found.append(("draw.instant.tiers", f"the odds add up to {total}, more than 1"))
     return found

@@ -25,8 +25,9 @@ GENESIS = "0" * 64
 Kind = Literal["add", "void"]
 
 APPEND = """
-INSERT INTO feed_entries (key, kind, body, ready_at)
-SELECT k, $3, b, now() + make_interval(secs => $4) FROM unnest($1::text[], $2::text[]) AS e(k, b)
+INSERT INTO feed_entries (key, kind, body, ready_at, reverify_at)
+SELECT k, $3, b, r, CASE WHEN $5 THEN r END
+FROM unnest($1::text[], $2::text[]) AS e(k, b), LATERAL (SELECT now() + make_interval(secs => $4) AS r) AS ready
 ON CONFLICT DO NOTHING
 """
 
@@ -106,8 +107,11 @@ async def append(
     kind: Kind,
     entries: Sequence[Mapping[str, Any]],
     ready_in_s: float = 0.0,
+    reverify: bool = False,
 ) -> None:
     """Write entries waiting to be sealed, in the caller's transaction; an ``add`` for a key already added (or a
-    ``void`` already voided) is left out. ``ready_in_s``: the campaign's payout hold before it may be sealed."""
+    ``void`` already voided) is left out. ``ready_in_s``: the campaign's payout hold before it may be sealed;
+    ``reverify``: the tax service is asked again when the hold ends, before it is sealed (workers/reverify.py)."""
     if entries:
-        await conn.execute(APPEND, [e["key"] for e in entries], [text(e) for e in entries], kind, float(ready_in_s))
+        keys, texts = [e["key"] for e in entries], [text(e) for e in entries]
+        await conn.execute(APPEND, keys, texts, kind, float(ready_in_s), reverify)

@@ -12,7 +12,13 @@ adapter when it is sent (workers/national.py for the national platform). Kinds:
   by the gateway), ``verified``, ``ineligible``, ``reversed``, ``eligible`` (sealed into a feed batch);
 - ``batch`` (subject ``batch:<seq>``): a sealed feed batch, ``{"seq", "sealed_at", "count", "prev_sha256",
   "sha256"}``;
-- ``report`` (subject ``report:<day>``): a closed day's report (core/report.py).
+- ``report`` (subject ``report:<day>``): a closed day's report (core/report.py);
+- ``prize`` (subject: the winning invoice's key, so that it follows the invoice's own records): a movement of
+  prize money (core/prizes.py), ``{"prize_id", "draw_id", "tier", "amount_fen", "key", "channel", "movement",
+  "at"}`` with ``"cause"`` where it has one; movements: ``awarded``, ``withdrawn`` (reversed before payment),
+  ``paid``, ``clawback`` (reversed after), ``expired``;
+- ``draw`` (subject ``draw:<id>``): a draw's published result in brief (``{"draw_id", "kind", "window",
+  "seed", "result_sha256", "winners", "prize_amount_fen", "published_at"}``; docs/draw.md).
 
 Records name no person but by the keyed hash, and hold no name, ID number or location. A relay delivers the
 records of one subject in the order of their ids: a later change's transaction can only start once the earlier
@@ -84,6 +90,20 @@ def batch(seq: int, sealed_at: dt.datetime, count: int, prev_sha256: str, sha256
 
 def report(day: dt.date, body: dict[str, Any]) -> Record:
     return Record(f"report:{day.isoformat()}", "report", body)
+
+
+def prize(movement: str, at: dt.datetime, cause: str | None, **prize: Any) -> Record:
+    """A movement of prize money; ``prize``: its ``prize_id``, ``draw_id``, ``tier``, ``amount_fen``, ``key``,
+    ``channel``."""
+    body = {**prize, "movement": movement, "at": iso_ms(at)}
+    if cause is not None:
+        body["cause"] = cause
+    return Record(prize["key"], "prize", body)
+
+
+def draw(summary: dict[str, Any]) -> Record:
+    """A draw's published result, in brief."""
+    return Record(f"draw:{summary['draw_id']}", "draw", summary)
 
 
 async def add(conn: Conn, records: Sequence[Record], destinations: Sequence[str] = (NATIONAL,)) -> None:

@@ -5,7 +5,8 @@ the caps and the reviews write is here.
 
 Statuses an invoice goes through: ``accepted`` (queued, or waiting for a re-check) -> ``verified`` ->
 ``eligible`` (in a feed batch); ``ineligible``, ``held`` (until a review), ``reversed``; ``duplicate`` for a
-channel whose upload came after another's.
+channel whose upload came after another's. An invoice verified again before payout (workers/reverify.py) may
+become ``reversed`` or ``ineligible`` after ``verified`` or ``eligible``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,27 @@ VERIFICATION = (
     Reason("category_unknown", "ineligible", "verification", "no category is known and the campaign wants one"),
     Reason("reversed_at_verification", "reversed", "verification", "the tax service says it was reversed (红冲)"),
 )
+REVERIFICATION = (
+    Reason(
+        "reversed_at_reverification",
+        "reversed",
+        "re-verification",
+        "verified again before payout (campaign `reverify`): the tax service says it was reversed (红冲) since",
+    ),
+    Reason(
+        "changed_at_reverification",
+        "ineligible",
+        "re-verification",
+        "verified again before payout: the tax service now holds another total, issue date or seller (a partial"
+        " reversal)",
+    ),
+    Reason(
+        "not_found_at_reverification",
+        "ineligible",
+        "re-verification",
+        "verified again before payout: the tax service no longer knows the invoice",
+    ),
+)
 RISK = (
     Reason("blacklisted_person", "held", "risk", "the person is on the blacklist"),
     Reason("blacklisted_device", "held", "risk", "the device is on the blacklist"),
@@ -79,5 +101,5 @@ LATER = (
     Reason("rejected_in_review", "ineligible", "review", "an admin rejected the held invoice"),
     Reason("reversed_by_red_invoice", "reversed", "reversal", "a red-letter invoice (红冲) cancelled it"),
 )
-ALL = (*ADMISSION, *VERIFICATION, *RISK, *LATER)
+ALL = (*ADMISSION, *VERIFICATION, *REVERIFICATION, *RISK, *LATER)
 CODES = tuple(dict.fromkeys(r.code for r in ALL))

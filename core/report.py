@@ -5,8 +5,9 @@ A day: ``{"date", "closed", "channel", <figures>, "by_channel": [...], "by_indus
 the whole day (or of one channel), then per channel and per industry. ``csv`` writes one row per day and scope
 (channel and industry, ``*`` meaning every one), the by-reason figures as ``reason:count`` lists.
 
-Prize figures (``prizes_by_tier``, ``prize_amount_fen``, ``pull_ratio``: 拉动比, eligible amount over prize money)
-are part of the format now and null until prizes are reported.
+Prize figures: ``prizes_by_tier`` (tier -> prizes awarded that day), ``prize_amount_fen`` (their money) and
+``pull_ratio`` (拉动比: the day's eligible amount over that prize money, to 2 decimals), from the rollup rows the
+awards write (metric ``prize``, the tier as reason: core/prizes.py); all three null for a scope without prizes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ COUNTS = (
 WITH_AMOUNT = ("received", "eligible", "reversed")
 BY_REASON = ("rejected", "capped", "ineligible", "held")
 PRIZES = ("prizes_by_tier", "prize_amount_fen", "pull_ratio")
+PRIZE = "prize"  # the rollups' metric of prizes awarded: reason is the tier
 Row = tuple[dt.date, str, str, str, str, int, int]  # day, channel, industry, metric, reason, count, amount_fen
 
 READ = """
@@ -58,7 +60,7 @@ class _Scope:
     def add(self, metric: str, reason: str, count: int, amount: int) -> None:
         self.count[metric] += count
         self.amount[metric] += amount
-        if metric in BY_REASON:
+        if metric in BY_REASON or metric == PRIZE:
             self.reasons[metric][reason] += count
 
     def figures(self) -> dict[str, Any]:
@@ -71,7 +73,18 @@ class _Scope:
                 found[f"{metric}_by_reason"] = {r: n for r, n in sorted(self.reasons[metric].items()) if n}
         for metric in DISTINCT:
             found[metric] = self.count[metric]
-        return {**found, **dict.fromkeys(PRIZES)}
+        return found | self.prizes()
+
+    def prizes(self) -> dict[str, Any]:
+        """The prize figures, null without prizes."""
+        money = self.amount[PRIZE]
+        if not self.count[PRIZE] and not money:
+            return dict.fromkeys(PRIZES)
+        return {
+            "prizes_by_tier": {t: n for t, n in sorted(self.reasons[PRIZE].items()) if n},
+            "prize_amount_fen": money,
+            "pull_ratio": round(self.amount["eligible"] / money, 2) if money > 0 else None,
+        }
 
 
 def day(date: dt.date, rows: Iterable[Row], channel: str | None = None, closed: bool = False) -> dict[str, Any]:

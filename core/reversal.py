@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from core import feed, locks, outbox
+from core import feed, locks, outbox, prizes
 from core import rollup as rollups
 from core.rollup import Conn, Rollup
 
@@ -52,12 +52,16 @@ FROM old o
 """
 
 
-async def take_effect(conn: Conn, keys: list[str], rollup: Rollup) -> list[str]:
-    """Reverse the committed invoices of ``keys`` not reversed yet (the caller holds ``LOCKS``); returns them."""
+async def take_effect(conn: Conn, keys: list[str], rollup: Rollup, actor: str) -> list[str]:
+    """Reverse the committed invoices of ``keys`` not reversed yet (the caller holds ``LOCKS``); returns them.
+    The prizes of those that were fed are withdrawn in the prize ledger (a clawback when paid), by ``actor``."""
     if not keys:
         return []
     rows = await conn.fetch(TAKE_EFFECT, keys)
-    await feed.append(conn, "void", [feed.of_row("void", r) for r in rows if r["was"] == "eligible"])
+    fed = [r for r in rows if r["was"] == "eligible"]
+    await feed.append(conn, "void", [feed.of_row("void", r) for r in fed])
+    if fed:  # a fed invoice may have won
+        await prizes.withdraw(conn, [r["key"] for r in fed], REASON, fed[0]["at"], actor)
     await _account(conn, rows, rollup)
     return [r["key"] for r in rows]
 

@@ -1,7 +1,7 @@
 """Every setting of every process, read from the environment once, at the entry point, and passed down.
 
 Settings come in groups, one per part (``stores``, ``api``, ``shed``, ``feed``, ``worker``, ``verify``,
-``simulator``, ``reports``, ``export``, ...), so that the wiring hands a part its group and nothing else. Each
+``simulator``, ``reports``, ``export``, ``draw``, ...), so that the wiring hands a part its group and nothing else. Each
 field is read from ``GATEWAY_<NAME>``, where NAME is the field's name in the environment
 (``msgspec.field(name=...)`` where it differs from the attribute: ``settings.shed.high_age_s`` is
 ``GATEWAY_SHED_HIGH_AGE_S``). An unknown ``GATEWAY_*`` variable is an error rather than silently ignored, so a
@@ -246,6 +246,19 @@ class Console(msgspec.Struct, frozen=True, kw_only=True):
     lockout_s: Annotated[float, msgspec.Meta(gt=0)] = _f(900.0, "console_lockout_s")
 
 
+class Draw(msgspec.Struct, frozen=True, kw_only=True):
+    """The reference draw service (``draw``, draw/service.py): the gateway it calls, as which client (role draw),
+    the draw's own Ed25519 signing key (a PEM file; ``draw new-key`` makes one), the folder it keeps each draw's
+    secret and result in, and how long after a window's end it waits for the batches sealed just before it."""
+
+    url: str = _f("http://127.0.0.1:8080", "draw_url")
+    client_id: str = _f("", "draw_client_id")
+    secret: str = _f("", "draw_secret")
+    key_file: str = _f("", "draw_key_file")
+    dir: str = _f("draws", "draw_dir")
+    settle_s: Annotated[float, msgspec.Meta(ge=0)] = _f(5.0, "draw_settle_s")
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     campaign_file: str = "deploy/campaigns/hefei-2026.toml"
     log_level: str = "info"
@@ -266,6 +279,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     archive: Archive = Archive()
     national_simulator: NationalSimulator = NationalSimulator()
     console: Console = Console()
+    draw: Draw = Draw()
 
 
 GROUPS: dict[str, type[msgspec.Struct]] = {
@@ -375,6 +389,7 @@ def _problems(settings: Settings) -> Iterator[tuple[str, str]]:
         "DATABASE_URL": (settings.stores.database_url, ("postgresql", "postgres")),
         "VERIFY_URL": (settings.verify.url, ("http", "https")),
         "EXPORT_URL": (settings.export.url, ("http", "https")),
+        "DRAW_URL": (settings.draw.url, ("http", "https")),
     }
     for name, (url, allowed) in schemes.items():
         scheme, sep, _ = url.partition("://")

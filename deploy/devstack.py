@@ -175,6 +175,12 @@ class Stack:
             GATEWAY_ARCHIVE_DIR=str(self.data / "archives"),
             GATEWAY_ARCHIVE_SIGNING_KEY_FILE=str(self.archive_key_file),
             GATEWAY_CONSOLE_SECRET="dev-stack-console-secret",
+            # The reference draw service (draw/): the stack's draw client, its own key, its draws' folder.
+            GATEWAY_DRAW_URL=f"http://127.0.0.1:{self.port}",
+            GATEWAY_DRAW_CLIENT_ID="demo-draw",
+            GATEWAY_DRAW_SECRET="demo-draw-secret",
+            GATEWAY_DRAW_KEY_FILE=str(self.draw_key_file),
+            GATEWAY_DRAW_DIR=str(self.data / "draws"),
         )
         env.update(self.callers)
         env.update(self.extra_env)
@@ -194,8 +200,14 @@ class Stack:
         """The dev stack's archive signing key (docs/archives.md), made at its first start and kept with its data."""
         return self.data / "archive-signing-key.pem"
 
+    @property
+    def draw_key_file(self) -> Path:
+        """The draw service's signing key (draw/service.py), made at its first start and kept with its data."""
+        return self.data / "draw-signing-key.pem"
+
     def ensure_keys(self) -> None:
-        """The receipt and archive signing keys, each made once."""
+        """The stack's own keys, each made once: the receipts', the archives' and the draw service's."""
+        from draw.service import new_key
         from gateway.receipts import new_key_pem
 
         for path in (self.receipt_key_file, self.archive_key_file):
@@ -203,6 +215,8 @@ class Stack:
                 self.data.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(new_key_pem())
                 path.chmod(0o600)
+        if not self.draw_key_file.exists():
+            new_key(self.draw_key_file)
 
     def _spawn(
         self, name: str, argv: list[str], env: dict[str, str] | None = None, **credentials: Any
@@ -575,6 +589,10 @@ Dev clients (client id / secret / role):""",
     for client_id, secret, role in DEV_CLIENTS:
         print(f"  {client_id:16} {secret:24} {role}", flush=True)
     print("Try: .venv/bin/python -m loadtest.try_it   then: .venv/bin/gateway reconcile", flush=True)
+    print(
+        f"Draws: .venv/bin/draw commit ID --to +2m, then draw run ID (docs/draw.md; in {stack.data / 'draws'})",
+        flush=True,
+    )
     print("Ctrl-C stops everything.", flush=True)
 
 

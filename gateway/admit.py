@@ -91,6 +91,19 @@ async def channel_request(
     return client, body
 
 
+async def any_role(
+    request: Request, clients: ClientTable, redis: Redis, api: Api, ratelimiter: limits.RateLimiter
+) -> Client:
+    """An endpoint any client may call: a channel is admitted as its other requests are (with its RateLimit
+    headers), any other role authenticated as itself."""
+    caller = auth.check_headers(request, clients, time.time(), api.clock_skew_s)
+    if caller.role == "channel":
+        client, _ = await channel_request(request, clients, redis, api, ratelimiter)
+    else:
+        client, _ = await auth.authenticate(request, caller.role, clients, redis, api)
+    return client
+
+
 async def rate_limit(
     channel: str,
     count: int,

@@ -18,7 +18,8 @@ from core import person_key
 from core.settings import ConfigError, Settings
 from core.stores import open_pool, open_redis
 from dedup.claim import Claimer
-from gateway import apidocs, receipt_keys
+from gateway import apidocs, draws, prize_routes, receipt_keys
+from gateway.awards import award
 from gateway.clients import ClientTable
 from gateway.console import routes as console
 from gateway.console.environment import environment
@@ -31,7 +32,7 @@ from gateway.listing import invoices_of_user
 from gateway.middleware import Metrics, Shed
 from gateway.ops import healthz, metrics_endpoint, readyz
 from gateway.receipts import Signer, load_signer, register
-from gateway.reports import daily, reconciliation
+from gateway.reports import daily, prize_ledger_report, reconciliation
 from gateway.reversals import reverse
 from gateway.review import decide, held, reversals_by_seller
 from gateway.status import status
@@ -94,10 +95,17 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/events", events, methods=["GET"]),
         Route("/v1/keys", receipt_keys.public_keys, methods=["GET"]),
         Route("/v1/receipts/verify", receipt_keys.verify_receipt, methods=["POST"]),
+        Route("/v1/prizes", prize_routes.list_prizes, methods=["GET"]),
+        Route("/v1/prizes/{prize_id}/paid", prize_routes.paid, methods=["POST"]),
+        Route("/v1/draws", draws.commit, methods=["POST"]),
+        Route("/v1/draws/{draw_id}", draws.read, methods=["GET"]),
+        Route("/v1/draws/{draw_id}/awards", award, methods=["POST"]),
+        Route("/v1/draws/{draw_id}/result", draws.publish, methods=["POST"]),
         Route("/v1/admin/held", held, methods=["GET"]),
         Route("/v1/admin/held/{key}", decide, methods=["POST"]),
         Route("/v1/admin/reversals-by-seller", reversals_by_seller, methods=["GET"]),
         Route("/v1/admin/reconciliation", reconciliation, methods=["GET"]),
+        Route("/v1/admin/prize-ledger", prize_ledger_report, methods=["GET"]),
         Route("/v1/reports/daily", daily, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

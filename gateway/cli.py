@@ -1,5 +1,5 @@
 """``gateway``: administration commands (migrations, clients, console staff, campaign checks, receipt keys,
-reconciliation, archives and the hand-over: gateway/archive_cli.py).
+reconciliation, the prize ledger, archives and the hand-over: gateway/archive_cli.py).
 The server itself runs under gunicorn (deploy/gunicorn.conf.py). Run from the project folder beside ``make run``,
 they need no variables: they read the dev stack's ``.data/stack.env`` (core/settings.py)."""
 
@@ -22,7 +22,7 @@ from core.cli import entry_point
 from core.rollup import Rollup
 from core.settings import Settings, from_env
 from core.stores import open_pool, open_redis
-from gateway import archive_cli, audit, clients, receipts, reconcile
+from gateway import archive_cli, audit, clients, prize_ledger, receipts, reconcile
 from gateway.console import staff
 from gateway.migrate import migrate
 
@@ -67,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     staff_.add_argument("--role", required=True, choices=staff.ROLES)
     disable = sub.add_parser("disable-staff", help="disable a console account and end its sessions")
     disable.add_argument("name")
+    ledger = sub.add_parser("prize-ledger", help="the prize ledger's totals and checks; exit status 1 when one fails")
+    ledger.add_argument("--json", action="store_true", help="the answer of GET /v1/admin/prize-ledger instead")
+    ledger.add_argument(
+        "--return",
+        dest="give_back",
+        action="store_true",
+        help="once the campaign is over and no prize is outstanding, record what remains as returned",
+    )
     args = parser.parse_args(argv)
     if args.command == "set-webhook" and (args.clear == (args.url is not None) or not _web_url(args.url)):
         parser.error("set-webhook CHANNEL URL (an http:// or https:// URL), or set-webhook CHANNEL --clear")
@@ -90,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if found["ok"] else 1
     if args.command in ("add-staff", "disable-staff"):
         return asyncio.run(_staff(settings, args))
+    if args.command == "prize-ledger":
+        found = asyncio.run(_prize_ledger(settings, campaign, args.give_back))
+        print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if args.json else render_ledger(found))
+        return 0 if found["ok"] else 1
     if args.command == "migrate":
         applied = asyncio.run(migrate(settings.stores.database_url, timezone=campaign.caps.timezone))
         print("applied: " + (", ".join(applied) if applied else "nothing new"))
@@ -135,6 +147,38 @@ async def _reconcile(settings: Settings, campaign: Campaign, day: dt.date | None
     finally:
         await pool.close()
         await redis.aclose()
+
+
+async def _prize_ledger(settings: Settings, campaign: Campaign, give_back: bool) -> dict[str, Any]:
+    pool = await open_pool(settings.stores, 1, timed=False)
+    try:
+        async with pool.acquire() as conn:
+            if give_back:
+                today = Rollup.of(campaign).day(dt.datetime.now(dt.UTC))
+                async with conn.transaction():
+                    returned = await prize_ledger.give_back(conn, campaign, today, "gateway prize-ledger --return")
+                if returned is None:
+                    print(
+                        f"not returned: the campaign ends {campaign.ends}, or prizes are outstanding", file=sys.stderr
+                    )
+            return await prize_ledger.summary(conn, campaign, 0, 1_000_000)
+    finally:
+        await pool.close()
+
+
+def render_ledger(found: dict[str, Any]) -> str:
+    """The prize ledger as text: totals, by tier, the checks, the verdict."""
+    t = found["totals"]
+    lines = [f"prize ledger of {found['campaign']} (fen):"]
+    lines += [f"  {name:12} {t[name]:>14,}" for name in t]
+    settled = t["paid"] + t["outstanding"] + t["remaining"] + t["returned"]
+    lines.append(f"  paid + outstanding + remaining + returned = {settled:,} (budget {t['budget']:,})")
+    for tier in found["by_tier"]:
+        lines.append("  tier " + " ".join(f"{k}={v}" for k, v in tier.items() if k != "tier") + f" ({tier['tier']})")
+    for c in found["checks"]:
+        lines.append(f"  {'ok' if c['ok'] else 'FAILED':6} {c['check']}: {c['detail']}")
+    lines.append(f"{len(found['movements'])} movements; " + ("OK" if found["ok"] else "NOT OK: see FAILED"))
+    return "\n".join(lines)
 
 
 async def _retire(settings: Settings, kid: str) -> bool:

@@ -89,6 +89,42 @@ INVALID_NOTE = _code("invalid_note", 400, "a review's note is empty or over 500 
 INVALID_DAYS = _code("invalid_days", 400, "days is not a number above 0 and at most 366")
 UNKNOWN_INVOICE = _code("unknown_invoice", 404, "no invoice with this key (that this channel submitted)")
 NOT_HELD = _code("not_held", 409, "a review decided an invoice that is not held")
+# Draws and prizes (docs/draw.md).
+INVALID_DRAW = _code(
+    "invalid_draw",
+    400,
+    "a draw's commitment is not of its form (id, kind, window with time zones, hex SHA-256, Ed25519 key), or the"
+    " campaign has no prize tiers of its kind",
+)
+WINDOW_CLOSED = _code(
+    "window_closed", 409, "the draw's window has closed (an instant draw's: opened): too late to commit its seed"
+)
+DRAW_CONFLICT = _code("draw_conflict", 409, "a draw of this id was committed before, with other values")
+UNKNOWN_DRAW = _code("unknown_draw", 404, "no draw of this id was committed")
+INVALID_AWARD = _code(
+    "invalid_award",
+    400,
+    "an award names a tier or amount the campaign's draws do not have, an invoice not fed, a prize id not of its"
+    " draw, or a key twice",
+)
+AWARD_CONFLICT = _code(
+    "award_conflict",
+    409,
+    "the awards contradict what the draw holds: a prize id recorded otherwise, more prizes than a tier's count, a"
+    " person over its wins, a draw already published",
+)
+OVER_BUDGET = _code(
+    "over_budget", 409, "the awards would commit more prize money than the campaign's budget (or an instant draw's)"
+)
+INVALID_RESULT = _code(
+    "invalid_result", 400, "a result does not fit its draw: its commitment, secret, signature, window or winners"
+)
+RESULT_CONFLICT = _code("result_conflict", 409, "the draw's result was published before, and differs")
+UNKNOWN_PRIZE = _code("unknown_prize", 404, "no prize of this id among this channel's invoices")
+PRIZE_NOT_PAYABLE = _code(
+    "prize_not_payable", 409, "the prize waits for its winner's re-verification, or was withdrawn or expired"
+)
+PAYMENT_CONFLICT = _code("payment_conflict", 409, "the prize was confirmed paid before, with another payment_ref")
 # The gateway's capacity.
 CHANNEL_RATE_LIMITED = _code(
     "channel_rate_limited",

@@ -4,9 +4,11 @@ invoices, one event per status change after the 202, in order, resumable by curs
 Each event names the invoice ``key``, its new ``status`` (``verified``, ``eligible`` with ``batch_seq``,
 ``ineligible``, ``held`` and ``reversed`` with their ``reason``; ``verified`` with reason ``released_in_review``
 when a review releases a held invoice, ``ineligible`` with ``rejected_in_review`` when it rejects one), the time
-``at``, and its ``cursor``. ``next`` is where to resume: pass it as ``after`` (omit ``after`` to start from the
-campaign's first event). A cursor is opaque: store it as given. With ``wait``, the request waits up to ``S``
-seconds for an event when none is there (long poll), woken by the database (gateway/feedwatch.py).
+``at``, and its ``cursor``; and the invoice's prizes: ``prize_awarded``, ``prize_payable``, ``prize_paid``,
+``prize_withdrawn`` and ``prize_clawback`` (with the reversal's reason), ``prize_expired``, each with its
+``prize_id`` (GET /v1/prizes tells the rest). ``next`` is where to resume: pass it as ``after`` (omit ``after``
+to start from the campaign's first event). A cursor is opaque: store it as given. With ``wait``, the request waits
+up to ``S`` seconds for an event when none is there (long poll), woken by the database (gateway/feedwatch.py).
 
 The events are the ``invoice_events`` rows of the channel, read by (transaction, id) from the index of
 migration 021, and only those of transactions older than any still running: none can commit later behind a
@@ -35,7 +37,7 @@ CURSOR = re.compile(r"([0-9]{1,19})-([0-9]{1,19})")
 MAX_LIMIT = 1000
 
 READ = """
-SELECT tx::text AS tx_text, id, key, status, reason, batch_seq, at FROM invoice_events
+SELECT tx::text AS tx_text, id, key, status, reason, batch_seq, prize_id, at FROM invoice_events
 WHERE channel = $1 AND status <> 'accepted' AND (tx, id) > ($2::text::xid8, $3::bigint)
   AND tx < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY tx, id LIMIT $4
@@ -76,6 +78,8 @@ def _event(row: asyncpg.Record) -> dict[str, Any]:
         event["reason"] = row["reason"]
     if row["batch_seq"] is not None:
         event["batch_seq"] = row["batch_seq"]
+    if row["prize_id"] is not None:
+        event["prize_id"] = row["prize_id"]
     return event
 
 

@@ -57,6 +57,14 @@ MODELS: list[Any] = [
     schemas.ReversalsBySeller,
     schemas.DailyReport,
     schemas.Reconciliation,
+    schemas.PrizeList,
+    schemas.PaidIn,
+    schemas.PaidAnswer,
+    schemas.DrawCommit,
+    schemas.DrawRecord,
+    schemas.AwardsIn,
+    schemas.AwardsAnswer,
+    schemas.PrizeLedger,
     schemas.Alive,
     schemas.Readiness,
     schemas.Problem,
@@ -377,6 +385,7 @@ def paths() -> dict[str, Any]:
                 operationId="reconciliation",
             )
         },
+        **prize_paths(),
         "/healthz": {
             "get": _operation(
                 "Liveness", "The process is alive.", "ops", _ok("Alive", "alive"), signed=False, operationId="healthz"
@@ -428,6 +437,108 @@ def paths() -> dict[str, Any]:
                 {"200": {"description": "a page (Redoc)", "content": {"text/html": {"schema": {"type": "string"}}}}},
                 signed=False,
                 operationId="docs",
+            )
+        },
+    }
+
+
+def _path_id(name: str, pattern: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": pattern}}
+
+
+DRAW_ID = _path_id("draw_id", "^[A-Za-z0-9_.-]{1,64}$")
+
+
+def prize_paths() -> dict[str, Any]:
+    """The draws and the prizes (docs/draw.md)."""
+    return {
+        "/v1/prizes": {
+            "get": _operation(
+                "The channel's prizes",
+                "Prizes won by this channel's invoices, by id; pay a prize once it is `payable` (one the campaign"
+                " verifies again is `awarded` until then), before `expires_at`. The change feed announces each"
+                " prize event (`prize_*`, with its `prize_id`).",
+                "channel",
+                {**_ok("PrizeList", "a page of prizes"), **_problems(400, *SIGNED_ERRORS)},
+                parameters=[
+                    _query("after", "the `next` of the page before", {"type": "string", "maxLength": 80}),
+                    _query("limit", "prizes", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}),
+                ],
+                operationId="list_prizes",
+            )
+        },
+        "/v1/prizes/{prize_id}/paid": {
+            "post": _operation(
+                "Confirm a prize paid",
+                "The channel paid the prize to its consumer: a row of the prize ledger. The same confirmation again"
+                " is the same answer.",
+                "channel",
+                {**_ok("PaidAnswer", "paid"), **_problems(400, 404, 409, *SIGNED_ERRORS)},
+                parameters=[_path_id("prize_id", "^[A-Za-z0-9_.-]{1,64}:[0-9]{1,9}$")],
+                requestBody=_body("PaidIn"),
+                operationId="confirm_paid",
+            )
+        },
+        "/v1/draws": {
+            "post": _operation(
+                "Commit a draw's seed",
+                "The SHA-256 of the draw's secret, before its window closes (an instant draw's: before it opens),"
+                " with the draw's public key and the public randomness it will take. The gateway records when, and"
+                " the last batch sealed then. The same commitment again is the same answer.",
+                "draw",
+                {**_ok("DrawRecord", "the draw as recorded"), **_problems(400, 409, *SIGNED_ERRORS)},
+                requestBody=_body("DrawCommit"),
+                operationId="commit_draw",
+            )
+        },
+        "/v1/draws/{draw_id}": {
+            "get": _operation(
+                "A draw",
+                "Its commitment as recorded, and its signed result once published (docs/draw.md: anyone can"
+                " re-derive the winners from the feed with `draw verify`).",
+                "any role",
+                {**_ok("DrawRecord", "the draw"), **_problems(404, *SIGNED_ERRORS)},
+                parameters=[DRAW_ID],
+                operationId="read_draw",
+            )
+        },
+        "/v1/draws/{draw_id}/awards": {
+            "post": _operation(
+                "Record a draw's awards",
+                "Prizes of the draw, all or nothing: checked against the campaign's tiers, the feed, the draw's"
+                " limits and the budget; recorded in the prize ledger.",
+                "draw",
+                {**_ok("AwardsAnswer", "each prize's status"), **_problems(400, 404, 409, *SIGNED_ERRORS)},
+                parameters=[DRAW_ID],
+                requestBody=_body("AwardsIn"),
+                operationId="record_awards",
+            )
+        },
+        "/v1/draws/{draw_id}/result": {
+            "post": _operation(
+                "Publish a draw's result",
+                "The signed result document (docs/draw.md), once: its commitment, secret, signature, window's last"
+                " batch and winners are checked against the draw as recorded.",
+                "draw",
+                {**_ok("DrawRecord", "the draw, published"), **_problems(400, 404, 409, *SIGNED_ERRORS)},
+                parameters=[DRAW_ID],
+                requestBody={"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                operationId="publish_result",
+            )
+        },
+        "/v1/admin/prize-ledger": {
+            "get": _operation(
+                "The prize ledger",
+                "Totals (paid + outstanding + remaining + returned = budget), by tier, the checks that reconcile"
+                " them with the prizes and the draws' rules, and a page of the movements, each with its cause. The"
+                " same as `gateway prize-ledger --json`.",
+                "auditor",
+                {**_ok("PrizeLedger", "the ledger"), **_problems(400, *SIGNED_ERRORS)},
+                parameters=[
+                    _query("after", "the last movement id read", {"type": "integer", "minimum": 0, "default": 0}),
+                    _query("limit", "movements", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+                ],
+                operationId="prize_ledger",
             )
         },
     }
@@ -489,7 +600,7 @@ def document() -> dict[str, Any]:
         },
         "tags": [
             {"name": "channel", "description": "role channel: the platforms that upload"},
-            {"name": "draw", "description": "role draw: the draw service"},
+            {"name": "draw", "description": "role draw: the draw service (docs/draw.md)"},
             {"name": "admin", "description": "role admin"},
             {
                 "name": "auditor",

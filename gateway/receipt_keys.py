@@ -10,7 +10,6 @@ retire-receipt-key KID``); a receipt verifies when its time lies within its key'
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 import asyncpg
@@ -20,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.times import iso_from_ms, iso_ms
-from gateway import admit, auth, codes, receipts
+from gateway import admit, codes, receipts
 from gateway.deps import deps
 from gateway.errors import Problem
 from gateway.parse import UNDECODABLE
@@ -43,12 +42,7 @@ async def public_keys(request: Request) -> Response:
     base64url) with their validity. Signed, as every /v1 request is (SPEC.md), by a client of any role; the keys
     themselves are public: a channel may hand them on with a receipt."""
     d = deps(request)
-    api = d.settings.api
-    caller = auth.check_headers(request, d.clients, time.time(), api.clock_skew_s)
-    if caller.role == "channel":  # admitted as a channel's requests are, with its RateLimit headers
-        await admit.channel_request(request, d.clients, d.redis, api, d.ratelimiter)
-    else:
-        await auth.authenticate(request, caller.role, d.clients, d.redis, api)
+    await admit.any_role(request, d.clients, d.redis, d.settings.api, d.ratelimiter)
     rows = await receipts.published(d.pool)
     keys = [_jwk(r) for r in rows]
     headers = {"Cache-Control": "public, max-age=300"}

@@ -11,7 +11,8 @@ then explained (where it is and why) or unexplained (what is wrong):
 
 - committed: its row is in ``invoices`` and its status is its history's last; eligible: fed in exactly one
   batch (the feed's unique indexes allow no second ``add`` or ``void``); verified: its ``add`` waits for its
-  payout hold or the next seal; reversed after being fed: exactly one ``void``; its receipt is in the outbox;
+  payout hold, its re-verification or the next seal; reversed after being fed (or found changed when verified
+  again before payout): exactly one ``void``; its receipt is in the outbox;
 - queued in a stream, or waiting for a re-check: with its age; a dead letter or a claim with nothing behind it
   is unexplained.
 
@@ -98,9 +99,9 @@ def _line(key: str, where: str, status: str | None, why: str) -> dict[str, Any]:
 # invoice: the day's month only) rather than every month's index once per key.
 LEDGER = """
 SELECT l.key, i.key IS NOT NULL AS present, i.status, i.reason, i.batch_seq,
-       (SELECT e.status FROM invoice_events e WHERE e.key = l.key AND e.at >= $2 ORDER BY e.id DESC LIMIT 1)
-           AS last_event,
-       a.key IS NOT NULL AS has_add, a.batch_seq AS add_batch, a.ready_at AS add_ready,
+       (SELECT e.status FROM invoice_events e WHERE e.key = l.key AND e.at >= $2 AND e.prize_id IS NULL
+        ORDER BY e.id DESC LIMIT 1) AS last_event,
+       a.key IS NOT NULL AS has_add, a.batch_seq AS add_batch, a.ready_at AS add_ready, a.reverify_at,
        v.key IS NOT NULL AS has_void, v.batch_seq AS void_batch,
        EXISTS (SELECT 1 FROM outbox o WHERE o.subject = l.key AND o.destination = 'national'
                AND o.kind = 'invoice' AND o.record ? 'invoice' AND o.created_at >= $2) AS reported
@@ -128,8 +129,8 @@ def _committed(r: asyncpg.Record, now: dt.datetime) -> tuple[str | None, str | N
         return f"fed in batch {r['batch_seq']}", None
     if status == "verified":
         return _due(r, now)
-    if status == "reversed":
-        return _reversed(r)
+    if status == "reversed" or (status == "ineligible" and r["has_add"]):
+        return _withdrawn(r)
     if r["has_add"]:
         return None, f"{status} but it has an add entry in the feed"
     if status in ("ineligible", "held"):
@@ -141,6 +142,8 @@ def _due(r: asyncpg.Record, now: dt.datetime) -> tuple[str | None, str | None]:
     if not r["has_add"] or r["add_batch"] is not None:
         return None, "verified (to be fed) but it has no feed entry waiting"
     ready = r["add_ready"]
+    if r["reverify_at"] is not None:
+        return f"waits to be verified again before it is fed (next try {iso_ms(r['reverify_at'])})", None
     if ready > now:
         return f"waits on its payout hold until {iso_ms(ready)}", None
     if (now - ready).total_seconds() <= SEAL_GRACE_S:
@@ -148,14 +151,16 @@ def _due(r: asyncpg.Record, now: dt.datetime) -> tuple[str | None, str | None]:
     return None, f"due in the feed since {iso_ms(ready)} but not sealed"
 
 
-def _reversed(r: asyncpg.Record) -> tuple[str | None, str | None]:
+def _withdrawn(r: asyncpg.Record) -> tuple[str | None, str | None]:
+    """A reversed invoice, or one fed and then withdrawn at its re-verification before payout."""
+    status = r["status"]
     if r["has_add"] and r["add_batch"] is None:
-        return None, "reversed but its add entry still waits to be fed"
+        return None, f"{status} but its add entry still waits to be fed"
     if r["has_add"]:
         if not r["has_void"]:
-            return None, f"fed in batch {r['add_batch']} and reversed, but no void entry"
+            return None, f"fed in batch {r['add_batch']} and {status}, but no void entry"
         where = "waits to be sealed" if r["void_batch"] is None else f"in batch {r['void_batch']}"
-        return f"fed in batch {r['add_batch']}, reversed ({r['reason']}), void {where}", None
+        return f"fed in batch {r['add_batch']}, {status} ({r['reason']}), void {where}", None
     return f"reversed ({r['reason']}), never fed", None
 
 

@@ -1,6 +1,8 @@
 """The auditors' endpoints (roles auditor and admin): ``GET /v1/reports/daily``, the daily indicators of the
-campaign, from the rollups (core/rollup.py, core/report.py), never from a scan of the invoices; and
-``GET /v1/admin/reconciliation?date=YYYY-MM-DD[&limit=N]``, one day's reconciliation (gateway/reconcile.py).
+campaign, from the rollups (core/rollup.py, core/report.py), never from a scan of the invoices;
+``GET /v1/admin/reconciliation?date=YYYY-MM-DD[&limit=N]``, one day's reconciliation (gateway/reconcile.py); and
+``GET /v1/admin/prize-ledger?after=ID&limit=N``, the prize ledger's totals, checks and a page of its movements
+(gateway/prize_ledger.py).
 
 ``?date=YYYY-MM-DD`` for one day, or ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` for one report per day (at most
 ``GATEWAY_REPORTS_MAX_DAYS`` days); ``&channel=ID`` for one channel's figures. JSON by default; CSV with
@@ -19,7 +21,7 @@ from starlette.responses import Response
 
 from core import report
 from core.rollup import Rollup
-from gateway import auth, codes, reconcile
+from gateway import auth, codes, prize_ledger, reconcile
 from gateway.deps import deps
 from gateway.errors import Problem
 from gateway.params import int_param
@@ -87,4 +89,14 @@ async def reconciliation(request: Request) -> Response:
     listed = int_param(request, "limit", d.settings.reports.reconcile_listed, 1, 100_000)
     rollup = Rollup.of(d.campaign)
     found = await reconcile.reconcile(d.pool, d.redis, rollup, d.campaign.dedup.shards, parse_day(raw, "date"), listed)
+    return Response(orjson.dumps(found), media_type="application/json")
+
+
+async def prize_ledger_report(request: Request) -> Response:
+    d = deps(request)
+    await auth.authenticate(request, READERS, d.clients, d.redis, d.settings.api)
+    after = int_param(request, "after", 0, 0, 2**62)
+    limit = int_param(request, "limit", 100, 1, 1000)
+    async with d.pool.acquire() as conn:
+        found = await prize_ledger.summary(conn, d.campaign, after, limit)
     return Response(orjson.dumps(found), media_type="application/json")

@@ -12,7 +12,8 @@ else once confirmed. Each item's answer (``decide``):
 - ``refused``: the tax service holds no such red-letter invoice (sent again with another ``red_number``, it is
   checked again); ``already_reversed``; ``rejected`` (the item is malformed).
 
-Sending a reversal again answers where it stands. An invoice reversed here is counted in the daily figures
+A fed invoice's prizes are withdrawn in the prize ledger (a clawback for one already paid). Sending a
+reversal again answers where it stands. An invoice reversed here is counted in the daily figures
 (core/rollup.py) and reported to the national platform (core/outbox.py) in the same transaction.
 """
 
@@ -142,5 +143,5 @@ async def apply(
         await conn.execute(reversal.LOCKS, *reversal.LOCK_IDS)
         rows = await conn.fetch(RECORD, keys, [r.red_number for r in revs], [r.reason for r in revs], channel)
         answers = {r["key"]: decide(channel, r) for r in rows}
-        await reversal.take_effect(conn, [k for k, a in answers.items() if a == "reversed"], rollup)
+        await reversal.take_effect(conn, [k for k, a in answers.items() if a == "reversed"], rollup, channel)
     return answers

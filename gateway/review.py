@@ -126,7 +126,8 @@ async def settle(
                 raise Problem(codes.UNKNOWN_INVOICE, "no invoice with this key")
             raise Problem(codes.NOT_HELD, f"the invoice is {now}, not held")
         if decision.decision == "release":
-            await feed.append(conn, "add", [feed.of_row("add", row)], campaign.payout_hold_s)
+            hold_s, reverify = campaign.payout_hold_s, campaign.reverifies_entries
+            await feed.append(conn, "add", [feed.of_row("add", row)], hold_s, reverify)
         else:
             await _account_rejection(conn, row, Rollup.of(campaign))
         await audit.record(conn, actor, decision.decision, key, {"note": note})

@@ -6,7 +6,7 @@ path); these Structs say what those answers are.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -26,7 +26,7 @@ RequestId = Annotated[str, shown("the request's id, also in X-Request-Id: quote 
 Status = Annotated[str, shown("the invoice's status", enum=list(reasons.STATUSES))]
 UPLOAD_REASONS = [*rules.REASONS, *(r.code for r in reasons.ADMISSION)]
 UploadReason = Annotated[str, shown("docs/rules.md", enum=UPLOAD_REASONS)]
-LATER_REASONS = [r.code for r in (*reasons.VERIFICATION, *reasons.RISK, *reasons.LATER)]
+LATER_REASONS = [r.code for r in (*reasons.VERIFICATION, *reasons.REVERIFICATION, *reasons.RISK, *reasons.LATER)]
 LaterReason = Annotated[str, shown('docs/rules.md, "Reasons decided later"', enum=list(dict.fromkeys(LATER_REASONS)))]
 Count = Annotated[int, shown("how many on the day (docs/api.md)")]
 Amount = Annotated[int, shown("their total, in fen")]
@@ -111,15 +111,22 @@ class InvoiceStatus(msgspec.Struct, frozen=True):
     batch_seq: Seq | None = None
 
 
+PRIZE_EVENTS = ["prize_awarded", "prize_payable", "prize_paid", "prize_withdrawn", "prize_clawback", "prize_expired"]
+PrizeId = Annotated[str, shown("<draw id>:<n>", pattern="^[A-Za-z0-9_.-]{1,64}:[0-9]{1,9}$")]
+DrawId = Annotated[str, shown(pattern="^[A-Za-z0-9_.-]{1,64}$")]
+
+
 class Event(msgspec.Struct, frozen=True):
-    """A status change of one of the channel's invoices after its 202."""
+    """A status change of one of the channel's invoices after its 202, or a change of one of its prizes
+    (``prize_*``, with its ``prize_id``: GET /v1/prizes; ``reason``: why it was withdrawn or clawed back)."""
 
     cursor: Cursor
     key: Key
-    status: Annotated[str, shown(enum=["verified", "eligible", "ineligible", "held", "reversed"])]
+    status: Annotated[str, shown(enum=["verified", "eligible", "ineligible", "held", "reversed", *PRIZE_EVENTS])]
     at: Time
     reason: LaterReason | None = None
     batch_seq: Seq | None = None
+    prize_id: PrizeId | None = None
 
 
 class Events(msgspec.Struct, frozen=True):
@@ -427,3 +434,142 @@ class Reconciliation(msgspec.Struct, frozen=True):
     explained: list[KeyLine]
     totals: list[Total]
     outbox: Exports
+
+
+class DrawWindow(msgspec.Struct, frozen=True):
+    """The draw's window: the batches sealed from ``from`` (included) to ``to`` (excluded)."""
+
+    from_: Annotated[str, shown("with its time zone", format="date-time")] = msgspec.field(name="from")
+    to: Annotated[str, shown("with its time zone", format="date-time")]
+
+
+class DrawCommit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A draw's commitment (docs/draw.md): before its window closes (an instant draw's: opens)."""
+
+    draw_id: DrawId
+    kind: Literal["periodic", "instant"]
+    window: DrawWindow
+    commitment: Annotated[str, shown("hex SHA-256 of the draw's secret (32 random bytes)", pattern="^[0-9a-f]{64}$")]
+    public_key: Annotated[str, shown("the draw's Ed25519 key, base64url (a JWK's x)", pattern="^[A-Za-z0-9_-]{43}$")]
+    randomness: Annotated[str, shown("the public randomness the seed will take, named now", maxLength=200)] = ""
+
+
+class DrawRecord(msgspec.Struct, frozen=True):
+    """A draw as the gateway recorded it: when committed, how far the feed went then, and its signed result once
+    published (draw/result.py's document)."""
+
+    draw_id: DrawId
+    kind: Literal["periodic", "instant"]
+    window: Annotated[dict[str, str], shown("from and to, as committed (UTC)")]
+    commitment: Hex64
+    public_key: str
+    randomness: str
+    committed_by: str
+    committed_at: Time
+    feed_head_seq: Annotated[int, shown("the last batch sealed when the commitment was recorded", minimum=0)]
+    result: Annotated[dict[str, Any], shown("the signed result document (docs/draw.md)")] | None
+    published_at: Time | None
+
+
+class AwardIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    prize_id: PrizeId
+    tier: Annotated[str, shown("a tier of the campaign's draws of the draw's kind", maxLength=32)]
+    amount_fen: Annotated[int, shown("the tier's amount", minimum=1)]
+    key: Key
+
+
+class AwardsIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    awards: Annotated[list[AwardIn], shown(minItems=1, maxItems=1000)]
+
+
+PrizeStatus = Annotated[str, shown(enum=["awarded", "payable", "paid", "withdrawn", "clawback", "expired"])]
+
+
+class PrizeState(msgspec.Struct, frozen=True):
+    id: PrizeId
+    status: PrizeStatus
+
+
+class AwardsAnswer(msgspec.Struct, frozen=True):
+    """Each award's prize as it stands now (withdrawn at once when its invoice was reversed since the draw)."""
+
+    draw_id: DrawId
+    prizes: list[PrizeState]
+
+
+class PrizeItem(msgspec.Struct, frozen=True):
+    """A prize won by one of the channel's invoices. ``expires_at``: pay it before (while awarded or payable);
+    ``reason``: why it was withdrawn or clawed back."""
+
+    id: PrizeId
+    draw_id: DrawId
+    tier: str
+    amount_fen: Annotated[int, shown(minimum=1)]
+    key: Key
+    status: PrizeStatus
+    awarded_at: Time
+    expires_at: Time | None = None
+    reason: str | None = None
+    paid_at: Time | None = None
+    payment_ref: str | None = None
+
+
+class PrizeList(msgspec.Struct, frozen=True):
+    """``next``: pass it as ``after`` for the next page; null at the end."""
+
+    prizes: list[PrizeItem]
+    next: PrizeId | None
+
+
+class PaidIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    payment_ref: Annotated[str, shown("the channel's reference of the payment", pattern="^[\\x21-\\x7e]{1,64}$")]
+
+
+class PaidAnswer(msgspec.Struct, frozen=True):
+    id: PrizeId
+    status: Literal["paid", "clawback"]
+    payment_ref: str
+
+
+class LedgerTotals(msgspec.Struct, frozen=True):
+    """In fen. paid + outstanding + remaining + returned = budget."""
+
+    budget: int
+    awarded: int
+    withdrawn: int
+    expired: int
+    paid: int
+    clawback: int
+    returned: int
+    outstanding: Annotated[int, shown("awarded, not yet paid, withdrawn or expired")]
+    remaining: Annotated[int, shown("what goes back at the campaign's end")]
+
+
+class LedgerCheck(msgspec.Struct, frozen=True):
+    check: str
+    ok: bool
+    detail: str
+
+
+class Movement(msgspec.Struct, frozen=True):
+    id: Annotated[int, shown(minimum=1)]
+    at: Time
+    movement: Literal["budget", "awarded", "withdrawn", "paid", "clawback", "expired", "returned"]
+    prize_id: PrizeId | None
+    tier: str
+    amount_fen: int
+    cause: str
+    actor: str
+
+
+class PrizeLedger(msgspec.Struct, frozen=True):
+    """The prize ledger (资金台账): totals, by tier, the checks (``ok`` when all hold; gateway/prize_ledger.py) and
+    a page of its movements (``next``: pass it as ``after``)."""
+
+    campaign: str
+    ok: bool
+    totals: LedgerTotals
+    by_tier: list[dict[str, Any]]
+    checks: list[LedgerCheck]
+    movements: list[Movement]
+    next: int | None

@@ -23,7 +23,10 @@ INVOICE = """
 SELECT channel, status, reason, batch_seq, accepted_at FROM invoices
 WHERE key = $1 AND accepted_at = (SELECT accepted_at FROM invoice_keys WHERE key = $1)
 """
-EVENTS = "SELECT status, reason, at FROM invoice_events WHERE key = $1 AND channel = $2 AND at >= $3 ORDER BY id"
+EVENTS = (
+    "SELECT status, reason, at FROM invoice_events"
+    " WHERE key = $1 AND channel = $2 AND at >= $3 AND prize_id IS NULL ORDER BY id"
+)
 
 
 async def status(request: Request) -> Response:

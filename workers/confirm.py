@@ -22,6 +22,7 @@ from workers import metrics
 from workers.verify import Verifier
 
 log = logging.getLogger(__name__)
+ACTOR = "workers (red-letter confirmation)"  # who withdrew a prize, in the prize ledger
 LEASE_S = 60.0
 ERROR_WAIT_S = 5.0
 
@@ -73,5 +74,5 @@ async def _confirmed(pool: asyncpg.Pool, key: str, channel: str, rollup: Rollup)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(reversal.LOCKS, *reversal.LOCK_IDS)
         await conn.execute(CONFIRM, key, channel)
-        done = await reversal.take_effect(conn, [key], rollup)
+        done = await reversal.take_effect(conn, [key], rollup, ACTOR)
     log.info("a reversal by %s confirmed by the tax service: %d invoice reversed", channel, len(done))

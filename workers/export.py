@@ -1,7 +1,7 @@
 """The export process (``gateway-worker export``): the relay of the outbox to the national platform
-(workers/relay.py), a relay per channel webhook (workers/webhook.py), and the closing of the days due
-(workers/closing.py), side by side until SIGTERM; and the commands that look after them: ``gateway-worker outbox
-parked | resend``, ``gateway-worker close-day``."""
+(workers/relay.py), a relay per channel webhook (workers/webhook.py), the closing of the days due
+(workers/closing.py) and the expiry of prizes not paid in time (core/prizes.py), side by side until SIGTERM; and
+the commands that look after them: ``gateway-worker outbox parked | resend``, ``gateway-worker close-day``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from core import campaign as campaigns
+from core import prizes
 from core.rollup import Rollup
 from core.settings import Export, Settings
 from core.stores import open_pool, open_redis
@@ -45,6 +46,7 @@ async def run_export(settings: Settings, handle_signals: bool = True) -> None:
             Relay(pool, session, settings.export, campaign.id).run(stopping),
             Webhooks(pool, session, settings.export, campaign.id).run(stopping),
             close_forever(closer, settings, stopping),
+            expire_forever(pool, stopping),
         )
     finally:
         await session.close()
@@ -110,6 +112,20 @@ async def close_forever(closer: Closer, settings: Settings, stopping: asyncio.Ev
             await closer.close_due(dt.datetime.now(dt.UTC), settings.reports.close_hour, folder)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError) as exc:
             log.warning("closing days failed, will retry: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), every_s)
+
+
+async def expire_forever(pool: asyncpg.Pool, stopping: asyncio.Event, every_s: float = 60.0) -> None:
+    """Payable prizes whose channel did not confirm them paid by their deadline expire (unclaimed)."""
+    while not stopping.is_set():
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                expired = await prizes.expire_due(conn, dt.datetime.now(dt.UTC), "export (prize expiry)")
+            if expired:
+                log.info("%d prizes expired unclaimed", expired)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("expiring prizes failed, will retry: %s", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), every_s)
 

@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Sequence
 
 import aiohttp
 import asyncpg
@@ -23,10 +24,11 @@ from core.rollup import Rollup
 from core.shards import digest, shard_of
 from core.stores import open_pool
 from dedup.inflight import Releaser, release_committed
-from ratelimit.caps import Caps
+from ratelimit.caps import Caps, Counted
 from workers import confirm, metrics, risk, seal, sink, stream
 from workers.judge import Defer, Judgement, judge
 from workers.recheck import Rechecks
+from workers.reverify import Reverifier
 from workers.sink import Judged
 from workers.verify import Cache, Verification, Verified, Verifier
 
@@ -53,6 +55,7 @@ class Worker:
         self.campaign = campaign
         self.shards = campaign.dedup.shards
         self.payout_hold_s = campaign.payout_hold_s
+        self.reverify_entries = campaign.reverifies_entries
         self.rollup = Rollup.of(campaign)
         self.caps = Caps(redis, campaign) if campaign.caps.ineligible_returns_slot else None
         self.releaser = Releaser(settings.inflight_grace_s)
@@ -61,6 +64,7 @@ class Worker:
         self.redis = redis
         self.pool = pool
         self.verifier = verifier
+        self.reverifier = Reverifier(pool, verifier, campaign, settings.recheck_lease_s, verify.breaker_cooldown_s)
         self.cache = Cache(redis, verify.cache_s)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._last_claim = 0.0
@@ -77,6 +81,7 @@ class Worker:
         done = await self._drain_own_pending()
         sealer = None if burst else asyncio.create_task(self._seal_forever())
         partitioner = None if burst else asyncio.create_task(self._partitions_forever())
+        reverifier = None if burst else asyncio.create_task(self._reverify_forever())
         try:
             while not self.stopping.is_set():
                 try:
@@ -90,10 +95,11 @@ class Worker:
                 if not more:
                     break
         finally:
-            for task in (sealer, partitioner):
+            for task in (sealer, partitioner, reverifier):
                 if task is not None:
                     task.cancel()
         if burst:
+            await self.reverify_due()
             await seal.seal_all(self.pool, self.settings.seal_max_entries, self.rollup)
             if self.settings.inflight_grace_s <= 0:
                 await self.releaser.release_due(self.redis, everything=True)
@@ -184,7 +190,9 @@ class Worker:
             judged.append(Judged(p.queued, verdict, at))
             committed.append(p)
         with metrics.STAGE_SECONDS.labels("sink").time():
-            rows = await sink.write(self.pool, judged, batch.dups, self.payout_hold_s, batch.tallies, self.rollup)
+            rows = await sink.write(
+                self.pool, judged, batch.dups, self.payout_hold_s, batch.tallies, self.rollup, self.reverify_entries
+            )
         metrics.SINK_BATCH.observe(len(judged))
         metrics.SINK_ROWS.inc(rows)
         with metrics.STAGE_SECONDS.labels("settle").time():
@@ -207,7 +215,7 @@ class Worker:
         with metrics.STAGE_SECONDS.labels("risk").time():
             return await risk.holds(self.pool, invoices, self.campaign.risk)
 
-    async def _give_back_slots(self, invoices: list[Queued]) -> None:
+    async def _give_back_slots(self, invoices: Sequence[Counted]) -> None:
         """Campaign setting: an invoice that will not be fed gives its cap slot back (idempotent, best effort)."""
         if self.caps is None or not invoices:
             return
@@ -219,6 +227,28 @@ class Worker:
     async def _verify(self, q: Queued, cached: Verified | None) -> tuple[Verification, dt.datetime | None]:
         v = Verification("found", cached) if cached is not None else await self.verifier.verify(q)
         return v, dt.datetime.now(dt.UTC) if v.outcome == "found" else None
+
+    async def reverify_due(self) -> int:
+        """Verify again what is due before payout (workers/reverify.py), round after round until none is left;
+        the slots of invoices withdrawn go back to their persons' caps. Returns how many were asked."""
+        asked = 0
+        while (n := await self.reverifier.round(self.settings.batch)) > 0:
+            asked += n
+            withdrawn, self.reverifier.withdrawn = self.reverifier.withdrawn, []
+            await self._give_back_slots(withdrawn)
+            if n < self.settings.batch:
+                break
+        return asked
+
+    async def _reverify_forever(self) -> None:
+        every_s = self.settings.seal_interval_ms / 1000
+        while True:
+            try:
+                if not await self.reverify_due():
+                    await asyncio.sleep(every_s)
+            except STORE_ERRORS as exc:
+                log.warning("re-verification failed, will retry: %s", exc)
+                await asyncio.sleep(every_s)
 
     async def _seal_forever(self) -> None:
         every_s = self.settings.seal_interval_ms / 1000

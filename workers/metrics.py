@@ -54,3 +54,9 @@ EXPORT_BREAKER_OPEN = Gauge(
     "worker_export_breaker_open", "1 while the relay's breaker is open", ["destination"], multiprocess_mode="max"
 )
 DAYS_CLOSED = Counter("worker_reports_closed_total", "Daily reports closed: written as files and sent")
+REVERIFIED = Counter(
+    "worker_reverify_total",
+    "Invoices verified again before payout (workers/reverify.py), by outcome: confirmed, withdrawn (reversed or"
+    " changed), unanswered (asked again later)",
+    ["outcome"],
+)

@@ -1,4 +1,4 @@
-"""The national monitoring platform's wire format, version 1 (docs/national-export.md): our outbox records
+"""The national monitoring platform's wire format, version 2 (docs/national-export.md): our outbox records
 (core/outbox.py) mapped to the platform's records, and its answers read back. The platform's real interface is
 not public: a city whose platform speaks another format gets one more module like this one (the same three
 functions), and the relay (workers/relay.py) is handed it.
@@ -16,7 +16,9 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 
-FORMAT = "prize-invoice-monitoring/1"
+# Version 2 added the draws and the prize money (prize.* and draw.published records); version 1's records are
+# unchanged in it.
+FORMAT = "prize-invoice-monitoring/2"
 PATH = "/v1/records"
 STATUSES = ("accepted", "duplicate", "invalid")
 
@@ -50,6 +52,11 @@ def records(row: Row, campaign: str) -> list[dict[str, Any]]:
     elif row.kind == "report":
         day = body["days"][0]
         found = [{"type": "report.daily", "at": body["closed_at"], "date": day["date"], "report": day}]
+    elif row.kind == "prize":
+        prize = {k: v for k, v in body.items() if k not in ("movement", "at")}
+        found = [{"type": f"prize.{body['movement']}", "at": body["at"], "prize": prize}]
+    elif row.kind == "draw":
+        found = [{"type": "draw.published", "at": body["published_at"], "draw": body}]
     else:
         raise ValueError(f"outbox row {row.id}: unknown kind {row.kind!r}")
     return [{"id": f"{campaign}:{row.id}:{n}", **r} for n, r in enumerate(found)]

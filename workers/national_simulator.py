@@ -41,6 +41,7 @@ DIGITS = re.compile(r"[0-9]{1,32}")
 HEX64 = re.compile(r"[0-9a-f]{64}")
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 TYPES = ("received", "verified", "ineligible", "reversed", "eligible")
+PRIZE_MOVEMENTS = ("awarded", "withdrawn", "paid", "clawback", "expired")
 
 
 class Control(msgspec.Struct, forbid_unknown_fields=True):
@@ -138,7 +139,26 @@ def invalid(record: Any) -> str | None:
     if kind == "report.daily":
         good = isinstance(record.get("report"), dict)
         return None if good and DATE.fullmatch(str(record.get("date"))) else "bad_report"
+    if isinstance(kind, str) and kind.startswith("prize."):
+        return _prize_problem(record.get("prize"), kind.removeprefix("prize."))
+    if kind == "draw.published":
+        draw = record.get("draw")
+        if isinstance(draw, dict) and isinstance(draw.get("draw_id"), str) and HEX64.fullmatch(str(draw.get("seed"))):
+            return None
+        return "bad_draw"
     return "unknown_type"
+
+
+def _prize_problem(prize: Any, movement: str) -> str | None:
+    if movement not in PRIZE_MOVEMENTS:
+        return "unknown_type"
+    if not isinstance(prize, dict) or not DIGITS.fullmatch(str(prize.get("key"))):
+        return "bad_key"
+    if not isinstance(prize.get("amount_fen"), int) or prize["amount_fen"] <= 0 or not prize.get("tier"):
+        return "bad_prize"
+    if movement in ("withdrawn", "clawback") and not prize.get("cause"):
+        return "missing_reason"
+    return None
 
 
 def _invoice_problem(record: dict[str, Any], status: str) -> str | None:

@@ -20,7 +20,11 @@ otherwise.
 "Exactly as uploaded" covers what the request carries (number, code, date, amount). The rest of an invoice
 (seller, buyer, kind, category) is known only for invoices registered with ``POST /sandbox/invoices``, which
 plays the tax system's records; for others the answer leaves those fields out and the workers judge the
-uploaded ones. ``GET /sandbox/stats`` counts the calls, so that tests can prove the workers kept to the rate.
+uploaded ones. ``POST /sandbox/reverse`` with ``{"invoices": [{"number", "code", "amount"}]}`` reverses invoices
+after the fact, as a seller's red-letter invoice does at the tax authority: from then on each is answered
+reversed, or, with ``amount``, partially reversed (found, with that total). It tries the re-verification before
+payout (workers/reverify.py). ``GET /sandbox/stats`` counts the calls, so that tests can prove the workers kept
+to the rate.
 
 Latency follows a log-normal distribution given by its median and its 99th percentile, as a remote service's
 does: most answers quick, a long tail.
@@ -105,8 +109,17 @@ class Red(msgspec.Struct, frozen=True):
     code: str = ""
 
 
+class Reversal(msgspec.Struct, frozen=True):
+    """An invoice reversed after the fact: wholly, or (``amount``) down to a new total."""
+
+    number: str
+    code: str = ""
+    amount: str | None = None
+
+
 RECORDS: web.AppKey[dict[str, Issued]] = web.AppKey("records", dict)
 REDS: web.AppKey[set[tuple[str, str]]] = web.AppKey("reds", set)
+REVERSED: web.AppKey[dict[str, Reversal]] = web.AppKey("reversed", dict)
 TRIES: web.AppKey[Counter[str]] = web.AppKey("tries", Counter)
 STATS: web.AppKey[Stats] = web.AppKey("stats", Stats)
 
@@ -115,6 +128,7 @@ def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Applica
     app = web.Application()
     app[RECORDS] = {}
     app[REDS] = set()
+    app[REVERSED] = {}
     app[TRIES] = Counter()
     app[STATS] = Stats()
     latency = Latency(median_ms, p99_ms)
@@ -152,6 +166,7 @@ def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Applica
                 amount=f"{amount + (1 if ending == '998' else 0):.2f}",
                 status="reversed" if ending == "997" else "normal",
             )
+        found = _after_the_fact(found, app[REVERSED].get(key))
         return web.Response(
             body=b'{"found":true,"invoice":' + msgspec.json.encode(found) + b"}", content_type="application/json"
         )
@@ -174,7 +189,9 @@ def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Applica
         if asked.number.endswith("995"):
             return web.json_response({"error": "internal error"}, status=500)
         record = app[RECORDS].get(key)
-        held = asked.number.endswith("997") or (record is not None and record.status == "reversed")
+        held = (
+            asked.number.endswith("997") or (record is not None and record.status == "reversed") or key in app[REVERSED]
+        )
         if held or (key, asked.red_number) in app[REDS]:
             return web.json_response({"found": True, "red_number": asked.red_number})
         return web.json_response({"found": False}, status=404)
@@ -187,6 +204,15 @@ def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Applica
         app[REDS].update((r.code + r.number, r.red_number) for r in reds)
         return web.json_response({"registered": len(reds)})
 
+    async def reverse(request: web.Request) -> web.Response:
+        try:
+            reversals = msgspec.json.decode(await request.read(), type=dict[str, list[Reversal]])["invoices"]
+        except (msgspec.DecodeError, KeyError) as exc:
+            return web.json_response({"error": f'{{"invoices": [{{"number", "code", "amount"}}]}}: {exc}'}, status=400)
+        for r in reversals:
+            app[REVERSED][r.code + r.number] = r
+        return web.json_response({"reversed": len(reversals)})
+
     async def stats(request: web.Request) -> web.Response:
         return web.Response(body=msgspec.json.encode(app[STATS]), content_type="application/json")
 
@@ -197,6 +223,16 @@ def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Applica
     app.router.add_post("/red-letter", red_letter)
     app.router.add_post("/sandbox/invoices", register)
     app.router.add_post("/sandbox/red-invoices", register_reds)
+    app.router.add_post("/sandbox/reverse", reverse)
     app.router.add_get("/sandbox/stats", stats)
     app.router.add_get("/healthz", healthz)
     return app
+
+
+def _after_the_fact(found: Issued, reversal: Reversal | None) -> Issued:
+    """The invoice as the tax system holds it after a reversal reported to the sandbox, if any."""
+    if reversal is None:
+        return found
+    if reversal.amount is None:
+        return msgspec.structs.replace(found, status="reversed")
+    return msgspec.structs.replace(found, amount=reversal.amount)

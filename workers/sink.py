@@ -28,7 +28,7 @@ CREATE TEMP TABLE IF NOT EXISTS staging (
     key text, channel text, number text, code text, issue_date date, amount_fen bigint,
     seller_tax_id text, seller_name text, category text, person text, user_ref text, device_ref text,
     status text, reason text, accepted_at timestamptz, verified_at timestamptz, feed_body text, accepted_day date,
-    verified_day date, industry text
+    verified_day date, industry text, check_code text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS staging_dups (key text, channel text, at timestamptz) ON COMMIT DELETE ROWS;
 """
@@ -54,6 +54,7 @@ STAGING_COLUMNS = (
     "accepted_day",
     "verified_day",
     "industry",
+    "check_code",
 )
 
 UPSERT = """
@@ -66,7 +67,7 @@ WITH d AS (
     -- invoice's channel, or confirmed by the tax service): the invoice is reversed, and not fed.
     SELECT d.key, d.channel, d.number, d.code, d.issue_date, d.amount_fen, d.seller_tax_id, d.seller_name,
            d.category, d.person, d.user_ref, d.device_ref, d.accepted_at, d.verified_at, d.accepted_day,
-           d.verified_day, d.industry,
+           d.verified_day, d.industry, d.check_code,
            CASE WHEN r.hit IS NULL THEN d.status ELSE 'reversed' END AS status,
            CASE WHEN r.hit IS NULL THEN d.reason ELSE 'reversed_by_red_invoice' END AS reason,
            CASE WHEN r.hit IS NULL THEN d.feed_body END AS feed_body
@@ -81,9 +82,9 @@ WITH d AS (
     RETURNING key
 ), stored AS (
     INSERT INTO invoices (key, channel, number, code, issue_date, amount_fen, seller_tax_id, seller_name,
-                          category, person, user_ref, device_ref, status, reason, accepted_at, updated_at)
+                          category, person, user_ref, device_ref, status, reason, accepted_at, updated_at, check_code)
     SELECT key, channel, number, code, issue_date, amount_fen, seller_tax_id, seller_name, category,
-           person, user_ref, device_ref, status, reason, accepted_at, coalesce(verified_at, now())
+           person, user_ref, device_ref, status, reason, accepted_at, coalesce(verified_at, now()), check_code
     FROM s JOIN new USING (key)
 ), events AS (
     INSERT INTO invoice_events (key, channel, status, reason, at)
@@ -99,10 +100,11 @@ WITH d AS (
 ), fed AS (
     -- The feed entries of the new eligible invoices, their text made by core/feed.py and written here, inside
     -- the upsert: a statement of its own (core.feed.append) cost the sink 28% of its rows/s (25,400 against
-    -- 34,700 in benchmarks/pipeline_bench.py --burst-only, same run).
-    INSERT INTO feed_entries (key, kind, body, ready_at)
-    SELECT s.key, 'add', s.feed_body, now() + make_interval(secs => $1)
-    FROM s JOIN new USING (key) WHERE s.feed_body IS NOT NULL
+    -- 34,700 in benchmarks/pipeline_bench.py --burst-only, same run). $3: verified again when the hold ends.
+    INSERT INTO feed_entries (key, kind, body, ready_at, reverify_at)
+    SELECT s.key, 'add', s.feed_body, r.ready_at, CASE WHEN $3 THEN r.ready_at END
+    FROM s JOIN new USING (key), LATERAL (SELECT now() + make_interval(secs => $1) AS ready_at) AS r
+    WHERE s.feed_body IS NOT NULL
 ), ledger AS (
     INSERT INTO accepted_ledger (day, key) SELECT s.accepted_day, s.key FROM s JOIN new USING (key)
     ON CONFLICT DO NOTHING
@@ -163,10 +165,12 @@ async def write(
     hold_s: float = 0.0,
     tallies: Sequence[TallyPart] = (),
     rollup: Rollup = UTC_ANY,
+    reverify: bool = False,
 ) -> int:
     """Write one batch in one transaction; returns how many invoices were new. Eligible invoices are sealed
-    into the feed no sooner than ``hold_s`` from now (the campaign's payout hold). ``rollup``: the campaign's
-    days and industries, for the daily figures of the new invoices and of ``tallies``."""
+    into the feed no sooner than ``hold_s`` from now (the campaign's payout hold), and with ``reverify`` only
+    once the tax service has confirmed them again then (workers/reverify.py). ``rollup``: the campaign's days
+    and industries, for the daily figures of the new invoices and of ``tallies``."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", locks.REVERSAL)
         deltas = rollups.Deltas()
@@ -174,7 +178,7 @@ async def write(
         if judged:
             staged = [_row(j, rollup) for j in judged]
             await conn.copy_records_to_table("staging", records=staged, columns=STAGING_COLUMNS)
-            rows = await conn.fetch(UPSERT, float(hold_s), rollup.zone.key)
+            rows = await conn.fetch(UPSERT, float(hold_s), rollup.zone.key, reverify)
             new = rows[0]["new"]
             for r in rows:
                 if r["metric"] is not None:
@@ -227,4 +231,5 @@ def _row(j: Judged, rollup: Rollup) -> tuple[object, ...]:
         rollup.day_of_ms(q.accepted_at_ms),
         None if j.verified_at is None else rollup.day(j.verified_at),
         rollup.industry(q.category),
+        q.check_code or None,  # legacy invoices: what their re-verification needs
     )

@@ -184,12 +184,16 @@ class Verifier:
 
     async def verify(self, q: Queued) -> Verification:
         """Ask the tax service about one invoice; never raises."""
+        return await self.ask(q.number, q.code, q.issue_date, q.amount_fen, q.check_code)
+
+    async def ask(self, number: str, code: str, issue_date: str, amount_fen: int, check_code: str) -> Verification:
+        """Ask the tax service about the invoice these inputs name (no cache: the caller's choice); never raises."""
         asked = {
-            "number": q.number,
-            "code": q.code,
-            "issue_date": q.issue_date,
-            "amount": f"{decimal.Decimal(q.amount_fen) / 100:.2f}",
-            "check_code": q.check_code,
+            "number": number,
+            "code": code,
+            "issue_date": issue_date,
+            "amount": f"{decimal.Decimal(amount_fen) / 100:.2f}",
+            "check_code": check_code,
         }
         if not self._breaker.allow():
             return Verification("unavailable", detail="circuit breaker open")
