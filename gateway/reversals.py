@@ -22,7 +22,7 @@ from starlette.responses import Response
 from core import feed, locks, outbox
 from core import rollup as rollups
 from core.rollup import UTC_ANY, Conn, Rollup
-from gateway import admit, codes, metrics
+from gateway import admit, codes, metrics, reads
 from gateway.deps import deps
 from gateway.errors import Problem
 from gateway.rules import DIGITAL_NUMBER, LEGACY_CODE, LEGACY_NUMBER
@@ -91,6 +91,8 @@ async def reverse(request: Request) -> Response:
         else:
             valid.setdefault(invoice_key(rev.number, rev.code), (i, rev))
     outcome = await apply(d.pool, client.client_id, valid, Rollup.of(d.campaign)) if valid else {}
+    if valid:  # the channel's status reads see this at once, a replica or not (gateway/reads.py)
+        await reads.note_write(d.pool, d.read_pool, d.redis, client.client_id)
     for key, (i, _) in valid.items():
         results[i] = {"index": i, "key": key, "status": outcome.get(key, "already_reversed")}
     metrics.REVERSALS.labels(client.client_id).inc(sum(1 for r in results if r.get("status") == "reversed"))

@@ -12,7 +12,6 @@ import time
 
 import aiohttp
 import asyncpg
-from redis.asyncio import Redis
 
 from core import settings as config
 from core.campaign import Campaign
@@ -20,7 +19,7 @@ from core.contract import Queued
 from core.errors import STORE_ERRORS
 from core.rollup import Rollup
 from core.shards import digest, shard_of
-from core.stores import open_pool
+from core.stores import RedisClient, open_pool
 from dedup.inflight import Releaser, release_committed
 from ratelimit.caps import Caps
 from workers import metrics, risk, seal, sink, stream
@@ -39,7 +38,7 @@ class Worker:
         settings: config.Worker,
         verify: config.Verify,
         campaign: Campaign,
-        redis: Redis,
+        redis: RedisClient,
         pool: asyncpg.Pool,
         verifier: Verifier,
     ) -> None:
