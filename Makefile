@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck rules pytest deps system-deps bench bench-burst bench-redis bench-server bench-dedup bench-overload bench-workers clean
 
+# `make run REDIS=cluster`: Redis as a local cluster of 3 primaries and 3 replicas (deploy/rediscluster.py).
 run: deps
-	$(PY) deploy/devstack.py
+	$(PY) deploy/devstack.py $(if $(filter cluster,$(REDIS)),--redis cluster)
 
 test: deps lint typecheck rules pytest
 
@@ -30,7 +31,8 @@ deps: system-deps $(STAMP)
 
 # Debian packages the stack needs; installed only when missing (the image has PostgreSQL 15's binaries).
 # `prometheus` brings both the server (tests/e2e/test_prometheus.py runs it) and promtool (make rules). The JDK,
-# Go and Node.js run the channel examples against docs/vectors and the API from /docs alone (tests/e2e).
+# Go and Node.js run the channel examples against docs/vectors and the API from /docs alone (tests/e2e). HAProxy and
+# iproute2: the gateway hosts behind a load balancer, as network namespaces (tests/e2e/test_load_balancer.py).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -38,6 +40,8 @@ system-deps:
 	command -v go >/dev/null || missing="$$missing golang-go"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	command -v ip >/dev/null || [ -x /usr/sbin/ip ] || missing="$$missing iproute2"; \
 	{ command -v prometheus && command -v promtool; } >/dev/null || missing="$$missing prometheus"; \
 	test -x /usr/lib/postgresql/15/bin/initdb || missing="$$missing postgresql-15"; \
 	if [ -n "$$missing" ]; then \

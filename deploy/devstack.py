@@ -315,7 +315,7 @@ class Stack:
         ]
         proc = self._spawn("postgres", argv, **as_postgres)
         wait_until("postgres", self._alive("postgres", proc, self._postgres_answers))
-        self._create_database()
+        self.create_database()
 
     def postgres_folder(self) -> Path:
         """The cluster's folder: ``<data>/postgres``, unless the server could not use it there.
@@ -382,7 +382,8 @@ class Stack:
         )
         return probe.returncode == 0
 
-    def _create_database(self) -> None:
+    def create_database(self) -> None:
+        """The stack's database on its PostgreSQL server, unless it is there."""
         import asyncpg
 
         async def create() -> None:
