@@ -272,16 +272,21 @@ class Stack:
         wait_until(name, self._alive(name, proc, lambda: redis_pong(port)))
         return proc
 
-    def start_postgres(self) -> None:
+    def start_postgres(self, replica_of: int | None = None) -> None:
+        """The stack's PostgreSQL server, with its database; ``replica_of``: instead, a streaming replica of the
+        server on that port (a copy by pg_basebackup, then hot standby: read-only, GATEWAY_DATABASE_READ_URL)."""
         folder = self.postgres_folder()
         user = _postgres_user() if os.geteuid() == 0 else None
         as_postgres: dict[str, Any] = {}
         if user is not None:
             as_postgres = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": _groups(user)}
         if not (folder / "PG_VERSION").exists():
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             if user is not None:
                 os.chown(folder, user.pw_uid, user.pw_gid)
+        if not (folder / "PG_VERSION").exists() and replica_of is not None:
+            self._base_backup(folder, replica_of, as_postgres)
+        elif not (folder / "PG_VERSION").exists():
             self._run(
                 "initdb",
                 [
@@ -315,7 +320,13 @@ class Stack:
         ]
         proc = self._spawn("postgres", argv, **as_postgres)
         wait_until("postgres", self._alive("postgres", proc, self._postgres_answers))
-        self.create_database()
+        if replica_of is None:
+            self.create_database()
+
+    def _base_backup(self, folder: Path, primary_port: int, as_postgres: dict[str, Any]) -> None:
+        # -R writes the standby's connection to the primary; -X stream copies the WAL written meanwhile.
+        argv = [str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary_port), "-U", "gateway"]
+        self._run("pg_basebackup", [*argv, "-D", str(folder), "-R", "-X", "stream"], cwd="/", **as_postgres)
 
     def postgres_folder(self) -> Path:
         """The cluster's folder: ``<data>/postgres``, unless the server could not use it there.
