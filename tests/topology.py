@@ -6,3 +6,5 @@ from __future__ import annotations
 import pytest
 
 ON_BOTH = pytest.mark.parametrize("topology", ["single", "cluster"], indirect=True)
+ON_CLUSTER = pytest.mark.parametrize("topology", ["cluster"], indirect=True)
+"""A test of the cluster alone (a failover, a resharding): its fixtures are the cluster stack's."""

@@ -63,10 +63,7 @@ class Worker:
     async def run(self, burst: bool = False) -> int:
         """Process invoices until stopped (in burst mode: until nothing is queued or waiting for a re-check,
         then seal); returns how many were committed."""
-        await stream.ensure_groups(self.redis, self.shards)
-        # Keys a dead worker committed but never released from the in-flight hashes.
-        await release_committed(self.redis, self.pool, self.shards, self.settings.inflight_grace_s)
-        done = await self._drain_own_pending()
+        done = await self._start()
         sealer = None if burst else asyncio.create_task(self._seal_forever())
         try:
             while not self.stopping.is_set():
@@ -88,6 +85,19 @@ class Worker:
             if self.settings.inflight_grace_s <= 0:
                 await self.releaser.release_due(self.redis, everything=True)
         return done
+
+    async def _start(self) -> int:
+        """The groups, the keys a dead worker committed but never released from the in-flight hashes, and this
+        consumer's own pending entries; again until the stores answer (a Redis failover in progress, say)."""
+        while not self.stopping.is_set():
+            try:
+                await stream.ensure_groups(self.redis, self.shards)
+                await release_committed(self.redis, self.pool, self.shards, self.settings.inflight_grace_s)
+                return await self._drain_own_pending()
+            except STORE_ERRORS as exc:
+                log.error("could not start, will try again: %s: %s", type(exc).__name__, exc)
+                await asyncio.sleep(1.0)
+        return 0
 
     async def _step(self, burst: bool) -> tuple[bool, int]:
         """One round: idle entries of dead workers (now and then), due re-checks, new entries. Returns whether
