@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-burst bench-redis bench-server bench-dedup bench-overload bench-workers clean
+.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-burst bench-redis bench-server bench-dedup bench-overload bench-workers bench-cluster clean
 
 # `make run REDIS=cluster`: Redis as a local cluster of 3 primaries and 3 replicas (deploy/rediscluster.py).
 run: deps
@@ -58,7 +58,7 @@ $(STAMP): pyproject.toml
 # Measurements against this machine's own limits; results under benchmarks/results/. `make bench` measures
 # the whole pipeline in one run (5 to 10 minutes, with a 200,000-invoice burst); `make bench-burst` is the
 # full 10 M burst on its own (about an hour here); the focused benchmarks run on their own: bench-dedup,
-# bench-overload, bench-workers, bench-server, bench-redis (Redis instructions per invoice of each upload
+# bench-overload, bench-workers, bench-server, bench-cluster, bench-redis (Redis instructions per invoice of each upload
 # script, under valgrind: AGAINST=REV compares with another revision, INVOICES=1 measures single-invoice requests).
 bench: deps
 	$(PY) benchmarks/pipeline_bench.py
@@ -80,6 +80,10 @@ bench-redis: deps
 
 bench-dedup: deps
 	$(PY) benchmarks/dedup_bench.py $(if $(BENCH_KEYS),--keys $(BENCH_KEYS))
+
+# 100-invoice uploads on a single Redis, a 3+3 Redis Cluster, and the cluster with WAIT 1 (SHARDS: intake shards).
+bench-cluster: deps
+	$(PY) benchmarks/cluster_bench.py $(if $(SHARDS),--shards $(SHARDS))
 
 # The Kubernetes PrometheusRule carries the same rules as deploy/prometheus/alerts.yml (a test checks it).
 deploy/k8s/prometheusrule.yaml: deploy/prometheus/alerts.yml
