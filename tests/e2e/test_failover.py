@@ -57,6 +57,16 @@ class Uploads:
                     elif answer.status_code in OK:
                         self.promised.update(promised(answer.json()["results"]))
 
+    def __enter__(self) -> Uploads:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
     def count(self) -> int:
         with self.lock:
             return len(self.promised)
@@ -76,10 +86,7 @@ def test_sigkill_of_a_primary_under_load_loses_nothing_and_doubles_nothing(
     slot = rediscluster.key_slot(ports[0], keys.stream(0))
     victim = rediscluster.primary_of(ports[0], slot).port
     workers = start_workers(stack, "failover")
-    uploads = Uploads(base_url)
-    for t in uploads.threads:
-        t.start()
-    try:
+    with Uploads(base_url) as uploads:
         # Workers busy too: the kill hits their reads and acknowledgements, not only the uploads.
         wait_for(lambda: committed(sql, uploads) > 100, 120)
         os.kill(_process(stack, victim).pid, signal.SIGKILL)
@@ -89,10 +96,6 @@ def test_sigkill_of_a_primary_under_load_loses_nothing_and_doubles_nothing(
         wait_for(lambda: rediscluster.healthy(ports), 60)
         since = uploads.count()
         wait_for(lambda: uploads.count() > since + 200, 120)
-    finally:
-        uploads.stop.set()
-        for t in uploads.threads:
-            t.join(60)
 
     assert uploads.refused  # the gap was answered 503 (with Retry-After: promises_kept)
     promises_kept(uploads, workers, base_url, sql, draw, wait_for)

@@ -26,10 +26,7 @@ def test_slots_moving_under_load_lose_nothing_and_double_nothing(
     source, count, slot = _slots_to_move(ports[0], shards)
     target = next(n for n in rediscluster.nodes(ports[0]) if n.primary and n.slots and n.id != source.id)
     workers = start_workers(target_stack, "reshard")
-    uploads = Uploads(base_url)
-    for t in uploads.threads:
-        t.start()
-    try:
+    with Uploads(base_url) as uploads:
         wait_for(lambda: committed(sql, uploads) > 100, 120)
         argv = [rediscluster.redis_cli(), "--cluster", "reshard", f"127.0.0.1:{ports[0]}"]
         argv += ["--cluster-from", source.id, "--cluster-to", target.id, "--cluster-slots", str(count), "--cluster-yes"]
@@ -37,10 +34,6 @@ def test_slots_moving_under_load_lose_nothing_and_double_nothing(
         assert moved.returncode == 0, moved.stdout[-2000:] + moved.stderr[-2000:]
         since = uploads.count()
         wait_for(lambda: uploads.count() > since + 200, 120)
-    finally:
-        uploads.stop.set()
-        for t in uploads.threads:
-            t.join(60)
 
     assert rediscluster.primary_of(ports[0], slot).id == target.id  # a shard's keys moved under the load
     promises_kept(uploads, workers, base_url, sql, draw, wait_for)
