@@ -111,6 +111,15 @@ def stores_config(stack: Any, net: Net, path: Path) -> Path:
     return path
 
 
+def own_folder(parent: Path, name: str) -> Path:
+    """A host's metrics folder, empty: as on a host of its own, and so that a host killed here leaves nothing
+    in the session stack's folder (its gauges would stay in the stack's sums)."""
+    folder = parent / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
 def listening_at(address: str, port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex((address, port)) == 0
@@ -174,7 +183,8 @@ def test_gateway_hosts_behind_haproxy_lose_no_request_on_sigterm_and_fail_over_o
     def gateway(host: str) -> subprocess.Popen[bytes]:
         bind = f"{net.address(host)}:{GATEWAY_PORT}"
         command = [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "-b", bind, "-w", "1"]
-        proc = stack._spawn(f"lb-{host}", ["ip", "netns", "exec", net.ns(host), *command], env=remote)
+        env = {**remote, "PROMETHEUS_MULTIPROC_DIR": str(own_folder(folder, f"metrics-{host}"))}
+        proc = stack._spawn(f"lb-{host}", ["ip", "netns", "exec", net.ns(host), *command], env=env)
         return proc
 
     first = gateway("gw1")
@@ -182,7 +192,7 @@ def test_gateway_hosts_behind_haproxy_lose_no_request_on_sigterm_and_fail_over_o
     worker = stack._spawn(
         "lb-worker",
         ["ip", "netns", "exec", net.ns("wk"), str(VENV_BIN / "gateway-worker"), "run"],
-        env={**remote, **FAST},
+        env={**remote, **FAST, "PROMETHEUS_MULTIPROC_DIR": str(own_folder(folder, "metrics-wk"))},
     )
     url = f"http://127.0.0.1:{lb_port}"
     wait_until("load balancer", lambda: http_ok(f"{url}/readyz"), 60)
