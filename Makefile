@@ -4,10 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-burst bench-redis bench-server bench-dedup bench-overload bench-workers fuzz chaos clean
+.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-burst bench-redis bench-server bench-dedup bench-overload bench-workers bench-cluster fuzz chaos clean
 
+# `make run REDIS=cluster`: Redis as a local cluster of 3 primaries and 3 replicas (deploy/rediscluster.py).
 run: deps
-	$(PY) deploy/devstack.py
+	$(PY) deploy/devstack.py $(if $(filter cluster,$(REDIS)),--redis cluster)
 
 test: deps lint typecheck rules pytest
 
@@ -41,7 +42,8 @@ deps: system-deps $(STAMP)
 
 # Debian packages the stack needs; installed only when missing (the image has PostgreSQL 15's binaries).
 # `prometheus` brings both the server (tests/e2e/test_prometheus.py runs it) and promtool (make rules). The JDK,
-# Go and Node.js run the channel examples against docs/vectors and the API from /docs alone (tests/e2e).
+# Go and Node.js run the channel examples against docs/vectors and the API from /docs alone (tests/e2e). HAProxy and
+# iproute2: the gateway hosts behind a load balancer, as network namespaces (tests/e2e/test_load_balancer.py).
 # Chromium is the browser the console's tests drive through Playwright (never `playwright install`), with a CJK
 # font so that its screenshots show the Chinese pages.
 system-deps:
@@ -51,6 +53,8 @@ system-deps:
 	command -v go >/dev/null || missing="$$missing golang-go"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	command -v ip >/dev/null || [ -x /usr/sbin/ip ] || missing="$$missing iproute2"; \
 	{ command -v prometheus && command -v promtool; } >/dev/null || missing="$$missing prometheus"; \
 	test -x /usr/lib/postgresql/15/bin/initdb || missing="$$missing postgresql-15"; \
 	/usr/bin/python3 -c 'import cryptography' 2>/dev/null || missing="$$missing python3-cryptography"; \
@@ -70,7 +74,7 @@ $(STAMP): pyproject.toml
 # Measurements against this machine's own limits; results under benchmarks/results/. `make bench` measures
 # the whole pipeline in one run (5 to 10 minutes, with a 200,000-invoice burst); `make bench-burst` is the
 # full 10 M burst on its own (about an hour here); the focused benchmarks run on their own: bench-dedup,
-# bench-overload, bench-workers, bench-server, bench-redis (Redis instructions per invoice of each upload
+# bench-overload, bench-workers, bench-server, bench-cluster, bench-redis (Redis instructions per invoice of each upload
 # script, under valgrind: AGAINST=REV compares with another revision, INVOICES=1 measures single-invoice requests).
 bench: deps
 	$(PY) benchmarks/pipeline_bench.py
@@ -92,6 +96,10 @@ bench-redis: deps
 
 bench-dedup: deps
 	$(PY) benchmarks/dedup_bench.py $(if $(BENCH_KEYS),--keys $(BENCH_KEYS))
+
+# 100-invoice uploads on a single Redis, a 3+3 Redis Cluster, and the cluster with WAIT 1 (SHARDS: intake shards).
+bench-cluster: deps
+	$(PY) benchmarks/cluster_bench.py $(if $(SHARDS),--shards $(SHARDS))
 
 # The Kubernetes PrometheusRule carries the same rules as deploy/prometheus/alerts.yml (a test checks it).
 deploy/k8s/prometheusrule.yaml: deploy/prometheus/alerts.yml

@@ -119,7 +119,7 @@ async def run(stack: Any, n_keys: int, requests: int) -> dict[str, Any]:
         unfiltered = Claimer(redis, pool, config.shards)
         unfiltered._script = redis.register_script(
             scripts.load("claim_enqueue.lua").replace(
-                "local bits_seen = seen_or_set(digests, d, k, sizes, 5)", "local bits_seen = false"
+                "local bits_seen = seen_or_set(digests, d, k, sizes, 6)", "local bits_seen = false"
             )
         )
         await redis.config_resetstat()

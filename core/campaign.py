@@ -25,6 +25,7 @@ Rate = Annotated[float, msgspec.Meta(gt=0)]
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
 INVOICE_KINDS = ("on_behalf", "fixed_amount", "purchase")
 OTHER_INDUSTRY = "other"  # an invoice whose category matches none of the campaign's eligible ones
+MAX_EXTENDS = 3  # campaign files one may extend in a chain (``extends``)
 
 
 class Caps(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -247,10 +248,34 @@ def read(path: str | Path) -> tuple[Campaign | None, list[tuple[str, str]]]:
     except tomllib.TOMLDecodeError as exc:
         return None, [_not_toml(text, str(exc))]
     try:
+        raw = _extended(raw, Path(path))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError) as exc:
+        return None, [("extends", f"cannot read the campaign it extends: {exc}")]
+    try:
         campaign = msgspec.convert(raw, Campaign)
     except msgspec.ValidationError as exc:
         return None, [_not_valid(raw, exc)]
     return campaign, contradictions(campaign)
+
+
+def _extended(raw: dict[str, Any], path: Path, depth: int = 0) -> dict[str, Any]:
+    """``raw`` laid over the campaign file its ``extends`` names (relative to its own folder), table by table and
+    key by key: a variant of a campaign (its rules on a Redis Cluster, say) names only what differs."""
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    if not isinstance(base_name, str) or depth >= MAX_EXTENDS:
+        raise ValueError(f"a file name, in a chain of at most {MAX_EXTENDS} files")
+    base_path = path.parent / base_name
+    return _merged(_extended(tomllib.loads(base_path.read_text()), base_path, depth + 1), raw)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        below = merged.get(key)
+        merged[key] = _merged(below, value) if isinstance(value, dict) and isinstance(below, dict) else value
+    return merged
 
 
 DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?")

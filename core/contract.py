@@ -39,12 +39,16 @@ LATE_ENTRY_MS = 60_000
 
 # What each outcome character of a claim call adds to the tally. "m": the filter had seen the key and it was not
 # in flight; a duplicate, unless the "force" call that follows claims it after all ("A"), which moves it back.
+# "r": the channel's own upload answered 503 for want of replicas, taken back by its retry: the first upload
+# counted the key as accepted, so the retry counts it as a key received again ("R": the same in force mode).
 OUTCOMES_ADD: dict[str, tuple[tuple[str, int], ...]] = {
     "a": (("accepted", 1),),
     "d": (("duplicate", 1),),
     "m": (("duplicate", 1),),
+    "r": (("duplicate", 1),),
     "A": (("accepted", 1), ("duplicate", -1)),
     "D": (),
+    "R": (),
 }
 
 TallyRow = tuple[str, str, str, int, int]  # metric, reason, industry, count, amount_fen

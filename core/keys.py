@@ -32,6 +32,12 @@ def duplicates(shard: int) -> str:
     return f"{tag(shard)}:dups"
 
 
+def unacked(shard: int) -> str:
+    """Hash of the shard's claims whose upload was answered 503 because replicas did not acknowledge it in time:
+    invoice key -> the claim, so that the channel's retry finds the key as its own (dedup/claim_enqueue.lua)."""
+    return f"{tag(shard)}:unacked"
+
+
 def recheck(shard: int) -> str:
     """Sorted set of the shard's invoices waiting for another verification: member -> due time (ms)."""
     return f"{tag(shard)}:recheck"
@@ -82,6 +88,12 @@ def device_rate(client_id: str, device_ref: str) -> str:
 def nonce(client_id: str, nonce: str) -> str:
     """A spent nonce, under the client's rate-limit tag: an upload spends it in its rate-limit script call."""
     return f"{rate_limits(client_id)}:nonce:{nonce}"
+
+
+def written(client_id: str) -> str:
+    """Sorted set of one member ("wal"): the primary PostgreSQL's WAL position after the channel's last write,
+    which its reads from a replica must wait for (gateway/reads.py)."""
+    return f"{rate_limits(client_id)}:written"
 
 
 def cap(shard: int, person: str, month: str) -> str:

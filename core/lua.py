@@ -7,8 +7,11 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+from core.stores import RedisClient
 
 
 def load(package: str, name: str) -> str:
@@ -21,14 +24,38 @@ def indices(values: Sequence[int]) -> bytes:
     return struct.pack(f">{len(values)}H", *values)
 
 
-async def call_each(redis: Redis, script: AsyncScript, calls: Sequence[tuple[list[str], list[Any]]]) -> list[Any]:
+async def call_each(redis: RedisClient, script: AsyncScript, calls: Sequence[tuple[list[str], list[Any]]]) -> list[Any]:
     """The script's answers to ``calls`` (KEYS, ARGV) in one round trip. One call goes alone (EVALSHA, loaded
     again only on NOSCRIPT, when nothing ran); several go in a pipeline, which redis-py prefixes with a
-    SCRIPT EXISTS: a round trip of its own that a lone call does not need (the usual case on one shard)."""
+    SCRIPT EXISTS on a single Redis: a round trip of its own that a lone call does not need (the usual case on
+    one shard). On a cluster the pipeline goes to each node at once and checks nothing first: a node without
+    the script (a replica promoted since) answers NOSCRIPT for the calls it did not run, which go again."""
     if len(calls) == 1:
         keys, args = calls[0]
         return [await script(keys=keys, args=args)]
+    if not isinstance(redis, RedisCluster):
+        async with redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                await script(keys=keys, args=args, client=pipe)
+            return list(await pipe.execute())
+    replies = await _cluster_round(redis, script, calls)
+    missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+    if missing:
+        await redis.script_load(script.script)  # on every primary
+        for i, again in zip(missing, await _cluster_round(redis, script, [calls[i] for i in missing]), strict=True):
+            replies[i] = again
+    for r in replies:
+        if isinstance(r, Exception):
+            raise r
+    return replies
+
+
+async def _cluster_round(
+    redis: RedisCluster, script: AsyncScript, calls: Sequence[tuple[list[str], list[Any]]]
+) -> list[Any]:
     async with redis.pipeline(transaction=False) as pipe:
         for keys, args in calls:
-            await script(keys=keys, args=args, client=pipe)
-        return list(await pipe.execute())
+            # redis-py refuses its evalsha method in a cluster pipeline (it cannot load a script there): the
+            # command itself goes through, and a NOSCRIPT comes back as the call's answer.
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))

@@ -53,10 +53,27 @@ def _f(default: Any, env: str) -> Any:
 
 
 class Stores(msgspec.Struct, frozen=True, kw_only=True):
+    """Where Redis and PostgreSQL are, and what an acknowledgement waits for (deploy/README.md, "Durability")."""
+
     redis_url: str = "redis://127.0.0.1:6390/0"
+    # A Redis Cluster: ``redis_url`` names any one of its nodes (the client learns the others and the slot map).
+    redis_cluster: bool = False
+    # Replicas that must have an upload's claims and stream entry before it is answered ``accepted`` (WAIT on the
+    # connection that ran the claim script); -1: 1 on a cluster, 0 on a single Redis.
+    redis_min_replicas: Annotated[int, msgspec.Meta(ge=-1)] = -1
+    # How long that WAIT may take; past it the upload is answered 503 and its claims are left for its retry.
+    redis_wait_timeout_ms: Annotated[int, msgspec.Meta(ge=1)] = 200
     database_url: str = "postgresql://gateway@127.0.0.1:5440/gateway"
+    # A streaming replica for the feed and status reads ("": the primary, ``database_url``).
+    database_read_url: str = ""
     redis_timeout_ms: int = 500
     database_timeout_ms: int = 2000
+
+    def min_replicas(self) -> int:
+        """Replicas an acknowledgement waits for, the default resolved."""
+        if self.redis_min_replicas >= 0:
+            return self.redis_min_replicas
+        return 1 if self.redis_cluster else 0
 
 
 class Secrets(msgspec.Struct, frozen=True, kw_only=True):
@@ -384,9 +401,15 @@ def _problems(settings: Settings) -> Iterator[tuple[str, str]]:
         delays = [-1.0]
     if any(d < 0 for d in delays):
         yield PREFIX + "VERIFY_RECHECK_S", "not a comma-separated list of delays in seconds (2,10,30)"
+    stores = settings.stores
+    if stores.min_replicas() > 0 and stores.redis_wait_timeout_ms >= stores.redis_timeout_ms:
+        yield PREFIX + "REDIS_WAIT_TIMEOUT_MS", "must be below GATEWAY_REDIS_TIMEOUT_MS (the WAIT answers within it)"
+    if stores.redis_cluster and not stores.redis_url.startswith(("redis://", "rediss://")):
+        yield PREFIX + "REDIS_URL", "a cluster is reached over TCP: redis:// or rediss://"
     schemes = {
         "REDIS_URL": (settings.stores.redis_url, ("redis", "rediss", "unix")),
         "DATABASE_URL": (settings.stores.database_url, ("postgresql", "postgres")),
+        "DATABASE_READ_URL": (settings.stores.database_read_url or "postgresql://", ("postgresql", "postgres")),
         "VERIFY_URL": (settings.verify.url, ("http", "https")),
         "EXPORT_URL": (settings.export.url, ("http", "https")),
         "DRAW_URL": (settings.draw.url, ("http", "https")),

@@ -1,4 +1,4 @@
-"""Opening the stores' clients (Redis, the PostgreSQL pool), the same way in every process."""
+"""Opening the stores' clients (Redis or a Redis Cluster, the PostgreSQL pools), the same way in every process."""
 
 from __future__ import annotations
 
@@ -6,13 +6,19 @@ from typing import Any
 
 import asyncpg
 import hiredis
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, DataError
+from redis.exceptions import ClusterDownError, ConnectionError, DataError, SlotNotCoveredError
 
 from core.settings import Stores
+
+# What every part is handed: a single Redis or a Redis Cluster (``GATEWAY_REDIS_CLUSTER``). The commands and
+# the scripts are the same; the few places that differ ask ``isinstance(redis, RedisCluster)``: reading
+# several streams (workers/stream.py), a script call acknowledged by replicas (core/acks.py), a script's NOSCRIPT
+# in a pipeline (core/lua.py), Redis's memory (gateway/ops.py).
+RedisClient = Redis | RedisCluster
 
 
 class HiredisPacking(Connection):
@@ -29,16 +35,28 @@ class HiredisPacking(Connection):
             raise DataError(str(exc)) from exc
 
 
-def open_redis(stores: Stores) -> Redis:
-    """A Redis client that retries a command twice, within milliseconds, when its connection broke.
+class Cluster(RedisCluster):
+    """redis-py's cluster client, retrying as ``open_redis`` says: a broken connection, or a slot without a
+    primary during a failover, is retried on a fresh slot map; a timeout is not (a hung node stays hung)."""
+
+    ERRORS_ALLOW_RETRY = (ConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
+
+
+def open_redis(stores: Stores) -> RedisClient:
+    """A Redis client (a cluster client with ``GATEWAY_REDIS_CLUSTER``) that retries a command twice when its
+    connection broke.
 
     A pooled connection goes stale when Redis restarts; the retry reconnects. Every write the gateway makes
     is safe to repeat: the claim script recognises its own claim, and a nonce is spent with a token that
     recognises its own request. A timeout is not retried: a Redis that does not answer in
     ``GATEWAY_REDIS_TIMEOUT_MS`` is slow or hung, and asking it twice more would triple the wait the README's
-    failure policy promises.
+    failure policy promises. On a cluster, a retry first reads the slot map again (from any node that answers),
+    so a command follows a failover once the replica has taken over; MOVED and ASK are followed as they come.
     """
     timeout_s = stores.redis_timeout_ms / 1000
+    retry = Retry(ExponentialBackoff(cap=0.05, base=0.005), retries=2, supported_errors=(ConnectionError,))
+    if stores.redis_cluster:
+        return _open_cluster(stores.redis_url, timeout_s, retry)
     options: dict[str, Any] = {}
     if stores.redis_url.startswith("redis://"):  # TCP: unix sockets and TLS keep their own connection classes
         options["connection_class"] = HiredisPacking
@@ -47,9 +65,25 @@ def open_redis(stores: Stores) -> Redis:
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         # Retry's default errors include TimeoutError: named here so that only a broken connection is retried.
-        retry=Retry(ExponentialBackoff(cap=0.05, base=0.005), retries=2, supported_errors=(ConnectionError,)),
+        retry=retry,
         **options,
     )
+
+
+def _open_cluster(url: str, timeout_s: float, retry: Retry) -> Cluster:
+    cluster = Cluster.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=retry)
+    assert isinstance(cluster, Cluster)  # from_url is typed as returning the base class
+    if url.startswith("redis://"):
+        # The cluster client takes no connection class: its nodes are made with the one in its connection
+        # options, which the nodes it discovers later copy (tests/unit/test_stores.py checks it still holds).
+        cluster.connection_kwargs["connection_class"] = HiredisPacking
+        for node in cluster.startup_nodes:
+            node.connection_class = HiredisPacking
+    return cluster
+
+
+def is_cluster(redis: RedisClient) -> bool:
+    return isinstance(redis, RedisCluster)
 
 
 async def open_pool(
@@ -58,11 +92,13 @@ async def open_pool(
     *,
     timed: bool,
     init: Any = None,  # called with each new connection (asyncpg's own init)
+    read: bool = False,
 ) -> asyncpg.Pool:
     """A PostgreSQL pool. ``timed``: each statement times out after ``GATEWAY_DATABASE_TIMEOUT_MS`` (a request's
-    queries); untimed for the workers and commands, whose batch transactions may rightly take longer."""
+    queries); untimed for the workers and commands, whose batch transactions may rightly take longer. ``read``:
+    on the streaming replica of ``GATEWAY_DATABASE_READ_URL`` when there is one (reads that may lag a little)."""
     pool: asyncpg.Pool = await asyncpg.create_pool(
-        stores.database_url,
+        (stores.database_read_url or stores.database_url) if read else stores.database_url,
         min_size=1,
         max_size=max_size,
         command_timeout=stores.database_timeout_ms / 1000 if timed else None,

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 
 from core import keys
+from core.stores import RedisClient
 from dedup import sizing
 
 BLOCK_BYTES = sizing.BLOCK_BITS // 8
@@ -43,7 +43,7 @@ class ShardFilter(msgspec.Struct, frozen=True):
         return 1 - miss
 
 
-async def describe(redis: Redis, shards: int) -> list[ShardFilter]:
+async def describe(redis: RedisClient, shards: int) -> list[ShardFilter]:
     """Every shard's filter as Redis holds it (one round trip)."""
     async with redis.pipeline(transaction=False) as pipe:
         for shard in range(shards):
@@ -58,7 +58,7 @@ def _shard_filter(shard: int, meta: dict[bytes, bytes]) -> ShardFilter:
     return ShardFilter(shard, int(meta.get(b"k", b"0")), meta.get(b"ready") == b"1", gens)
 
 
-async def add_generation(redis: Redis, shards: int, capacity: int, target_fpr: float) -> tuple[int, int]:
+async def add_generation(redis: RedisClient, shards: int, capacity: int, target_fpr: float) -> tuple[int, int]:
     """Allocate a new (newest) generation on every shard for ``capacity`` more keys; returns (k, blocks/shard).
 
     The first generation fixes k; later ones keep it (the script reads one k per shard) and are sized for it.
@@ -82,7 +82,7 @@ async def add_generation(redis: Redis, shards: int, capacity: int, target_fpr: f
     return k, blocks
 
 
-async def set_ready(redis: Redis, shards: int, ready: bool) -> None:
+async def set_ready(redis: RedisClient, shards: int, ready: bool) -> None:
     async with redis.pipeline(transaction=False) as pipe:
         for shard in range(shards):
             if ready:

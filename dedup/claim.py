@@ -4,24 +4,37 @@ One pipelined Redis round trip per request (one script call per intake shard the
 filter has seen and that are not in flight are looked up in PostgreSQL, once per request; those absent there
 are the filter's false positives and are claimed in a second round ("force"), so a new invoice is never
 refused because of the filter.
+
+With replicated acknowledgement (``Acks``, core/acks.py) each round's calls are followed, on the same
+connection, by a WAIT for the replicas. When they fall short the request is answered 503 and its claims are
+left for the channel's retry, which the claim script then answers "accepted" (``Owner.retaken``) rather than
+"duplicate".
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import asyncpg
-from redis.asyncio import Redis
 
 from core import contract, keys, lua
+from core.acks import Acks, NotReplicated, call_acked
+from core.errors import STORE_ERRORS
 from core.shards import digest, shard_of
+from core.stores import RedisClient
 from dedup import metrics, scripts
 from dedup.inflight import PERSON_TAG, Owner, parse_owner
 
 SCRIPT = scripts.load("claim_enqueue.lua")
 MAX_GENERATIONS = 8  # bitmaps the script may touch per shard: KEYS must name them all
+NO_ACKS = Acks(0, 0)
+# How long the claims of an upload answered 503 stay the channel's own to take back (dedup/unacked.lua):
+# a retry comes within seconds; a week covers a channel's own outage too.
+UNACKED_TTL_S = 7 * 86_400
+log = logging.getLogger(__name__)
 
 
 class Item(NamedTuple):
@@ -32,11 +45,13 @@ class Item(NamedTuple):
 
 
 class Claimer:
-    def __init__(self, redis: Redis, pool: asyncpg.Pool, shards: int) -> None:
+    def __init__(self, redis: RedisClient, pool: asyncpg.Pool, shards: int, acks: Acks = NO_ACKS) -> None:
         self._redis = redis
         self._pool = pool
         self._shards = shards
+        self._acks = acks
         self._script = redis.register_script(SCRIPT)
+        self._leave = redis.register_script(lua.load(__package__, "unacked.lua"))
 
     async def claim_and_enqueue(
         self, channel: str, accepted_at_ms: int, request_id: str, items: Sequence[Item], tally: bytes = b""
@@ -44,23 +59,60 @@ class Claimer:
         """Claim each item, no key twice; enqueue the new ones with this request's duplicates. ``tally``: what was
         decided about the request before the claim (core/contract.py), carried by the first shard's entry.
 
-        Returns, per item, None when it was new and is now queued, else the owner of the upload that came first.
+        Returns, per item, None when it was new and is now queued, else the owner of the upload that came first
+        (``retaken`` when it is this channel's own upload left for its retry: accepted then). Raises
+        ``NotReplicated`` when replicas did not acknowledge in time, having left the claims for the retry.
         """
         by_shard: dict[int, list[tuple[int, Item, bytes]]] = defaultdict(list)
         for i, item in enumerate(items):
             d = digest(item.key)
             by_shard[shard_of(d, self._shards)].append((i, item, d))
+        try:
+            answers = await self._claim(channel, accepted_at_ms, request_id, items, by_shard, tally)
+        except NotReplicated:
+            metrics.NOT_REPLICATED.inc()
+            await self._leave_for_retry(f"{channel}|{accepted_at_ms}|{request_id}|", by_shard)
+            raise
+        metrics.CHECKED.inc(len(items))
+        in_flight = sum(1 for a in answers if a.count("|") == 3 and not a.startswith("+"))
+        if in_flight:
+            metrics.DUPLICATES.labels("in_flight").inc(in_flight)
+        retaken = sum(1 for a in answers if a.startswith("+"))
+        if retaken:
+            metrics.RETAKEN.inc(retaken)
+        return [parse_owner(a) for a in answers]
+
+    async def _claim(
+        self,
+        channel: str,
+        accepted_at_ms: int,
+        request_id: str,
+        items: Sequence[Item],
+        by_shard: dict[int, list[tuple[int, Item, bytes]]],
+        tally: bytes,
+    ) -> list[str]:
         first = await self._round(channel, accepted_at_ms, request_id, by_shard, "check", tally)
         answers = [first[i] for i in range(len(items))]
         maybe = [i for i, a in enumerate(answers) if a == "?"]
-        metrics.CHECKED.inc(len(items))
         if maybe:
             metrics.MAYBE.inc(len(maybe))
             await self._resolve(channel, accepted_at_ms, request_id, items, answers, maybe, by_shard)
-        in_flight = sum(1 for a in answers if a.count("|") == 3)
-        if in_flight:
-            metrics.DUPLICATES.labels("in_flight").inc(in_flight)
-        return [parse_owner(a) for a in answers]
+        return answers
+
+    async def _leave_for_retry(self, prefix: str, by_shard: dict[int, list[tuple[int, Item, bytes]]]) -> None:
+        """Mark this request's claims as its channel's to take back (best effort: unmarked, a retry reads
+        "duplicate" with the first upload's receipt, as after a lost answer)."""
+        calls = [
+            (
+                [keys.inflight(shard), keys.unacked(shard)],
+                [prefix, UNACKED_TTL_S, *(item.key for _, item, _ in entries)],
+            )
+            for shard, entries in by_shard.items()
+        ]
+        try:
+            metrics.LEFT_FOR_RETRY.inc(sum(await lua.call_each(self._redis, self._leave, calls)))
+        except STORE_ERRORS as exc:
+            log.warning("could not leave the claims of an unacknowledged upload for its retry: %s", exc)
 
     async def _resolve(
         self,
@@ -115,7 +167,7 @@ class Claimer:
             for _, item, _ in entries:
                 argv += [item.key, item.packed, item.person[:PERSON_TAG]]
             calls.append((shard_keys(shard), argv))
-        replies = await lua.call_each(self._redis, self._script, calls)
+        replies = await call_acked(self._redis, self._script, calls, self._acks)
         answers: dict[int, str] = {}
         for entries, reply in zip(by_shard.values(), replies, strict=True):
             for (i, *_), value in zip(entries, reply, strict=True):
@@ -126,7 +178,8 @@ class Claimer:
 def shard_keys(shard: int) -> list[str]:
     """KEYS of the claim script for one shard (the bitmaps of every possible generation)."""
     bitmaps = [keys.bloom(shard, g) for g in range(1, MAX_GENERATIONS + 1)]
-    return [keys.inflight(shard), keys.stream(shard), keys.bloom_meta(shard), keys.duplicates(shard), *bitmaps]
+    named = [keys.inflight(shard), keys.stream(shard), keys.bloom_meta(shard), keys.duplicates(shard)]
+    return [*named, keys.unacked(shard), *bitmaps]
 
 
 async def committed_owners(pool: asyncpg.Pool, invoice_keys: list[str]) -> dict[str, str]:

@@ -14,12 +14,11 @@ import sys
 
 import asyncpg
 import orjson
-from redis.asyncio import Redis
 
 from core import campaign as campaigns
 from core.cli import entry_point
 from core.settings import Settings, from_env
-from core.stores import open_pool, open_redis
+from core.stores import RedisClient, open_pool, open_redis
 from dedup import bloom, rebuild
 
 
@@ -63,7 +62,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def ensure(settings: Settings, redis: Redis, pool: asyncpg.Pool) -> str:
+async def ensure(settings: Settings, redis: RedisClient, pool: asyncpg.Pool) -> str:
     """Create empty filters for a new campaign; rebuild filters that are missing or not ready."""
     config = campaigns.load(settings.campaign_file).dedup
     filters = await bloom.describe(redis, config.shards)

@@ -21,41 +21,47 @@ from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 import asyncpg
-from redis.asyncio import Redis
 
 from core import keys
 from core.shards import digest, shard_of
+from core.stores import RedisClient
 
 PERSON_TAG = 16  # hex characters of the person hash kept in a claim: enough to tell two persons apart
 
 
 class Owner(NamedTuple):
-    """Who got an invoice key first: a channel, a tag of the person, and when (Unix ms; 0 if unknown)."""
+    """Who got an invoice key first: a channel, a tag of the person, and when (Unix ms; 0 if unknown).
+    ``retaken``: the asking channel's own upload, answered 503 for want of replicas, which its retry takes back
+    (an acceptance, at the first upload's time: dedup/claim_enqueue.lua)."""
 
     channel: str
     person: str
     accepted_at_ms: int
+    retaken: bool = False
 
 
 def parse_owner(answer: str) -> Owner | None:
-    """None for "" (new); else the owner named by a claim "<channel>|<at ms>|<request>|<person tag>".
+    """None for "" (new); else the owner named by a claim "<channel>|<at ms>|<request>|<person tag>", which the
+    claim script prefixes with "+" when the asking channel retakes it.
 
     Claims written before the person tag existed have three parts: their person is unknown ("").
     """
     if not answer:
         return None
-    parts = answer.split("|", 3)
+    retaken = answer.startswith("+")
+    parts = answer[1:].split("|", 3) if retaken else answer.split("|", 3)
     at = parts[1] if len(parts) > 1 else ""
-    return Owner(parts[0], parts[3] if len(parts) > 3 else "", int(at) if at.isascii() and at.isdigit() else 0)
+    person = parts[3] if len(parts) > 3 else ""
+    return Owner(parts[0], person, int(at) if at.isascii() and at.isdigit() else 0, retaken)
 
 
-async def owner(redis: Redis, shards: int, key: str) -> Owner | None:
+async def owner(redis: RedisClient, shards: int, key: str) -> Owner | None:
     """The owner of a key still in flight (accepted, not committed), or None."""
     claim: bytes | None = await redis.hget(keys.inflight(shard_of(digest(key), shards)), key)  # type: ignore[assignment]
     return None if claim is None else parse_owner(claim.decode())
 
 
-async def seen_by(redis: Redis, shards: int, key: str, channel: str) -> tuple[Owner | None, int | None]:
+async def seen_by(redis: RedisClient, shards: int, key: str, channel: str) -> tuple[Owner | None, int | None]:
     """In one round trip: the owner of a key in flight, and when ``channel`` uploaded it as a duplicate of
     another channel's while it was (Unix ms; None if it did not, or the workers have recorded it since)."""
     shard = shard_of(digest(key), shards)
@@ -81,7 +87,7 @@ class Releaser:
         if fields:
             self._due.append((time.monotonic() + self._grace_s, fields))
 
-    async def release_due(self, redis: Redis, everything: bool = False) -> int:
+    async def release_due(self, redis: RedisClient, everything: bool = False) -> int:
         """HDEL every field whose grace period is over (all of them when ``everything``), in one round trip."""
         now = time.monotonic()
         ready: list[dict[str, list[str]]] = []
@@ -99,7 +105,7 @@ class Releaser:
         return released
 
 
-async def release_committed(redis: Redis, pool: asyncpg.Pool, shards: int, grace_s: float) -> int:
+async def release_committed(redis: RedisClient, pool: asyncpg.Pool, shards: int, grace_s: float) -> int:
     """Release in-flight keys committed longer ago than the grace period, and duplicates recorded in PostgreSQL
     that were uploaded longer ago than it: what dead workers left behind."""
     released = 0
@@ -118,7 +124,7 @@ async def release_committed(redis: Redis, pool: asyncpg.Pool, shards: int, grace
     return released
 
 
-async def _scan(redis: Redis, name: str) -> AsyncIterator[dict[str, bytes]]:
+async def _scan(redis: RedisClient, name: str) -> AsyncIterator[dict[str, bytes]]:
     """A hash's fields and values, a thousand at a time."""
     cursor = 0
     while True:
@@ -131,7 +137,7 @@ async def _scan(redis: Redis, name: str) -> AsyncIterator[dict[str, bytes]]:
 
 
 async def _release_recorded(
-    redis: Redis, pool: asyncpg.Pool, shard: int, found: dict[str, bytes], grace_s: float
+    redis: RedisClient, pool: asyncpg.Pool, shard: int, found: dict[str, bytes], grace_s: float
 ) -> int:
     old = time.time() * 1000 - grace_s * 1000
     pairs = [f.split("|", 1) for f, at in found.items() if "|" in f and int(at) < old]
@@ -152,7 +158,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def in_flight(redis: Redis, shard: int) -> list[str]:
+async def in_flight(redis: RedisClient, shard: int) -> list[str]:
     """Every key of a shard in flight now (the rebuild adds them to the filter)."""
     raw: list[bytes] = await redis.hkeys(keys.inflight(shard))  # type: ignore[assignment]
     return [k.decode() for k in raw]

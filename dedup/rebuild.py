@@ -18,13 +18,14 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from typing import Any
 
 import asyncpg
-from redis.asyncio import Redis
 
-from core import keys, locks
+from core import keys, locks, lua
 from core.campaign import Dedup
 from core.shards import digest, shard_of
+from core.stores import RedisClient
 from dedup import bloom, inflight, scripts
 from dedup.claim import MAX_GENERATIONS
 
@@ -38,7 +39,7 @@ Progress = Callable[[int, int], None]
 class Adder:
     """Adds keys to the filters with ``bloom_add.lua``: one pipelined round trip per batch of keys."""
 
-    def __init__(self, redis: Redis, shards: int) -> None:
+    def __init__(self, redis: RedisClient, shards: int) -> None:
         self._redis = redis
         self._shards = shards
         self._script = redis.register_script(SCRIPT)
@@ -51,15 +52,17 @@ class Adder:
             by_shard[shard_of(d, self._shards)].append(d)
         if not by_shard:
             return 0
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for shard, digests in by_shard.items():
-                bitmaps = [keys.bloom(shard, g) for g in range(1, MAX_GENERATIONS + 1)]
-                args = [b"".join(digests), "test" if only_test else "add"]
-                await self._script(keys=[keys.bloom_meta(shard), *bitmaps], args=args, client=pipe)
-            return sum(await pipe.execute())
+        calls: list[tuple[list[str], list[Any]]] = [
+            (
+                [keys.bloom_meta(shard), *(keys.bloom(shard, g) for g in range(1, MAX_GENERATIONS + 1))],
+                [b"".join(digests), "test" if only_test else "add"],
+            )
+            for shard, digests in by_shard.items()
+        ]
+        return sum(await lua.call_each(self._redis, self._script, calls))
 
 
-async def rebuild(redis: Redis, pool: asyncpg.Pool, config: Dedup, grace_s: float, progress: Progress) -> int:
+async def rebuild(redis: RedisClient, pool: asyncpg.Pool, config: Dedup, grace_s: float, progress: Progress) -> int:
     """Rebuild every shard's filter; returns the keys added. Intake goes on throughout (slower: exact checks)."""
     async with pool.acquire() as lock:
         if not await lock.fetchval("SELECT pg_try_advisory_lock($1)", locks.REBUILD):
@@ -70,7 +73,7 @@ async def rebuild(redis: Redis, pool: asyncpg.Pool, config: Dedup, grace_s: floa
             await lock.execute("SELECT pg_advisory_unlock($1)", locks.REBUILD)
 
 
-async def _rebuild(redis: Redis, pool: asyncpg.Pool, config: Dedup, grace_s: float, progress: Progress) -> int:
+async def _rebuild(redis: RedisClient, pool: asyncpg.Pool, config: Dedup, grace_s: float, progress: Progress) -> int:
     shards = config.shards
     began = await pool.fetchval("SELECT now()")
     await bloom.set_ready(redis, shards, False)
@@ -93,14 +96,14 @@ async def _rebuild(redis: Redis, pool: asyncpg.Pool, config: Dedup, grace_s: flo
     return done + len(late)
 
 
-async def _drop(redis: Redis, shards: int) -> None:
+async def _drop(redis: RedisClient, shards: int) -> None:
     async with redis.pipeline(transaction=False) as pipe:
         for shard in range(shards):
             pipe.delete(keys.bloom_meta(shard), *(keys.bloom(shard, g) for g in range(1, MAX_GENERATIONS + 1)))
         await pipe.execute()
 
 
-async def _sweep_in_flight(redis: Redis, pool: asyncpg.Pool, adder: Adder, shards: int, grace_s: float) -> None:
+async def _sweep_in_flight(redis: RedisClient, pool: asyncpg.Pool, adder: Adder, shards: int, grace_s: float) -> None:
     for shard in range(shards):
         await adder.add(await inflight.in_flight(redis, shard))
     await inflight.release_committed(redis, pool, shards, grace_s)

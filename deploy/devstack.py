@@ -4,6 +4,11 @@ with their data under one folder of the project. Runs in the foreground; SIGINT 
 it started.
 
     python deploy/devstack.py [--data .data] [--port 8080] [--redis-port 6390] [--pg-port 5440] ...
+    python deploy/devstack.py --redis cluster   # a Redis Cluster of 3 primaries and 3 replicas instead
+
+With ``--redis cluster`` (``make run REDIS=cluster``) Redis is a local cluster on six ports from
+``--redis-port`` on (deploy/rediscluster.py), the gateway waits for one replica's acknowledgement of each
+upload, and the campaign is deploy/campaigns/hefei-2026-cluster.toml (its intake spread over the primaries).
 
 ``GATEWAY_*`` variables of the caller's environment win over the stack's own (a simulator whose URL the
 caller names is not started: ``GATEWAY_VERIFY_URL``, ``GATEWAY_EXPORT_URL``). While it runs, the stack's
@@ -32,11 +37,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from deploy import rediscluster
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 VENV_BIN = Path(sys.executable).parent
 CAMPAIGN = ROOT / "deploy" / "campaigns" / "hefei-2026.toml"
 RESTART_WINDOW_S, RESTART_MAX_DELAY_S = 60.0, 30.0  # supervise(): the restart delay doubles per exit in a window
+CLUSTER_CAMPAIGN = ROOT / "deploy" / "campaigns" / "hefei-2026-cluster.toml"
+CLUSTER_NODES = 6  # 3 primaries, each with a replica
 DEV_CLIENTS = (
     ("demo-channel", "demo-channel-secret", "channel"),
     ("demo-channel-2", "demo-channel-2-secret", "channel"),
@@ -138,8 +147,13 @@ class Stack:
         extra_env: dict[str, str] | None = None,
         national_port: int | None = None,
         callers_env: bool = False,
+        cluster_ports: list[int] | None = None,
+        database: str = "gateway",
     ) -> None:
         self.data = data.resolve()
+        # A Redis Cluster on these ports (half primaries, half replicas) instead of one Redis on ``redis_port``.
+        self.cluster_ports = cluster_ports or []
+        self.database = database
         self.campaign = campaign
         self.extra_env = extra_env or {}
         self.redis_port, self.pg_port, self.sim_port, self.port = redis_port, pg_port, sim_port, port
@@ -158,8 +172,8 @@ class Stack:
         """The environment of the stack's own processes (and of a test that talks to them)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         env.update(
-            GATEWAY_REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
-            GATEWAY_DATABASE_URL=f"postgresql://gateway@127.0.0.1:{self.pg_port}/gateway",
+            GATEWAY_REDIS_URL=f"redis://127.0.0.1:{(self.cluster_ports or [self.redis_port])[0]}/0",
+            GATEWAY_DATABASE_URL=f"postgresql://gateway@127.0.0.1:{self.pg_port}/{self.database}",
             GATEWAY_VERIFY_URL=f"http://127.0.0.1:{self.sim_port}",
             GATEWAY_CAMPAIGN_FILE=str(self.campaign),
             # The dev stack's own keys; anywhere else these must be real secrets.
@@ -182,6 +196,8 @@ class Stack:
             GATEWAY_DRAW_KEY_FILE=str(self.draw_key_file),
             GATEWAY_DRAW_DIR=str(self.data / "draws"),
         )
+        if self.cluster_ports:
+            env["GATEWAY_REDIS_CLUSTER"] = "1"
         env.update(self.callers)
         env.update(self.extra_env)
         return env
@@ -265,6 +281,9 @@ class Stack:
         return ready
 
     def start_redis(self) -> None:
+        if self.cluster_ports:
+            self._start_redis_cluster()
+            return
         folder = self.data / "redis"
         folder.mkdir(parents=True, exist_ok=True)
         argv = [
@@ -280,16 +299,43 @@ class Stack:
         proc = self._spawn("redis", argv)
         wait_until("redis", self._alive("redis", proc, lambda: redis_pong(self.redis_port)))
 
-    def start_postgres(self) -> None:
+    def _start_redis_cluster(self) -> None:
+        """Every node of the cluster, joined into one the first time, once it serves every slot with a replica
+        behind each primary."""
+        folder = self.data / "redis-cluster"
+        formed = {rediscluster.formed(folder, port) for port in self.cluster_ports}
+        if len(formed) > 1:
+            raise StackError(f"error: {folder}: some nodes were in a cluster, some not; remove the folder")
+        for port in self.cluster_ports:
+            self.start_redis_node(port)
+        if formed == {False}:
+            rediscluster.create(self.cluster_ports)
+        wait_until("redis cluster", lambda: rediscluster.healthy(self.cluster_ports), 60)
+
+    def start_redis_node(self, port: int) -> subprocess.Popen[bytes]:
+        """One node of the cluster (again, after a test stopped it), once it answers."""
+        folder = self.data / "redis-cluster" / str(port)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"redis-{port}"
+        proc = self._spawn(name, rediscluster.node_argv(port, folder))
+        wait_until(name, self._alive(name, proc, lambda: redis_pong(port)))
+        return proc
+
+    def start_postgres(self, replica_of: int | None = None) -> None:
+        """The stack's PostgreSQL server, with its database; ``replica_of``: instead, a streaming replica of the
+        server on that port (a copy by pg_basebackup, then hot standby: read-only, GATEWAY_DATABASE_READ_URL)."""
         folder = self.postgres_folder()
         user = _postgres_user() if os.geteuid() == 0 else None
         as_postgres: dict[str, Any] = {}
         if user is not None:
             as_postgres = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": _groups(user)}
         if not (folder / "PG_VERSION").exists():
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             if user is not None:
                 os.chown(folder, user.pw_uid, user.pw_gid)
+        if not (folder / "PG_VERSION").exists() and replica_of is not None:
+            self._base_backup(folder, replica_of, as_postgres)
+        elif not (folder / "PG_VERSION").exists():
             self._run(
                 "initdb",
                 [
@@ -323,7 +369,16 @@ class Stack:
         ]
         proc = self._spawn("postgres", argv, **as_postgres)
         wait_until("postgres", self._alive("postgres", proc, self._postgres_answers))
-        self._create_database()
+        if replica_of is None:
+            self.create_database()
+
+    def _base_backup(self, folder: Path, primary_port: int, as_postgres: dict[str, Any]) -> None:
+        # -R writes the standby's connection to the primary; -X stream copies the WAL written meanwhile; -c fast
+        # checkpoints at once (a spread checkpoint takes minutes).
+        argv = [str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary_port), "-U", "gateway"]
+        self._run(
+            "pg_basebackup", [*argv, "-D", str(folder), "-R", "-X", "stream", "-c", "fast"], cwd="/", **as_postgres
+        )
 
     def postgres_folder(self) -> Path:
         """The cluster's folder: ``<data>/postgres``, unless the server could not use it there.
@@ -390,14 +445,15 @@ class Stack:
         )
         return probe.returncode == 0
 
-    def _create_database(self) -> None:
+    def create_database(self) -> None:
+        """The stack's database on its PostgreSQL server, unless it is there."""
         import asyncpg
 
         async def create() -> None:
             conn = await asyncpg.connect(f"postgresql://gateway@127.0.0.1:{self.pg_port}/postgres")
             try:
-                if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'gateway'"):
-                    await conn.execute("CREATE DATABASE gateway")
+                if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", self.database):
+                    await conn.execute(f'CREATE DATABASE "{self.database}"')
             finally:
                 await conn.close()
 
@@ -514,23 +570,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / ".data")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--redis-port", type=int, default=6390)
+    parser.add_argument("--redis-port", type=int, default=6390, help="(a cluster: its first of six ports)")
+    parser.add_argument("--redis", choices=("single", "cluster"), default="single")
     parser.add_argument("--pg-port", type=int, default=5440)
     parser.add_argument("--sim-port", type=int, default=8090)
     parser.add_argument("--national-port", type=int, default=8095)
     parser.add_argument("--gateway-processes", type=int, default=2)
     parser.add_argument("--worker-processes", type=int, default=1)
-    parser.add_argument("--campaign", type=Path, default=CAMPAIGN, help="the campaign file (default: %(default)s)")
+    parser.add_argument("--campaign", type=Path, help=f"the campaign file (default: {CAMPAIGN.relative_to(ROOT)})")
     args = parser.parse_args()
+    cluster = args.redis == "cluster"
+    campaign = args.campaign or (CLUSTER_CAMPAIGN if cluster else CAMPAIGN)
     stack = Stack(
         args.data,
         redis_port=args.redis_port,
         pg_port=args.pg_port,
         sim_port=args.sim_port,
         port=args.port,
-        campaign=args.campaign,
+        campaign=campaign,
         national_port=args.national_port,
         callers_env=True,
+        cluster_ports=[args.redis_port + i for i in range(CLUSTER_NODES)] if cluster else None,
     )
     from core import campaign as campaigns
     from core.settings import ConfigError, from_env, stack_env_text
@@ -579,7 +639,7 @@ def print_banner(stack: Stack) -> None:
 Prize-invoice gateway dev stack is up (data in {stack.data}, logs in {stack.logs})
   gateway     http://127.0.0.1:{stack.port}   (/healthz /readyz /metrics, /v1/...)
   console     http://127.0.0.1:{stack.port}/console   (an account: .venv/bin/gateway add-staff NAME --role admin)
-  redis       127.0.0.1:{stack.redis_port}    postgres 127.0.0.1:{stack.pg_port} (db gateway, user gateway)
+  redis       {_redis_line(stack)}    postgres 127.0.0.1:{stack.pg_port} (db gateway, user gateway)
   simulator   {stack.env["GATEWAY_VERIFY_URL"]}/verify
   national    {stack.env["GATEWAY_EXPORT_URL"]}/sandbox/received   (the national platform's simulator)
   reports     {stack.env["GATEWAY_REPORTS_DIR"]}   settings of this stack: {stack.data / "stack.env"}
@@ -594,6 +654,13 @@ Dev clients (client id / secret / role):""",
         flush=True,
     )
     print("Ctrl-C stops everything.", flush=True)
+
+
+def _redis_line(stack: Stack) -> str:
+    if not stack.cluster_ports:
+        return f"127.0.0.1:{stack.redis_port}"
+    ports = stack.cluster_ports
+    return f"cluster 127.0.0.1:{ports[0]}-{ports[-1]} (redis-cli -c -p {ports[0]}; campaign {stack.campaign.name})"
 
 
 if __name__ == "__main__":

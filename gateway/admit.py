@@ -14,12 +14,12 @@ import math
 import time
 from typing import Any, NamedTuple
 
-from redis.asyncio import Redis
 from starlette.requests import Request
 
 from core.contract import Queued
 from core.errors import STORE_ERRORS, StoreUnavailable
 from core.settings import Api
+from core.stores import RedisClient
 from gateway import auth, codes, metrics
 from gateway.clients import Client, ClientTable
 from gateway.errors import Problem
@@ -46,7 +46,7 @@ async def admit(
     *,
     ratelimiter: limits.RateLimiter,
     caps: Caps,
-    redis: Redis,
+    redis: RedisClient,
     timeout_s: float,
 ) -> Admitted:
     """The invoices of ``going`` that pass the rate limits and the caps; the others get their answer in
@@ -75,7 +75,7 @@ def answer_with(request: Request, found: dict[str, str]) -> None:
 
 
 async def channel_request(
-    request: Request, clients: ClientTable, redis: Redis, api: Api, ratelimiter: limits.RateLimiter
+    request: Request, clients: ClientTable, redis: RedisClient, api: Api, ratelimiter: limits.RateLimiter
 ) -> tuple[Client, bytes]:
     """Every channel request but the upload: authenticated (headers, body within its limit, signature, role),
     then its nonce spent and the channel's request rate counted in one call, as an upload's are (an invoice
@@ -92,7 +92,7 @@ async def channel_request(
 
 
 async def any_role(
-    request: Request, clients: ClientTable, redis: Redis, api: Api, ratelimiter: limits.RateLimiter
+    request: Request, clients: ClientTable, redis: RedisClient, api: Api, ratelimiter: limits.RateLimiter
 ) -> Client:
     """An endpoint any client may call: a channel is admitted as its other requests are (with its RateLimit
     headers), any other role authenticated as itself."""
@@ -110,7 +110,7 @@ async def rate_limit(
     going: Going,
     nonce: limits.Nonce,
     ratelimiter: limits.RateLimiter,
-    redis: Redis,
+    redis: RedisClient,
     timeout_s: float,
 ) -> limits.Decision | None:
     """The replay guard, the channel's and each invoice's rate limits, in one call."""

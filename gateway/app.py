@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from core import campaign as campaigns
 from core import person_key
+from core.acks import Acks
 from core.settings import ConfigError, Settings
 from core.stores import open_pool, open_redis
 from dedup.claim import Claimer
@@ -121,6 +122,8 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Deps]]:
         redis = open_redis(settings.stores)
         pool = await open_pool(settings.stores, POOL_SIZE, timed=True)
+        replica = bool(settings.stores.database_read_url)
+        read_pool = await open_pool(settings.stores, POOL_SIZE, timed=True, read=True) if replica else pool
         clients = ClientTable()
         await clients.load(pool)
         await register(pool, signer)
@@ -141,12 +144,13 @@ def create_app(settings: Settings) -> Starlette:
                     redis,
                     pool,
                     clients,
-                    Claimer(redis, pool, campaign.dedup.shards),
+                    Claimer(redis, pool, campaign.dedup.shards, Acks.of(settings.stores)),
                     RateLimiter(redis, campaign.limits),
                     Caps(redis, campaign),
                     admission,
                     feed_watch,
                     signer,
+                    read_pool,
                 )
             }
         finally:
@@ -154,6 +158,8 @@ def create_app(settings: Settings) -> Starlette:
             refresh.cancel()
             watching.cancel()
             await feed_watch.stop()
+            if read_pool is not pool:
+                await read_pool.close()
             await pool.close()
             await redis.aclose()
 

@@ -9,12 +9,12 @@ import re
 import time
 from typing import NoReturn
 
-from redis.asyncio import Redis
 from starlette.requests import Request
 
 from core import keys
 from core.errors import STORE_ERRORS, StoreUnavailable
 from core.settings import Api
+from core.stores import RedisClient
 from gateway import codes
 from gateway.clients import Client, ClientTable
 from gateway.errors import Problem
@@ -83,7 +83,7 @@ def request_nonce(request: Request, client: Client, nonce_ttl_s: int) -> Nonce:
     return Nonce(keys.nonce(client.client_id, request.headers["x-nonce"]), os.urandom(8), nonce_ttl_s)
 
 
-async def spend_nonce(redis: Redis, nonce: Nonce) -> None:
+async def spend_nonce(redis: RedisClient, nonce: Nonce) -> None:
     """The replay guard on its own (uploads spend the nonce in their rate-limit call instead). Fails closed."""
     try:
         # SET NX GET answers the value already there: None when the nonce is fresh.
@@ -99,7 +99,7 @@ def raise_replayed() -> NoReturn:
 
 
 async def check_signature(
-    request: Request, client: Client, body: bytes, redis: Redis, nonce_ttl_s: int, role: str | tuple[str, ...]
+    request: Request, client: Client, body: bytes, redis: RedisClient, nonce_ttl_s: int, role: str | tuple[str, ...]
 ) -> None:
     """The checks on the whole request: signature, then replay, then role.
 
@@ -111,7 +111,7 @@ async def check_signature(
 
 
 async def authenticate(
-    request: Request, role: str | tuple[str, ...], clients: ClientTable, redis: Redis, api: Api
+    request: Request, role: str | tuple[str, ...], clients: ClientTable, redis: RedisClient, api: Api
 ) -> tuple[Client, bytes]:
     """Every /v1 endpoint but the upload (which spends its nonce in its rate-limit call): the headers before
     the body is read, the body within its limit, then signature, replay and role. The caller and the body."""

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-from redis.asyncio import Redis
 from starlette.requests import Request
 
 from core.campaign import Campaign
 from core.settings import Settings
+from core.stores import RedisClient
 from dedup.claim import Claimer
 from gateway.clients import ClientTable
 from gateway.feedwatch import FeedWatch
@@ -24,7 +24,7 @@ from ratelimit.shed import Admission
 class Deps:
     settings: Settings
     campaign: Campaign
-    redis: Redis
+    redis: RedisClient
     pool: asyncpg.Pool
     clients: ClientTable
     claimer: Claimer
@@ -33,6 +33,8 @@ class Deps:
     admission: Admission
     feed_watch: FeedWatch
     signer: Signer
+    # The feed and status reads' pool: a streaming replica's (GATEWAY_DATABASE_READ_URL), else ``pool`` itself.
+    read_pool: asyncpg.Pool
 
 
 def deps(request: Request) -> Deps:

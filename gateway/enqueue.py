@@ -3,7 +3,9 @@ channels and the new ones enqueued in one atomic Redis step per intake shard (de
 ``accepted`` with a receipt, or ``duplicate``. Fails closed: without Redis nothing is accepted (503).
 
 A duplicate of another person's upload gives back the cap slot it took at admission; a channel's own earlier
-upload (or a retry after a lost answer) gets its receipt again.
+upload (or a retry after a lost answer) gets its receipt again. With replicated acknowledgement, an upload whose
+replicas did not acknowledge in time is answered 503, and its retry is answered ``accepted`` with the receipt of
+the first upload's time (dedup/claim.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from core import contract
+from core.acks import NotReplicated
 from core.contract import Queued
 from core.errors import STORE_ERRORS, StoreUnavailable
 from dedup.claim import Claimer, Item
@@ -48,6 +51,10 @@ async def enqueue(
     ]
     try:
         owners = await claimer.claim_and_enqueue(channel, now_ms, request_id, items, tally)
+    except NotReplicated as exc:
+        # Queued on the primary only: not the promise of ``accepted``. The claims wait for the retry, which
+        # takes them back as this channel's own (accepted, with the receipt of this upload's time).
+        raise StoreUnavailable("the intake queue's replicas did not acknowledge in time") from exc
     except STORE_ERRORS as exc:
         # The outcome is unknown (some shards may have enqueued): the slots stay held. A retry finds them
         # "held" and takes no new ones; an invoice never sent again costs its person one slot.
@@ -56,9 +63,9 @@ async def enqueue(
     refunds = []
     proven: list[tuple[int, str, int]] = []  # (index, key, accepted at): what gets a receipt
     for (i, q), owner, reserved in zip(admitted.going, owners, admitted.reservations, strict=True):
-        if owner is None:
+        if owner is None or owner.retaken:  # new, or this channel's upload answered 503 before (its time)
             results[i] = {"index": i, "key": q.key, "status": "accepted"}
-            proven.append((i, q.key, now_ms))
+            proven.append((i, q.key, now_ms if owner is None else owner.accepted_at_ms))
             accepted += 1
             continue
         results[i] = {"index": i, "key": q.key, "status": "duplicate"}

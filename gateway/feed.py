@@ -1,4 +1,6 @@
-"""``GET /v1/feed``: sealed batches after a cursor, oldest first, with an optional long poll."""
+"""``GET /v1/feed``: sealed batches after a cursor, oldest first, with an optional long poll. Read from the
+streaming replica when there is one (gateway/reads.py): a batch never changes once sealed, so a lagging replica
+only shows it a moment later."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.times import iso_ms
-from gateway import auth
+from gateway import auth, metrics, reads
 from gateway.deps import deps
 from gateway.params import int_param, seconds_param
 
@@ -23,12 +25,15 @@ async def feed(request: Request) -> Response:
     limit = int_param(request, "limit", 10, 1, d.settings.feed.max_limit)
     wait_s = seconds_param(request, "wait", 0.0, d.settings.feed.max_wait_s)
     deadline = time.monotonic() + wait_s
-    batches = await read_batches(d.pool, after, limit)
+    batches = await read_batches(d.read_pool, after, limit)
+    # The primary's NOTIFY wakes the poll before a replica has the batch: then it looks again soon.
+    every_s = 1.0 if d.read_pool is d.pool else reads.REPLICA_POLL_S
     while not batches and (left := deadline - time.monotonic()) > 0:
-        await d.feed_watch.wait(min(left, 1.0))
-        batches = await read_batches(d.pool, after, limit)
+        await d.feed_watch.wait(min(left, every_s))
+        batches = await read_batches(d.read_pool, after, limit)
         if request.app.state.draining:  # a long poll must not hold a stopping process (gateway/server.py)
             break
+    metrics.DATABASE_READS.labels("feed", "primary" if d.read_pool is d.pool else "replica").inc()
     return Response(orjson.dumps({"batches": batches}), media_type="application/json")
 
 

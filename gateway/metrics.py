@@ -20,6 +20,9 @@ STORE_UP = Gauge(
     "gateway_store_up", "1 when the store answered the last readiness check", ["store"], multiprocess_mode="min"
 )
 REVERSALS = Counter("gateway_reversals_total", "Invoices reversed by red-letter invoices, by channel", ["channel"])
+DATABASE_READS = Counter(
+    "gateway_database_reads_total", "Feed and status reads, by the PostgreSQL server read", ["route", "server"]
+)
 # Read from the stores at each scrape (gateway/ops.py): the scraping process writes the newest value, so
 # "mostrecent" across processes. Redis's own metrics belong to redis_exporter; these are what the gateway saw.
 FEED_NEWEST_BATCH_AGE = Gauge(

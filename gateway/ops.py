@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import asyncpg
-from redis.asyncio import Redis
+from redis.asyncio import RedisCluster
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core import keys, outbox, partitions
 from core.metrics import exposition
+from core.stores import RedisClient
 from dedup import bloom, sizing
 from dedup import metrics as dedup_metrics
 from gateway import metrics
@@ -60,7 +62,7 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
-async def _refresh_filters(redis: Redis, shards: int) -> None:
+async def _refresh_filters(redis: RedisClient, shards: int) -> None:
     try:
         filters = await asyncio.wait_for(bloom.describe(redis, shards), 1.0)
     except Exception:  # the filter gauges keep their last values; the scrape itself must not fail
@@ -130,15 +132,20 @@ async def _refresh_partitions(pool: asyncpg.Pool) -> None:
         metrics.PARTITION_DEFAULT_ROWS.labels(h.table).set(h.default_rows)
 
 
-async def _refresh_redis(redis: Redis, shards: int) -> None:
+async def _refresh_redis(redis: RedisClient, shards: int) -> None:
     """From Redis, in one pipelined round trip: the entries read by a worker and not acknowledged yet, per shard
-    (XPENDING), and Redis's memory against its limit (it runs with noeviction: full, it refuses every write)."""
+    (XPENDING), and Redis's memory against its limit (it runs with noeviction: full, it refuses every write).
+    On a cluster, the memory of the primary nearest its limit (each primary refuses writes on its own)."""
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for shard in range(shards):
                 pipe.xpending(keys.stream(shard), keys.GROUP)
-            pipe.info("memory")
+            if not isinstance(redis, RedisCluster):
+                pipe.info("memory")
             replies = await asyncio.wait_for(pipe.execute(raise_on_error=False), 1.0)
+        if isinstance(redis, RedisCluster):
+            by_node = await asyncio.wait_for(redis.info("memory", target_nodes=RedisCluster.PRIMARIES), 1.0)
+            replies.append(max(by_node.values(), key=_memory_share, default=None))
     except Exception:  # the gauges keep their last values; the scrape itself must not fail
         return
     *pending, memory = replies
@@ -149,5 +156,12 @@ async def _refresh_redis(redis: Redis, shards: int) -> None:
             metrics.PENDING.labels(str(shard)).set(0)
     if isinstance(memory, dict):
         metrics.REDIS_USED_MEMORY.set(float(memory.get("used_memory", 0)))
-        limit = memory.get("maxmemory") or memory.get("total_system_memory") or math.nan
-        metrics.REDIS_MEMORY_LIMIT.set(float(limit))
+        metrics.REDIS_MEMORY_LIMIT.set(float(_memory_limit(memory)))
+
+
+def _memory_limit(memory: dict[str, Any]) -> float:
+    return float(memory.get("maxmemory") or memory.get("total_system_memory") or math.nan)
+
+
+def _memory_share(memory: Any) -> float:
+    return float(memory.get("used_memory", 0)) / _memory_limit(memory) if isinstance(memory, dict) else 0.0

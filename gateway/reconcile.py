@@ -30,10 +30,10 @@ from typing import Any
 
 import asyncpg
 import orjson
-from redis.asyncio import Redis
 
 from core import report
 from core.rollup import Conn, Rollup
+from core.stores import RedisClient
 from core.times import iso_ms
 from gateway.waiting import Waiting, gather
 
@@ -42,7 +42,7 @@ QUERY_TIMEOUT_S = 120.0
 
 
 async def reconcile(
-    pool: asyncpg.Pool, redis: Redis, rollup: Rollup, shards: int, day: dt.date, listed: int
+    pool: asyncpg.Pool, redis: RedisClient, rollup: Rollup, shards: int, day: dt.date, listed: int
 ) -> dict[str, Any]:
     """The reconciliation of ``day``: ``ok`` when nothing is unexplained."""
     start, end = rollup.window(day)

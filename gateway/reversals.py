@@ -30,7 +30,7 @@ from starlette.responses import Response
 
 from core import reversal
 from core.rollup import UTC_ANY, Rollup
-from gateway import admit, codes, metrics
+from gateway import admit, codes, metrics, reads
 from gateway.deps import deps
 from gateway.errors import Problem
 from gateway.parse import UNDECODABLE
@@ -109,6 +109,8 @@ async def reverse(request: Request) -> Response:
             valid.setdefault(key, (i, rev))
             asked.append((i, key))
     outcome = await apply(d.pool, client.client_id, valid, Rollup.of(d.campaign)) if valid else {}
+    if valid:  # the channel's status reads see this at once, a replica or not (gateway/reads.py)
+        await reads.note_write(d.pool, d.read_pool, d.redis, client.client_id)
     for i, key in asked:
         results[i] = {"index": i, "key": key, "status": outcome[key]}
     metrics.REVERSALS.labels(client.client_id).inc(sum(1 for r in results if r.get("status") == "reversed"))

@@ -6,14 +6,14 @@ from typing import Any
 
 import asyncpg
 import orjson
-from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
 
 from core.errors import STORE_ERRORS, StoreUnavailable
+from core.stores import RedisClient
 from core.times import iso_from_ms, iso_ms
 from dedup import inflight
-from gateway import admit, codes
+from gateway import admit, codes, metrics, reads
 from gateway.deps import deps
 from gateway.errors import Problem
 
@@ -33,13 +33,19 @@ async def status(request: Request) -> Response:
     d = deps(request)
     client, _ = await admit.channel_request(request, d.clients, d.redis, d.settings.api, d.ratelimiter)
     key = request.path_params["key"]
-    found = await lookup(key, client.client_id, d.pool, d.redis, d.campaign.dedup.shards)
+    # The replica, unless it has not replayed this channel's own last write yet (gateway/reads.py).
+    pool = await reads.for_channel(d.pool, d.read_pool, d.redis, client.client_id)
+    found = await lookup(key, client.client_id, pool, d.redis, d.campaign.dedup.shards)
+    if found is None and pool is not d.pool:  # committed and out of Redis, not replayed yet: the primary has it
+        pool = d.pool
+        found = await lookup(key, client.client_id, pool, d.redis, d.campaign.dedup.shards)
+    metrics.DATABASE_READS.labels("status", "primary" if pool is d.pool else "replica").inc()
     if found is None:
         raise Problem(codes.UNKNOWN_INVOICE, "no invoice with this key was submitted by this channel")
     return Response(orjson.dumps(found), media_type="application/json")
 
 
-async def lookup(key: str, channel: str, pool: asyncpg.Pool, redis: Redis, shards: int) -> dict[str, Any] | None:
+async def lookup(key: str, channel: str, pool: asyncpg.Pool, redis: RedisClient, shards: int) -> dict[str, Any] | None:
     """The status as this channel may see it: committed, duplicate, or still queued."""
     if len(key) > 32 or not (key.isascii() and key.isdigit()):
         return None
@@ -61,7 +67,7 @@ async def lookup(key: str, channel: str, pool: asyncpg.Pool, redis: Redis, shard
     return await _in_redis(key, channel, redis, shards, committed=row is not None)
 
 
-async def _in_redis(key: str, channel: str, redis: Redis, shards: int, committed: bool) -> dict[str, Any] | None:
+async def _in_redis(key: str, channel: str, redis: RedisClient, shards: int, committed: bool) -> dict[str, Any] | None:
     """Still queued by this channel, or uploaded by it while another channel's upload was: the workers have not
     recorded either yet."""
     try:

@@ -9,9 +9,9 @@ import datetime as dt
 from typing import Any, NamedTuple
 
 import msgspec
-from redis.asyncio import Redis
 
 from core import contract, keys
+from core.stores import RedisClient
 from core.times import iso_ms
 from dedup.inflight import parse_owner
 
@@ -32,7 +32,7 @@ class Gathered:
         self.queued_entries = 0
 
 
-async def gather(redis: Redis, shards: int, window: tuple[int, int]) -> Gathered:
+async def gather(redis: RedisClient, shards: int, window: tuple[int, int]) -> Gathered:
     """Keys of the window not (yet) committed, from Redis, in the order a key moves on: claims, streams,
     re-checks, dead letters (a later place wins)."""
     found = Gathered()
@@ -45,7 +45,7 @@ async def gather(redis: Redis, shards: int, window: tuple[int, int]) -> Gathered
     return found
 
 
-async def _claims(redis: Redis, shard: int, window: tuple[int, int], found: dict[str, Waiting]) -> None:
+async def _claims(redis: RedisClient, shard: int, window: tuple[int, int], found: dict[str, Waiting]) -> None:
     cursor = 0
     while True:
         claims: Any
@@ -59,7 +59,12 @@ async def _claims(redis: Redis, shard: int, window: tuple[int, int], found: dict
 
 
 async def _entries(
-    redis: Redis, stream: str, window: tuple[int, int], found: dict[str, Waiting], where: str, everything: bool = False
+    redis: RedisClient,
+    stream: str,
+    window: tuple[int, int],
+    found: dict[str, Waiting],
+    where: str,
+    everything: bool = False,
 ) -> int:
     """The invoices of a stream's entries accepted in ``window`` (read from the window's start to a little past
     its end, or the whole stream); returns how many of its entries belong to the window."""
@@ -97,7 +102,7 @@ def _queued(fields: dict[bytes, bytes]) -> list[tuple[bytes, contract.Queued]]:
         return []  # an entry the workers could not decode either: its dead letter says why
 
 
-async def _rechecks(redis: Redis, shard: int, window: tuple[int, int], found: dict[str, Waiting]) -> None:
+async def _rechecks(redis: RedisClient, shard: int, window: tuple[int, int], found: dict[str, Waiting]) -> None:
     members: Any = await redis.zrange(keys.recheck(shard), 0, -1, withscores=True)
     for member, due_ms in members:
         tries, packed = contract.parse_recheck(member)

@@ -15,12 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from redis.asyncio import Redis
-
 from core import keys, lua
 from core.campaign import Campaign
 from core.contract import Queued
 from core.shards import digest, shard_of
+from core.stores import RedisClient
 
 TTL_S = 35 * 24 * 3600
 G = TypeVar("G")
@@ -41,7 +40,7 @@ class _Call:
 
 
 class Caps:
-    def __init__(self, redis: Redis, campaign: Campaign) -> None:
+    def __init__(self, redis: RedisClient, campaign: Campaign) -> None:
         self._redis = redis
         self._caps = campaign.caps
         self._tz = ZoneInfo(campaign.caps.timezone)

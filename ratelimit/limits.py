@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import msgspec
-from redis.asyncio import Redis
 
 from core import keys, lua
 from core.campaign import ChannelLimits, Limits
 from core.contract import Queued
+from core.stores import RedisClient
 
 DAY_MS = 86_400_000
 # limits.lua refuses a request only when its wait exceeds this (the number is written there too): at today's
@@ -66,7 +66,7 @@ class Nonce(msgspec.Struct, frozen=True):
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, limits: Limits) -> None:
+    def __init__(self, redis: RedisClient, limits: Limits) -> None:
         self._script = redis.register_script(lua.load("ratelimit", "limits.lua"))
         self._limits = limits
         self._argv: dict[str, list[float]] = {}

@@ -16,11 +16,11 @@ import time
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 
 from core import keys
 from core.errors import STORE_ERRORS
 from core.settings import Shed
+from core.stores import RedisClient
 from ratelimit import metrics
 from ratelimit.shed import Admission
 
@@ -55,7 +55,7 @@ class Reading(msgspec.Struct, frozen=True):
 
 
 class PipelineMonitor:
-    def __init__(self, redis: Redis, shards: int, config: PipelineConfig, admission: Admission) -> None:
+    def __init__(self, redis: RedisClient, shards: int, config: PipelineConfig, admission: Admission) -> None:
         self._redis = redis
         self._shards = shards
         self._config = config

@@ -19,10 +19,10 @@ from typing import Any
 
 import asyncpg
 import orjson
-from redis.asyncio import Redis
 
 from core import contract, keys, locks, outbox, report
 from core.rollup import Rollup
+from core.stores import RedisClient
 from core.times import iso_ms
 from workers import metrics
 
@@ -44,7 +44,7 @@ WHERE day <= $1 AND NOT EXISTS (SELECT 1 FROM report_days c WHERE c.day = days.d
 
 
 class Closer:
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, rollup: Rollup, campaign: str, shards: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, redis: RedisClient, rollup: Rollup, campaign: str, shards: int) -> None:
         self.pool, self.redis, self.rollup = pool, redis, rollup
         self.campaign, self.shards = campaign, shards
 

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import aiohttp
 import asyncpg
-from redis.asyncio import Redis
 
 from core import partitions
 from core import settings as config
@@ -22,7 +21,7 @@ from core.contract import Queued
 from core.errors import STORE_ERRORS
 from core.rollup import Rollup
 from core.shards import digest, shard_of
-from core.stores import open_pool
+from core.stores import RedisClient, open_pool
 from dedup.inflight import Releaser, release_committed
 from ratelimit.caps import Caps, Counted
 from workers import confirm, metrics, risk, seal, sink, stream
@@ -44,7 +43,7 @@ class Worker:
         settings: config.Worker,
         verify: config.Verify,
         campaign: Campaign,
-        redis: Redis,
+        redis: RedisClient,
         pool: asyncpg.Pool,
         verifier: Verifier,
         partitions_ahead_months: int = 2,
@@ -74,11 +73,7 @@ class Worker:
     async def run(self, burst: bool = False) -> int:
         """Process invoices until stopped (in burst mode: until nothing is queued or waiting for a re-check,
         then seal); returns how many were committed."""
-        await stream.ensure_groups(self.redis, self.shards)
-        # Keys a dead worker committed but never released from the in-flight hashes.
-        await release_committed(self.redis, self.pool, self.shards, self.settings.inflight_grace_s)
-        await self._make_partitions()
-        done = await self._drain_own_pending()
+        done = await self._start()
         sealer = None if burst else asyncio.create_task(self._seal_forever())
         partitioner = None if burst else asyncio.create_task(self._partitions_forever())
         reverifier = None if burst else asyncio.create_task(self._reverify_forever())
@@ -104,6 +99,20 @@ class Worker:
             if self.settings.inflight_grace_s <= 0:
                 await self.releaser.release_due(self.redis, everything=True)
         return done
+
+    async def _start(self) -> int:
+        """The groups, the keys a dead worker committed but never released from the in-flight hashes, and this
+        consumer's own pending entries; again until the stores answer (a Redis failover in progress, say)."""
+        while not self.stopping.is_set():
+            try:
+                await stream.ensure_groups(self.redis, self.shards)
+                await release_committed(self.redis, self.pool, self.shards, self.settings.inflight_grace_s)
+                await self._make_partitions()
+                return await self._drain_own_pending()
+            except STORE_ERRORS as exc:
+                log.error("could not start, will try again: %s: %s", type(exc).__name__, exc)
+                await asyncio.sleep(1.0)
+        return 0
 
     async def _step(self, burst: bool) -> tuple[bool, int]:
         """One round: idle entries of dead workers (now and then), due re-checks, new entries. Returns whether

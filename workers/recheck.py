@@ -10,17 +10,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from redis.asyncio import Redis
-
 from core import keys, lua
 from core.contract import parse_recheck as parse
 from core.contract import recheck_item as item
+from core.stores import RedisClient
 
 __all__ = ["Rechecks", "item", "parse"]
 
 
 class Rechecks:
-    def __init__(self, redis: Redis, shards: int, lease_s: float) -> None:
+    def __init__(self, redis: RedisClient, shards: int, lease_s: float) -> None:
         self._redis = redis
         self._shards = shards
         self._lease_ms = int(lease_s * 1000)
@@ -29,10 +28,8 @@ class Rechecks:
     async def take_due(self, count: int) -> dict[int, list[bytes]]:
         """Due items per shard, leased to this worker (one pipelined round trip)."""
         now_ms = int(time.time() * 1000)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for shard in range(self._shards):
-                await self._take(keys=[keys.recheck(shard)], args=[now_ms, self._lease_ms, count], client=pipe)
-            replies: list[Any] = await pipe.execute()
+        calls = [([keys.recheck(shard)], [now_ms, self._lease_ms, count]) for shard in range(self._shards)]
+        replies = await lua.call_each(self._redis, self._take, calls)
         return {shard: list(r) for shard, r in enumerate(replies) if r}
 
     async def pending(self) -> tuple[int, float | None]:

@@ -4,16 +4,18 @@ core/contract.py."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio import RedisCluster
 from redis.exceptions import ResponseError
 
 from core import contract, keys
 from core.contract import Duplicate, Queued, TallyPart
+from core.stores import RedisClient
 from workers import recheck
 
 
@@ -52,7 +54,7 @@ def from_rechecks(taken: dict[int, list[bytes]]) -> Batch:
     return batch
 
 
-async def ensure_groups(redis: Redis, shards: int) -> None:
+async def ensure_groups(redis: RedisClient, shards: int) -> None:
     """Create the consumer group (and the stream) of every shard once; an existing group is fine."""
     for shard in range(shards):
         try:
@@ -62,20 +64,44 @@ async def ensure_groups(redis: Redis, shards: int) -> None:
                 raise
 
 
-async def read(redis: Redis, consumer: str, shards: int, count: int, block_ms: int, pending: bool) -> Batch:
-    """Up to ``count`` entries per shard: this consumer's unacknowledged ones when ``pending``, else new ones."""
+async def read(redis: RedisClient, consumer: str, shards: int, count: int, block_ms: int, pending: bool) -> Batch:
+    """Up to ``count`` entries per shard: this consumer's unacknowledged ones when ``pending``, else new ones
+    (waiting up to ``block_ms`` for some when none is there)."""
     streams: dict[Any, Any] = {keys.stream(s): "0" if pending else ">" for s in range(shards)}
-    answer: Any = await redis.xreadgroup(
-        keys.GROUP, consumer, streams, count=count, block=None if pending else block_ms
-    )
+    block = None if pending else block_ms
+    answer: Any
+    if isinstance(redis, RedisCluster):
+        answer = await _read_each(redis, consumer, streams, count, block)
+    else:
+        answer = await redis.xreadgroup(keys.GROUP, consumer, streams, count=count, block=block)
     batch = empty()
     for name, entries in answer or []:
         decode_into(batch, _shard_of_stream(name), entries)
     return batch
 
 
+async def _read_each(
+    redis: RedisCluster, consumer: str, streams: dict[Any, Any], count: int, block_ms: int | None
+) -> list[Any]:
+    """On a cluster: one XREADGROUP can only name streams of one slot, so each shard's is read on its own, all
+    at once (a pipeline, split per node); only when none had anything does each wait on a connection of its own
+    for ``block_ms``, all together: a wait may end up to ``block_ms`` after the first entry arrives, only on the
+    first entries after a lull."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for name, start in streams.items():
+            pipe.xreadgroup(keys.GROUP, consumer, {name: start}, count=count)
+        found: list[Any] = [a for answer in await pipe.execute() for a in answer or []]
+    if found or not block_ms:
+        return found
+    waits = [
+        redis.xreadgroup(keys.GROUP, consumer, {name: start}, count=count, block=block_ms)
+        for name, start in streams.items()
+    ]
+    return [a for answer in await asyncio.gather(*waits) for a in answer or []]
+
+
 async def claim_idle(
-    redis: Redis, consumer: str, shards: int, min_idle_ms: int, count: int, max_deliveries: int
+    redis: RedisClient, consumer: str, shards: int, min_idle_ms: int, count: int, max_deliveries: int
 ) -> Batch:
     """Take over entries that another consumer read but did not acknowledge for ``min_idle_ms`` (it died, or
     the batch failed). An entry delivered ``max_deliveries`` times already goes to the dead letters instead:
@@ -120,7 +146,7 @@ def decode_into(batch: Batch, shard: int, entries: Sequence[tuple[bytes, dict[by
 
 
 async def settle(
-    redis: Redis, batch: Batch, deferred: list[tuple[Pending, float, bool]], committed: list[Pending]
+    redis: RedisClient, batch: Batch, deferred: list[tuple[Pending, float, bool]], committed: list[Pending]
 ) -> None:
     """After the batch's commit, in one round trip: schedule the deferred invoices again, keep the dead
     letters, acknowledge and delete the stream entries, remove the committed re-check items, count the

@@ -23,11 +23,11 @@ from typing import Any, Literal
 
 import aiohttp
 import msgspec
-from redis.asyncio import Redis
 
 from core import keys, lua
 from core.contract import Queued
 from core.errors import STORE_ERRORS
+from core.stores import RedisClient
 from workers import metrics
 
 JSON = {"Content-Type": "application/json"}
@@ -121,7 +121,7 @@ class Pace:
 
     HEADROOM = 1.05  # slots 5% further apart than 1/qps: network jitter must not bunch calls past the rate
 
-    def __init__(self, redis: Redis | None, qps: float) -> None:
+    def __init__(self, redis: RedisClient | None, qps: float) -> None:
         self.interval = self.HEADROOM / qps if qps > 0 else 0.0
         self.chunk = max(1, math.ceil(qps * 0.05))
         self.slots: deque[float] = deque()  # start times (monotonic) reserved for this process
@@ -286,7 +286,7 @@ class Cache:
     _encode = msgspec.msgpack.Encoder().encode
     _decode = msgspec.msgpack.Decoder(Verified).decode
 
-    def __init__(self, redis: Redis, ttl_s: int) -> None:
+    def __init__(self, redis: RedisClient, ttl_s: int) -> None:
         self.redis = redis
         self.ttl_s = ttl_s
 
@@ -299,7 +299,9 @@ class Cache:
             by_shard.setdefault(shard, []).append(key)
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard, shard_keys in by_shard.items():  # one MGET per shard: its keys share a hash tag
-                pipe.mget([keys.verified(shard, key) for key in shard_keys])
+                # The command rather than redis-py's mget, which a cluster pipeline refuses (keys of one slot
+                # are fine).
+                pipe.execute_command("MGET", *(keys.verified(shard, key) for key in shard_keys))
             replies: list[Any] = await pipe.execute()
         return {
             key: self._decode(raw)

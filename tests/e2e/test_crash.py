@@ -13,6 +13,7 @@ from typing import Any
 from loadtest import sample
 from loadtest.client import SignedClient
 from tests.integration.test_pipeline import read_whole_feed, recompute_chain
+from tests.topology import ON_BOTH
 
 FAST = {
     "GATEWAY_VERIFY_RECHECK_S": "0.2,0.4",
@@ -24,10 +25,13 @@ FAST = {
 }
 
 
+@ON_BOTH
 def test_kill_9_of_workers_under_load_loses_nothing_and_doubles_nothing(
-    stack: Any, base_url: str, draw: SignedClient, sql: Any, drain: Any, wait_for: Any
+    target_stack: Any, base_url: str, draw: SignedClient, sql: Any, drain: Any, wait_for: Any
 ) -> None:
     from deploy.devstack import VENV_BIN
+
+    stack = target_stack
 
     drain()
     rng = random.Random(9)

@@ -20,6 +20,7 @@ from loadtest import sample
 from loadtest.client import SignedClient
 from ratelimit.caps import Caps
 from ratelimit.limits import Nonce, RateLimiter
+from tests.topology import ON_BOTH
 
 
 def statuses(resp: Any) -> list[str]:
@@ -47,6 +48,7 @@ def test_third_invoice_of_the_day_is_refused_whichever_channel_sends_it(
     assert statuses(channel2.upload([sample.invoice(rng, user=who)])) == ["person_daily_cap"]
 
 
+@ON_BOTH
 def test_fifty_concurrent_uploads_for_one_person_on_both_channels_yield_exactly_the_cap(base_url: str) -> None:
     rng = random.Random()
     id_number = sample.id_number(rng)

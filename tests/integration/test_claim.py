@@ -27,6 +27,7 @@ from gateway.parse import as_invoice
 from gateway.validate import check
 from loadtest import sample
 from loadtest.client import SignedClient
+from tests.topology import ON_BOTH
 
 T = TypeVar("T")
 SHARDS = 4  # tests/campaigns/hefei-2026-sharded.toml
@@ -82,6 +83,7 @@ def test_retried_call_answers_accepted_again_and_enqueues_once(settings: Setting
     drain()
 
 
+@ON_BOTH
 def test_concurrent_uploads_of_one_key_from_both_channels_accept_exactly_one(
     base_url: str, draw: SignedClient, drain: Any
 ) -> None:

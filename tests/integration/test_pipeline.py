@@ -19,6 +19,7 @@ from gateway.parse import as_invoice
 from gateway.validate import check
 from loadtest import sample
 from loadtest.client import SignedClient
+from tests.topology import ON_BOTH
 from workers.judge import Judgement
 from workers.sink import Judged, prepare, write
 
@@ -45,6 +46,7 @@ def recompute_chain(batches: list[dict[str, Any]]) -> None:
         prev = batch["sha256"]
 
 
+@ON_BOTH
 def test_mixed_upload_is_answered_per_invoice_and_valid_ones_reach_the_feed(
     channel: SignedClient, draw: SignedClient, drain: Any
 ) -> None:

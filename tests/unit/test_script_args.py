@@ -32,7 +32,7 @@ def test_indices_are_two_big_endian_bytes_each() -> None:
 @pytest.mark.parametrize("shard", [0, 3, 17])
 def test_the_claim_script_keys_of_a_shard_share_its_hash_tag(shard: int) -> None:
     names = shard_keys(shard)
-    assert len(names) == 4 + MAX_GENERATIONS
+    assert len(names) == 5 + MAX_GENERATIONS
     assert {TAG.search(n).group(1) for n in names} == {f"s{shard:02d}"}  # type: ignore[union-attr]
     assert keys.recheck(shard).startswith(keys.tag(shard)) and keys.verified(shard, "k").startswith(keys.tag(shard))
 
