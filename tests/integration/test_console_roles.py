@@ -76,9 +76,9 @@ FORMS: dict[str, dict[str, str]] = {
 
 
 @pytest.fixture(scope="module")
-def a_case(stack: Any, base_url: str) -> int:
+def a_case(stack: Any) -> int:
     assert add_staff(stack, "roles-admin", "admin").returncode == 0
-    with Console(base_url) as admin:
+    with Console(f"http://127.0.0.1:{stack.port}") as admin:
         assert admin.login("roles-admin").status_code == 303
         admin.get("/console/cases/new")
         resp = admin.post("/console/cases", {"kind": "question", "summary": "where is my prize", "due_days": "3"})
