@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--api", help="the gateway's URL, to read the feed and the draw's record from")
     check.add_argument("--client-id", default="")
     check.add_argument("--secret", default="")
-    check.add_argument("--key", help="the draw's public key: a JWK file, or its x (base64url)")
+    check.add_argument(
+        "--key",
+        help="the draw's public key: a JWK file, or its x (base64url; give it as --key=X, as X may begin with -)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "verify":

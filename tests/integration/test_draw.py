@@ -59,7 +59,7 @@ def verify_elsewhere(folder: Path, result: Path, feed: Path, key: str) -> subpro
     """``python -S -m draw verify`` run from a copy of draw/ alone: nothing of the project, no site packages."""
     if not (folder / "draw").exists():
         shutil.copytree(ROOT / "draw", folder / "draw", ignore=shutil.ignore_patterns("__pycache__"))
-    argv = ["-S", "-m", "draw", "verify", "--result", str(result), "--feed", str(feed), "--key", key]
+    argv = ["-S", "-m", "draw", "verify", "--result", str(result), "--feed", str(feed), f"--key={key}"]
     return subprocess.run([sys.executable, *argv], cwd=folder, capture_output=True, text=True, timeout=120)
 
 
