@@ -91,13 +91,14 @@ def export(rev: str, into: Path) -> Path:
     return into
 
 
-async def fresh_database(admin_url: str, name: str) -> str:
+async def fresh_database(admin_url: str, name: str, template: str | None = "gateway") -> str:
+    """Database ``name`` made again, a copy of ``template`` (the migrated one), or empty when it is None."""
     import asyncpg
 
     conn = await asyncpg.connect(admin_url)
     try:
         await conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        await conn.execute(f"CREATE DATABASE {name} TEMPLATE gateway")
+        await conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
     finally:
         await conn.close()
     return admin_url.rsplit("/", 1)[0] + f"/{name}"

@@ -23,25 +23,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.accountability_cost import BATCHES, export, one_round  # noqa: E402
+from benchmarks.accountability_cost import BATCHES, export, fresh_database, one_round  # noqa: E402
 from benchmarks.common import bench_stack, save  # noqa: E402
 
 MIGRATE = (
     "import asyncio, sys; sys.path.insert(0, sys.argv[1]); from gateway.migrate import migrate;"
     " asyncio.run(migrate(sys.argv[2]))"
 )
-
-
-async def database(admin_url: str, name: str, template: str | None) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        await conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
-    finally:
-        await conn.close()
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -74,7 +62,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, bench_stack(full=False, name="bench-partitions") as stack:
         old_root = export(args.against, Path(tmp))
         admin = stack.env["GATEWAY_DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
-        old_template = asyncio.run(database(admin, "template_against", None))
+        old_template = asyncio.run(fresh_database(admin, "template_against", None))
         subprocess.run([sys.executable, "-c", MIGRATE, str(old_root), old_template], check=True, cwd=old_root)
         n = 0
         for size in BATCHES:
@@ -82,7 +70,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for label, root, template in (("against", old_root, "template_against"), ("this", ROOT, "gateway")):
                     n += 1
-                    url = asyncio.run(database(admin, f"bench_partitions_{n}", template))
+                    url = asyncio.run(fresh_database(admin, f"bench_partitions_{n}", template))
                     found[label].append(one_round(root, url, size, True))
             sizes[size] = found
     result = {"against": args.against, "against_commit": commit.stdout.strip(), "rounds": args.rounds, "sizes": sizes}
