@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-burst bench-redis bench-server bench-dedup bench-overload bench-workers bench-cluster fuzz chaos clean
+.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-burst bench-redis bench-server bench-dedup bench-overload bench-workers bench-cluster bench-stages fuzz chaos clean
 
 # `make run REDIS=cluster`: Redis as a local cluster of 3 primaries and 3 replicas (deploy/rediscluster.py).
 run: deps
@@ -90,6 +90,9 @@ bench-overload: deps
 
 bench-workers: deps
 	$(PY) benchmarks/worker_bench.py
+
+bench-stages: deps
+	$(PY) benchmarks/single_stages.py $(if $(INVOICES),--invoices $(INVOICES))
 
 bench-redis: deps
 	$(PY) benchmarks/redis_scripts.py $(if $(AGAINST),--against $(AGAINST)) $(if $(INVOICES),--invoices $(INVOICES))

@@ -1,0 +1,211 @@
+"""Where a single-invoice upload's CPU goes, stage by stage (issue 19): ``make bench-stages``.
+
+    .venv/bin/python benchmarks/single_stages.py [--requests 4000] [--rounds 5] [--invoices 1] [--concurrency 32]
+
+The gateway app runs in this process, against the real Redis and PostgreSQL of a stack of its own, and is
+called directly as an ASGI app (no HTTP server: the server's own cost per request is the bare app's, which
+`make bench` measures), ``--concurrency`` requests at a time. "whole request" is this thread's CPU time over a
+round divided by its requests. Each stage that never awaits is timed by wrapping the function the upload calls:
+it holds the CPU from its start to its end. "the rest" is the whole less those: Starlette's layers, the
+middleware, the route itself and the Redis round trips (packing each command, the event loop waking on its
+answer, parsing it), whose CPU cannot be told apart by a clock while other requests run in their awaits. The
+access log writes to a file, as it does under the dev stack.
+
+Writes benchmarks/results/stages-<invoices>.json and .md: the median over rounds of µs of CPU per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import bench_stack, save  # noqa: E402
+from benchmarks.loadgen import Invoices, signed  # noqa: E402
+from benchmarks.pipeline_bench import CHANNEL, NO_SHEDDING, SECRET, bench_campaign  # noqa: E402
+
+SPENT: dict[str, int] = defaultdict(int)  # ns of CPU per stage, this round
+REST = "the rest: Starlette, middleware, route, the Redis round trips"
+
+
+def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` that adds its time to SPENT[name]. The clock is the wall clock (a vDSO call: the thread's CPU clock
+    is a system call, which cost a quarter of the run when every stage read it); a stage that does not await
+    holds the CPU from its start to its end, so its time is its CPU."""
+    clock = time.perf_counter_ns
+    if asyncio.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            started = clock()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                SPENT[name] += clock() - started
+
+        return run_async
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        started = clock()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            SPENT[name] += clock() - started
+
+    return run
+
+
+def instrument() -> list[str]:
+    """Wrap each stage the upload calls; returns their names in the order a request meets them."""
+    from gateway import auth, parse, upload, validate
+    from gateway import tally as tallies
+    from gateway.middleware import access
+    from gateway.receipts import Signer
+
+    stages: list[tuple[str, Any, str]] = [
+        ("auth: headers and client", auth, "check_headers"),
+        ("auth: signature", auth, "check_signed"),
+        ("auth: nonce", auth, "request_nonce"),
+        ("parse: decode", parse, "decode"),
+        ("validate", validate, "validate"),
+        ("tally", tallies, "pre_claim"),
+        ("enqueue: receipts", Signer, "receipts"),
+        ("metrics: invoice outcomes", upload, "_count"),
+        ("access log line", access, "info"),
+    ]
+    for name, owner, attr in stages:
+        setattr(owner, attr, timed(name, getattr(owner, attr)))
+    return [name for name, _, _ in stages]
+
+
+async def measure(env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    os.environ.update(env)  # before prometheus_client is imported: multiprocess values, as under gunicorn
+    from core import settings as config
+    from gateway.app import create_app
+
+    names = instrument()
+    app = create_app(config.from_env(env))
+    inv = Invoices()
+    rounds: list[dict[str, float]] = []
+    async with app.router.lifespan_context(app) as state:
+        for r in range(args.rounds + 1):  # the first round warms up and is not counted
+            bodies = [inv.body(args.invoices) for _ in range(args.requests)]
+            requests = [(signed(CHANNEL, SECRET, b), b) for b in bodies]
+            SPENT.clear()
+            total_ns, statuses = await one_round(app, state, requests, args.concurrency)
+            if statuses.get(202) != args.requests:
+                raise SystemExit(f"round {r}: answers {dict(statuses)}, not {args.requests} x 202")
+            if r:
+                per = {name: SPENT[name] / args.requests / 1000 for name in names}
+                whole = total_ns / args.requests / 1000
+                per[REST] = whole - sum(per.values())
+                per["whole request"] = whole
+                rounds.append(per)
+    return {
+        "requests_per_round": args.requests,
+        "invoices_per_request": args.invoices,
+        "concurrency": args.concurrency,
+        "rounds": rounds,
+        "median_us": {k: statistics.median(r[k] for r in rounds) for k in rounds[0]},
+    }
+
+
+async def one_round(
+    app: Any, state: dict[str, Any], requests: list[tuple[dict[str, str], bytes]], concurrency: int
+) -> tuple[int, dict[int, int]]:
+    """The requests sent ``concurrency`` at a time; this thread's CPU time (ns) and the count of each status."""
+    statuses: dict[int, int] = defaultdict(int)
+    queue = iter(requests)
+
+    async def client() -> None:
+        for headers, body in queue:
+            statuses[await call(app, state, headers, body)] += 1
+
+    started = time.thread_time_ns()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return time.thread_time_ns() - started, statuses
+
+
+async def call(app: Any, state: dict[str, Any], headers: dict[str, str], body: bytes) -> int:
+    """One request straight into the ASGI app; its status."""
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    raw.append((b"content-length", str(len(body)).encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/invoices",
+        "raw_path": b"/v1/invoices",
+        "query_string": b"",
+        "root_path": "",
+        "headers": raw,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8080),
+        "state": dict(state),
+    }
+    sent = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+def markdown(result: dict[str, Any]) -> str:
+    rows = ["| stage | µs of CPU per request (median) | rounds |", "| --- | --- | --- |"]
+    for name, median in result["median_us"].items():
+        each = " / ".join(f"{r[name]:.0f}" for r in result["rounds"])
+        rows.append(f"| {name} | {median:.1f} | {each} |")
+    head = (
+        f"{result['invoices_per_request']}-invoice requests, {result['requests_per_round']:,} a round,"
+        f" {result['concurrency']} at a time,"
+        f" in one process (no HTTP server), at {result['commit']}.\n\n"
+    )
+    return head + "\n".join(rows) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--invoices", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=32, help="requests at once")
+    args = parser.parse_args()
+    import uvloop
+
+    campaign = bench_campaign(ROOT / ".data" / "bench-campaign")
+    with bench_stack(False, campaign=campaign, extra_env=NO_SHEDDING, name="bench-stages") as stack:
+        stack.ensure_keys()  # the receipts' signing key, as start_gateway makes it
+        result = uvloop.run(measure(stack.env, args))
+    result["commit"] = os.popen(f"git -C {ROOT} rev-parse --short HEAD").read().strip()
+    name = f"stages-{args.invoices}"
+    save(name, f"CPU per upload stage, {args.invoices}-invoice requests", result, markdown)
+
+
+if __name__ == "__main__":
+    main()
