@@ -26,6 +26,7 @@ from gateway.errors import Problem
 from gateway.parse import read_limited
 from ratelimit import limits
 from ratelimit.caps import REFUSALS, Caps
+from ratelimit.together import LimitsAndCaps
 
 Going = list[tuple[int, Queued]]  # the invoices still going on, each with its index in the request
 Results = dict[int, dict[str, Any]]  # the answer of each invoice decided so far, by index
@@ -48,17 +49,56 @@ async def admit(
     caps: Caps,
     redis: RedisClient,
     timeout_s: float,
+    together: LimitsAndCaps | None = None,
 ) -> Admitted:
     """The invoices of ``going`` that pass the rate limits and the caps; the others get their answer in
-    ``results``. Raises TooManyRequests when the channel is over its own rate (the whole request)."""
-    decision = await rate_limit(channel, invoice_count, going, nonce, ratelimiter, redis, timeout_s)
-    going = _drop_rate_limited(going, decision, results)
-    try:
-        reservations = await caps.reserve([q for _, q in going]) if going else []
-    except STORE_ERRORS as exc:
-        raise StoreUnavailable("the campaign caps cannot be checked now") from exc
+    ``results``. Raises TooManyRequests when the channel is over its own rate (the whole request). With
+    ``together``, in one call where it can (ratelimit/together.py), else in two."""
+    both = await _in_one_call(together, channel, invoice_count, going, nonce, caps, redis, timeout_s)
+    if both is None:
+        decision = await rate_limit(channel, invoice_count, going, nonce, ratelimiter, redis, timeout_s)
+        going = _drop_rate_limited(going, decision, results)
+        reservations = await _reserve(caps, going)
+    else:
+        decision, reservations = both
+        going = _drop_rate_limited(going, decision, results)
     going, reservations = _drop_capped(going, reservations, results)
     return Admitted(going, reservations, decision)
+
+
+async def _in_one_call(
+    together: LimitsAndCaps | None,
+    channel: str,
+    count: int,
+    going: Going,
+    nonce: limits.Nonce,
+    caps: Caps,
+    redis: RedisClient,
+    timeout_s: float,
+) -> tuple[limits.Decision | None, list[str]] | None:
+    """The limits' decision and the reservations of the invoices they let through, in one call; None when it
+    cannot be one (the caller makes the two). Within ``timeout_s`` as the limits are: past it (the call may have
+    run or not) the limits have failed open, and the replay guard and the caps are asked on their own, as the
+    path of two calls does then (a reservation the call made is found "held", not taken twice)."""
+    if together is None:
+        return None
+    try:
+        async with asyncio.timeout(timeout_s):
+            both = await together.decide(channel, count, [q for _, q in going], nonce)
+    except STORE_ERRORS:
+        metrics.RATELIMIT_FAIL_OPEN.inc()
+        await auth.spend_nonce(redis, nonce)
+        return None, await _reserve(caps, going)
+    if both is not None:
+        enforce(both[0], channel, together.ratelimiter)
+    return both
+
+
+async def _reserve(caps: Caps, going: Going) -> list[str]:
+    try:
+        return await caps.reserve([q for _, q in going]) if going else []
+    except STORE_ERRORS as exc:
+        raise StoreUnavailable("the campaign caps cannot be checked now") from exc
 
 
 def headers(ratelimiter: limits.RateLimiter, channel: str, decision: limits.Decision | None) -> dict[str, str]:
@@ -121,6 +161,12 @@ async def rate_limit(
         metrics.RATELIMIT_FAIL_OPEN.inc()
         await auth.spend_nonce(redis, nonce)
         return None
+    enforce(decision, channel, ratelimiter)
+    return decision
+
+
+def enforce(decision: limits.Decision, channel: str, ratelimiter: limits.RateLimiter) -> None:
+    """A replayed nonce is refused (409), and a request over its channel's rate (429)."""
     if decision.replayed:
         auth.raise_replayed()
     if decision.channel_wait_ms > 0:
@@ -136,7 +182,6 @@ async def rate_limit(
                 "RateLimit": f'"requests";r=0;t={retry_s}',
             },
         )
-    return decision
 
 
 def _drop_rate_limited(going: Going, decision: limits.Decision | None, results: Results) -> Going:

@@ -42,6 +42,7 @@ from ratelimit.caps import Caps
 from ratelimit.limits import RateLimiter
 from ratelimit.pipeline import PipelineConfig, PipelineMonitor
 from ratelimit.shed import Admission, SheddingConfig
+from ratelimit.together import LimitsAndCaps
 
 log = logging.getLogger(__name__)
 POOL_SIZE = 8  # PostgreSQL connections per gateway process
@@ -136,6 +137,7 @@ def create_app(settings: Settings) -> Starlette:
         monitor = PipelineMonitor(redis, campaign.dedup.shards, PipelineConfig.of(settings.shed), admission)
         watching = asyncio.create_task(monitor.run_forever())
         app.state.draining = False
+        ratelimiter, caps = RateLimiter(redis, campaign.limits), Caps(redis, campaign)
         try:
             yield {
                 "deps": Deps(
@@ -145,12 +147,13 @@ def create_app(settings: Settings) -> Starlette:
                     pool,
                     clients,
                     Claimer(redis, pool, campaign.dedup.shards, Acks.of(settings.stores)),
-                    RateLimiter(redis, campaign.limits),
-                    Caps(redis, campaign),
+                    ratelimiter,
+                    caps,
                     admission,
                     feed_watch,
                     signer,
                     read_pool,
+                    LimitsAndCaps(redis, ratelimiter, caps),
                 )
             }
         finally:

@@ -18,6 +18,7 @@ from gateway.receipts import Signer
 from ratelimit.caps import Caps
 from ratelimit.limits import RateLimiter
 from ratelimit.shed import Admission
+from ratelimit.together import LimitsAndCaps
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class Deps:
     signer: Signer
     # The feed and status reads' pool: a streaming replica's (GATEWAY_DATABASE_READ_URL), else ``pool`` itself.
     read_pool: asyncpg.Pool
+    together: LimitsAndCaps  # an upload's rate limits and caps in one call, where one Redis holds their keys
 
 
 def deps(request: Request) -> Deps:

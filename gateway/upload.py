@@ -48,6 +48,7 @@ async def upload(request: Request) -> Response:
         caps=d.caps,
         redis=d.redis,
         timeout_s=api.ratelimit_timeout_ms / 1000,
+        together=d.together,
     )
     valid_fen = {i: q.amount_fen for i, q in going}
     tally, industries = tallies.pre_claim(invoices, results, d.campaign, msgpack, valid_fen)

@@ -50,23 +50,37 @@ class Caps:
 
     async def reserve(self, invoices: Sequence[Queued]) -> list[str]:
         """Per invoice: "new", "held" (it already holds a slot) or the refusing cap's reason code."""
-        calls: dict[tuple[int, str], _Call] = {}  # by shard and day (one day in a request, in practice)
+        calls = self.reservations(invoices)
+        replies = await self._send(self._reserve, calls, self.reserve_argv)
+        answers = [""] * len(invoices)
+        for call, reply in zip(calls.values(), replies, strict=True):
+            for i, value in zip(call.invoices, reply, strict=True):
+                answers[i] = value.decode()
+        return answers
+
+    def reservations(self, invoices: Sequence[Queued]) -> dict[tuple[int, str], _Call]:
+        """The reservation's script calls: one per cap shard and day (one day in a request, in practice)."""
+        calls: dict[tuple[int, str], _Call] = {}
         for i, q in enumerate(invoices):
             shard, key, day = self.slot(q)
             call = calls.get((shard, day)) or calls.setdefault((shard, day), _Call())
             call.indices.append(call.index(key))
             call.argv += [q.seller_tax_id, q.key]
             call.invoices.append(i)
+        return calls
+
+    def reserve_argv(self, group: tuple[int, str], call: _Call) -> list[Any]:
+        """ARGV of caps.lua for one call of ``reservations``."""
         c = self._caps
-        head = [c.person_daily, c.person_monthly, c.seller_person_monthly, TTL_S]
-        replies = await self._send(
-            self._reserve, calls, lambda group, call: [*head, group[1], lua.indices(call.indices), *call.argv]
-        )
-        answers = [""] * len(invoices)
-        for call, reply in zip(calls.values(), replies, strict=True):
-            for i, value in zip(call.invoices, reply, strict=True):
-                answers[i] = value.decode()
-        return answers
+        return [
+            c.person_daily,
+            c.person_monthly,
+            c.seller_person_monthly,
+            TTL_S,
+            group[1],
+            lua.indices(call.indices),
+            *call.argv,
+        ]
 
     async def release(self, invoices: Sequence[Counted]) -> int:
         """Give back the slots these invoices hold (none twice); returns how many were given back."""

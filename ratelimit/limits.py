@@ -9,6 +9,7 @@ answer to "when may I retry" (the Retry-After the channels need), and no burst a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -67,6 +68,7 @@ class Nonce(msgspec.Struct, frozen=True):
 
 class RateLimiter:
     def __init__(self, redis: RedisClient, limits: Limits) -> None:
+        self._redis = redis
         self._script = redis.register_script(lua.load("ratelimit", "limits.lua"))
         self._limits = limits
         self._argv: dict[str, list[float]] = {}
@@ -77,18 +79,29 @@ class RateLimiter:
     async def decide(self, channel: str, invoice_count: int, invoices: Sequence[Queued], nonce: Nonce) -> Decision:
         """The nonce (spent, or a replay), the channel's verdict on the whole request, then the user and device
         verdict on each invoice. ``nonce.key`` must carry the channel's hash tag (``keys.nonce``)."""
+        script_keys, args = self.call(channel, invoice_count, invoices, nonce)
+        return decision(await lua.run(self._redis, self._script, script_keys, args))
+
+    def call(
+        self, channel: str, invoice_count: int, invoices: Sequence[Queued], nonce: Nonce
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of limits.lua for the request."""
         names: dict[str, int] = {}
         pairs: list[int] = []
         for q in invoices:
             for name in (keys.user_rate(channel, q.user_ref), keys.device_rate(channel, q.device_ref)):
                 pairs.append(names.setdefault(name, len(names) + 4))
         head = self._argv.get(channel) or self._argv.setdefault(channel, script_argv(self.of(channel)))
-        reply = await self._script(
-            keys=[keys.channel_requests(channel), keys.channel_invoices(channel), nonce.key, *names],
-            args=[*head, invoice_count, nonce.token, nonce.ttl_s, lua.indices(pairs)],
+        return (
+            [keys.channel_requests(channel), keys.channel_invoices(channel), nonce.key, *names],
+            [*head, invoice_count, nonce.token, nonce.ttl_s, lua.indices(pairs)],
         )
-        if reply[0] < 0:
-            return Decision(0, 0, 0, [], replayed=True)
-        if reply[0] > 0:
-            return Decision(int(reply[0]), 0, int(reply[0]), [])
-        return Decision(0, int(reply[1]), int(reply[2]), [int(w) for w in reply[3:]])
+
+
+def decision(reply: list[Any]) -> Decision:
+    """limits.lua's answer, read."""
+    if reply[0] < 0:
+        return Decision(0, 0, 0, [], replayed=True)
+    if reply[0] > 0:
+        return Decision(int(reply[0]), 0, int(reply[0]), [])
+    return Decision(0, int(reply[1]), int(reply[2]), [int(w) for w in reply[3:]])
