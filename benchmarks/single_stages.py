@@ -26,7 +26,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -69,9 +69,8 @@ def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def instrument() -> list[str]:
     """Wrap each stage the upload calls; returns their names in the order a request meets them."""
-    from gateway import auth, parse, upload, validate
+    from gateway import accesslog, auth, parse, upload, validate
     from gateway import tally as tallies
-    from gateway.middleware import access
     from gateway.receipts import Signer
 
     stages: list[tuple[str, Any, str]] = [
@@ -83,23 +82,26 @@ def instrument() -> list[str]:
         ("tally", tallies, "pre_claim"),
         ("enqueue: receipts", Signer, "receipts"),
         ("metrics: invoice outcomes", upload, "_count"),
-        ("access log line", access, "info"),
+        ("access log line", accesslog.LOG, "line"),
     ]
     for name, owner, attr in stages:
         setattr(owner, attr, timed(name, getattr(owner, attr)))
     return [name for name, _, _ in stages]
 
 
-async def measure(env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+async def measure(env: dict[str, str], args: argparse.Namespace, log: IO[bytes]) -> dict[str, Any]:
     os.environ.update(env)  # before prometheus_client is imported: multiprocess values, as under gunicorn
     from core import settings as config
+    from gateway import accesslog
     from gateway.app import create_app
 
     names = instrument()
     app = create_app(config.from_env(env))
+    accesslog.LOG.stream = log
     inv = Invoices()
     rounds: list[dict[str, float]] = []
-    async with app.router.lifespan_context(app) as state:
+    async with app.router.lifespan_context(app) as opened:
+        state = dict(opened or {})
         for r in range(args.rounds + 1):  # the first round warms up and is not counted
             bodies = [inv.body(args.invoices) for _ in range(args.requests)]
             requests = [(signed(CHANNEL, SECRET, b), b) for b in bodies]
@@ -113,6 +115,7 @@ async def measure(env: dict[str, str], args: argparse.Namespace) -> dict[str, An
                 per[REST] = whole - sum(per.values())
                 per["whole request"] = whole
                 rounds.append(per)
+    accesslog.LOG.flush()
     return {
         "requests_per_round": args.requests,
         "invoices_per_request": args.invoices,
@@ -201,7 +204,8 @@ def main() -> None:
     campaign = bench_campaign(ROOT / ".data" / "bench-campaign")
     with bench_stack(False, campaign=campaign, extra_env=NO_SHEDDING, name="bench-stages") as stack:
         stack.ensure_keys()  # the receipts' signing key, as start_gateway makes it
-        result = uvloop.run(measure(stack.env, args))
+        with open(stack.data / "access.log", "wb") as log:
+            result = uvloop.run(measure(stack.env, args, log))
     result["commit"] = os.popen(f"git -C {ROOT} rev-parse --short HEAD").read().strip()
     name = f"stages-{args.invoices}"
     save(name, f"CPU per upload stage, {args.invoices}-invoice requests", result, markdown)

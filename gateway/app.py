@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -19,7 +18,7 @@ from core.acks import Acks
 from core.settings import ConfigError, Settings
 from core.stores import open_pool, open_redis
 from dedup.claim import Claimer
-from gateway import apidocs, draws, prize_routes, receipt_keys
+from gateway import accesslog, apidocs, draws, prize_routes, receipt_keys
 from gateway.awards import award
 from gateway.clients import ClientTable
 from gateway.console import routes as console
@@ -46,17 +45,6 @@ from ratelimit.together import LimitsAndCaps
 
 log = logging.getLogger(__name__)
 POOL_SIZE = 8  # PostgreSQL connections per gateway process
-
-
-def access_log() -> None:
-    """One JSON line per request on stdout (gateway.access), apart from the error log on stderr."""
-    logger = logging.getLogger("gateway.access")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
 
 
 def check(settings: Settings) -> Signer:
@@ -86,7 +74,6 @@ def _reload(clients: ClientTable, pool: asyncpg.Pool, tasks: set[asyncio.Task[No
 def create_app(settings: Settings) -> Starlette:
     signer = check(settings)
     campaign = campaigns.load(settings.campaign_file)
-    access_log()
     admission = Admission(SheddingConfig.of(settings.shed, campaign.shedding))
     routes = [
         Route("/v1/invoices", upload, methods=["POST"]),
@@ -165,6 +152,7 @@ def create_app(settings: Settings) -> Starlette:
                 await read_pool.close()
             await pool.close()
             await redis.aclose()
+            accesslog.LOG.flush()
 
     app = Starlette(
         routes=routes,

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 from typing import Any
 
-import orjson
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import codes, metrics
+from gateway import accesslog, codes, metrics
 from gateway.errors import problem_body
 from ratelimit import metrics as shed_metrics
 from ratelimit.shed import Admission
-
-access = logging.getLogger("gateway.access")
 
 
 class Metrics:
@@ -70,17 +66,15 @@ class Metrics:
                 histogram = self.latency[route] = metrics.LATENCY.labels(route)
             histogram.observe(took)
             if route != "/metrics":
-                access.info(
-                    orjson.dumps(
-                        {
-                            "request_id": request_id,
-                            "method": scope["method"],
-                            "route": route,
-                            "status": status,
-                            "ms": round(took * 1000, 2),
-                            "client": _header(scope, b"x-client-id")[:64],
-                        }
-                    ).decode()
+                accesslog.LOG.line(
+                    {
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "ms": round(took * 1000, 2),
+                        "client": _header(scope, b"x-client-id")[:64],
+                    }
                 )
 
     def _template(self, scope: Scope) -> str:
