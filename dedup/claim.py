@@ -13,6 +13,7 @@ left for the channel's retry, which the claim script then answers "accepted" (``
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -177,9 +178,14 @@ class Claimer:
 
 def shard_keys(shard: int) -> list[str]:
     """KEYS of the claim script for one shard (the bitmaps of every possible generation)."""
+    return list(_shard_keys(shard))
+
+
+@functools.lru_cache(maxsize=1024)
+def _shard_keys(shard: int) -> tuple[str, ...]:
     bitmaps = [keys.bloom(shard, g) for g in range(1, MAX_GENERATIONS + 1)]
     named = [keys.inflight(shard), keys.stream(shard), keys.bloom_meta(shard), keys.duplicates(shard)]
-    return [*named, keys.unacked(shard), *bitmaps]
+    return (*named, keys.unacked(shard), *bitmaps)
 
 
 async def committed_owners(pool: asyncpg.Pool, invoice_keys: list[str]) -> dict[str, str]:
