@@ -150,9 +150,10 @@ def _gateway_kind(stack: Any, args: argparse.Namespace, kind: str, n: int, inv: 
         nonlocal expect_rps
         count = int((rate or expect_rps) * seconds * 1.5) + 100
         presign.write(file, f"127.0.0.1:{stack.port}", CHANNEL, SECRET, count, n, inv)
-        calls0 = _redis_calls(stack)
+        calls0, open0 = _redis_calls(stack), _failed_open(url)
         with Meter(stack) as m:
             result = wrk(url, seconds, connections, LUA, str(file), rate=rate)
+        result["limits_failed_open"] = _failed_open(url) - open0
         result["cores"] = m.cores
         result["busiest_gateway_process"] = m.busiest
         result["redis_per_request"] = _per_request(calls0, _redis_calls(stack), result["requests"])
@@ -181,6 +182,17 @@ def _gateway_kind(stack: Any, args: argparse.Namespace, kind: str, n: int, inv: 
         "target_rps": target,
         "profile": str(spy.relative_to(ROOT)),
     }
+
+
+def _failed_open(url: str) -> float:
+    """``gateway_ratelimit_fail_open_total``: requests whose rate limits Redis did not answer in time (let
+    through without them), summed over the gateway's processes."""
+    import httpx
+
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("gateway_ratelimit_fail_open_total "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def _redis_calls(stack: Any) -> dict[str, tuple[int, int]]:
