@@ -55,21 +55,29 @@ class Claimer:
         self._leave = redis.register_script(lua.load(__package__, "unacked.lua"))
 
     async def claim_and_enqueue(
-        self, channel: str, accepted_at_ms: int, request_id: str, items: Sequence[Item], tally: bytes = b""
+        self,
+        channel: str,
+        accepted_at_ms: int,
+        request_id: str,
+        items: Sequence[Item],
+        tally: bytes = b"",
+        first: Sequence[bytes] | None = None,
     ) -> list[Owner | None]:
         """Claim each item, no key twice; enqueue the new ones with this request's duplicates. ``tally``: what was
         decided about the request before the claim (core/contract.py), carried by the first shard's entry.
+        ``first``: the answers of the check round, made already in the call of ``first_call`` (gateway/together.py).
 
         Returns, per item, None when it was new and is now queued, else the owner of the upload that came first
         (``retaken`` when it is this channel's own upload left for its retry: accepted then). Raises
         ``NotReplicated`` when replicas did not acknowledge in time, having left the claims for the retry.
         """
-        by_shard: dict[int, list[tuple[int, Item, bytes]]] = defaultdict(list)
-        for i, item in enumerate(items):
-            d = digest(item.key)
-            by_shard[shard_of(d, self._shards)].append((i, item, d))
+        by_shard = self._by_shard(items)
         try:
-            answers = await self._claim(channel, accepted_at_ms, request_id, items, by_shard, tally)
+            if first is None:
+                answers = await self._claim(channel, accepted_at_ms, request_id, items, by_shard, tally)
+            else:
+                answers = [a.decode() for a in first]
+                await self._resolve_maybe(channel, accepted_at_ms, request_id, items, answers, by_shard)
         except NotReplicated:
             metrics.NOT_REPLICATED.inc()
             await self._leave_for_retry(f"{channel}|{accepted_at_ms}|{request_id}|", by_shard)
@@ -94,11 +102,42 @@ class Claimer:
     ) -> list[str]:
         first = await self._round(channel, accepted_at_ms, request_id, by_shard, "check", tally)
         answers = [first[i] for i in range(len(items))]
+        await self._resolve_maybe(channel, accepted_at_ms, request_id, items, answers, by_shard)
+        return answers
+
+    async def _resolve_maybe(
+        self,
+        channel: str,
+        accepted_at_ms: int,
+        request_id: str,
+        items: Sequence[Item],
+        answers: list[str],
+        by_shard: dict[int, list[tuple[int, Item, bytes]]],
+    ) -> None:
         maybe = [i for i, a in enumerate(answers) if a == "?"]
         if maybe:
             metrics.MAYBE.inc(len(maybe))
             await self._resolve(channel, accepted_at_ms, request_id, items, answers, maybe, by_shard)
-        return answers
+
+    def first_call(
+        self, channel: str, accepted_at_ms: int, request_id: str, items: Sequence[Item], tally: bytes
+    ) -> tuple[list[str], list[Any]] | None:
+        """KEYS and ARGV of the check round's one script call, for a caller that makes it within a call of its
+        own (gateway/together.py) and hands its answers back as ``first``; None when the round is not one plain
+        call: items of several shards, or replicas to wait for."""
+        if self._acks.replicas > 0 or not items:
+            return None
+        by_shard = self._by_shard(items)
+        if len(by_shard) > 1:
+            return None
+        return self._calls(channel, accepted_at_ms, request_id, by_shard, "check", tally)[0]
+
+    def _by_shard(self, items: Sequence[Item]) -> dict[int, list[tuple[int, Item, bytes]]]:
+        by_shard: dict[int, list[tuple[int, Item, bytes]]] = defaultdict(list)
+        for i, item in enumerate(items):
+            d = digest(item.key)
+            by_shard[shard_of(d, self._shards)].append((i, item, d))
+        return by_shard
 
     async def _leave_for_retry(self, prefix: str, by_shard: dict[int, list[tuple[int, Item, bytes]]]) -> None:
         """Mark this request's claims as its channel's to take back (best effort: unmarked, a retry reads
@@ -160,6 +199,24 @@ class Claimer:
     ) -> dict[int, str]:
         """One script call per shard, all in one pipelined round trip; answers by item index. The first call
         carries ``tally``."""
+        calls = self._calls(channel, accepted_at_ms, request_id, by_shard, mode, tally)
+        replies = await call_acked(self._redis, self._script, calls, self._acks)
+        answers: dict[int, str] = {}
+        for entries, reply in zip(by_shard.values(), replies, strict=True):
+            for (i, *_), value in zip(entries, reply, strict=True):
+                answers[i] = value.decode()
+        return answers
+
+    def _calls(
+        self,
+        channel: str,
+        accepted_at_ms: int,
+        request_id: str,
+        by_shard: dict[int, list[tuple[int, Item, bytes]]],
+        mode: str,
+        tally: bytes,
+    ) -> list[tuple[list[str], list[Any]]]:
+        """KEYS and ARGV of a round's script call per shard; the first carries ``tally``."""
         calls: list[tuple[list[str], list[Any]]] = []
         for shard, entries in by_shard.items():
             industries = contract.pack_names([item.industry for _, item, _ in entries])
@@ -168,12 +225,7 @@ class Claimer:
             for _, item, _ in entries:
                 argv += [item.key, item.packed, item.person[:PERSON_TAG]]
             calls.append((shard_keys(shard), argv))
-        replies = await call_acked(self._redis, self._script, calls, self._acks)
-        answers: dict[int, str] = {}
-        for entries, reply in zip(by_shard.values(), replies, strict=True):
-            for (i, *_), value in zip(entries, reply, strict=True):
-                answers[i] = value.decode()
-        return answers
+        return calls
 
 
 def shard_keys(shard: int) -> list[str]:

@@ -24,9 +24,9 @@ from gateway import auth, codes, metrics
 from gateway.clients import Client, ClientTable
 from gateway.errors import Problem
 from gateway.parse import read_limited
+from gateway.together import Together
 from ratelimit import limits
 from ratelimit.caps import REFUSALS, Caps
-from ratelimit.together import LimitsAndCaps
 
 Going = list[tuple[int, Queued]]  # the invoices still going on, each with its index in the request
 Results = dict[int, dict[str, Any]]  # the answer of each invoice decided so far, by index
@@ -36,6 +36,7 @@ class Admitted(NamedTuple):
     going: Going
     reservations: list[str]  # per invoice going on: "new" (a slot taken now) or "held" (taken before)
     decision: limits.Decision | None  # None when the limits failed open
+    claimed: list[bytes] | None = None  # the claim's check round, made in the same call (gateway/together.py)
 
 
 async def admit(
@@ -49,25 +50,28 @@ async def admit(
     caps: Caps,
     redis: RedisClient,
     timeout_s: float,
-    together: LimitsAndCaps | None = None,
+    together: Together | None = None,
+    claim: tuple[list[str], list[Any]] | None = None,
 ) -> Admitted:
     """The invoices of ``going`` that pass the rate limits and the caps; the others get their answer in
     ``results``. Raises TooManyRequests when the channel is over its own rate (the whole request). With
-    ``together``, in one call where it can (ratelimit/together.py), else in two."""
-    both = await _in_one_call(together, channel, invoice_count, going, nonce, caps, redis, timeout_s)
+    ``together``, in one call where it can (gateway/together.py), with the claim of ``claim`` (its script's KEYS
+    and ARGV, made if every invoice passes), else the limits and the caps in a call each."""
+    both = await _in_one_call(together, claim, channel, invoice_count, going, nonce, caps, redis, timeout_s)
     if both is None:
         decision = await rate_limit(channel, invoice_count, going, nonce, ratelimiter, redis, timeout_s)
         going = _drop_rate_limited(going, decision, results)
-        reservations = await _reserve(caps, going)
+        reservations, claimed = await _reserve(caps, going), None
     else:
-        decision, reservations = both
+        decision, reservations, claimed = both
         going = _drop_rate_limited(going, decision, results)
     going, reservations = _drop_capped(going, reservations, results)
-    return Admitted(going, reservations, decision)
+    return Admitted(going, reservations, decision, claimed)
 
 
 async def _in_one_call(
-    together: LimitsAndCaps | None,
+    together: Together | None,
+    claim: tuple[list[str], list[Any]] | None,
     channel: str,
     count: int,
     going: Going,
@@ -75,23 +79,25 @@ async def _in_one_call(
     caps: Caps,
     redis: RedisClient,
     timeout_s: float,
-) -> tuple[limits.Decision | None, list[str]] | None:
-    """The limits' decision and the reservations of the invoices they let through, in one call; None when it
-    cannot be one (the caller makes the two). Within ``timeout_s`` as the limits are: past it (the call may have
-    run or not) the limits have failed open, and the replay guard and the caps are asked on their own, as the
-    path of two calls does then (a reservation the call made is found "held", not taken twice)."""
+) -> tuple[limits.Decision | None, list[str], list[bytes] | None] | None:
+    """The limits' decision, the reservations of the invoices they let through and the claim's answers (None: not
+    claimed), in one call; None when it cannot be one (the caller makes the calls). Within ``timeout_s`` as the
+    limits are: past it (the call may have run or not) the limits have failed open, and the replay guard and the
+    caps are asked on their own, as the path of separate calls does then: a reservation the call made is found
+    "held", not taken twice, and a claim it made is found to be this request's own (dedup/claim_enqueue.lua)."""
     if together is None:
         return None
     try:
         async with asyncio.timeout(timeout_s):
-            both = await together.decide(channel, count, [q for _, q in going], nonce)
+            answer = await together.decide(channel, count, [q for _, q in going], nonce, claim)
     except STORE_ERRORS:
         metrics.RATELIMIT_FAIL_OPEN.inc()
         await auth.spend_nonce(redis, nonce)
-        return None, await _reserve(caps, going)
-    if both is not None:
-        enforce(both[0], channel, together.ratelimiter)
-    return both
+        return None, await _reserve(caps, going), None
+    if answer is None:
+        return None
+    enforce(answer.decision, channel, together.ratelimiter)
+    return answer
 
 
 async def _reserve(caps: Caps, going: Going) -> list[str]:

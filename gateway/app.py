@@ -36,12 +36,12 @@ from gateway.reports import daily, prize_ledger_report, reconciliation
 from gateway.reversals import reverse
 from gateway.review import decide, held, reversals_by_seller
 from gateway.status import status
+from gateway.together import Together
 from gateway.upload import upload
 from ratelimit.caps import Caps
 from ratelimit.limits import RateLimiter
 from ratelimit.pipeline import PipelineConfig, PipelineMonitor
 from ratelimit.shed import Admission, SheddingConfig
-from ratelimit.together import LimitsAndCaps
 
 log = logging.getLogger(__name__)
 POOL_SIZE = 8  # PostgreSQL connections per gateway process
@@ -140,7 +140,7 @@ def create_app(settings: Settings) -> Starlette:
                     feed_watch,
                     signer,
                     read_pool,
-                    LimitsAndCaps(redis, ratelimiter, caps),
+                    Together(redis, ratelimiter, caps),
                 )
             }
         finally:

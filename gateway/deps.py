@@ -15,10 +15,10 @@ from dedup.claim import Claimer
 from gateway.clients import ClientTable
 from gateway.feedwatch import FeedWatch
 from gateway.receipts import Signer
+from gateway.together import Together
 from ratelimit.caps import Caps
 from ratelimit.limits import RateLimiter
 from ratelimit.shed import Admission
-from ratelimit.together import LimitsAndCaps
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ class Deps:
     signer: Signer
     # The feed and status reads' pool: a streaming replica's (GATEWAY_DATABASE_READ_URL), else ``pool`` itself.
     read_pool: asyncpg.Pool
-    together: LimitsAndCaps  # an upload's rate limits and caps in one call, where one Redis holds their keys
+    together: Together  # an upload's limits, caps and claim in one call, where one Redis holds their keys
 
 
 def deps(request: Request) -> Deps:

@@ -20,7 +20,7 @@ from core.errors import STORE_ERRORS, StoreUnavailable
 from dedup.claim import Claimer, Item
 from dedup.inflight import PERSON_TAG
 from gateway import metrics
-from gateway.admit import Admitted, Results
+from gateway.admit import Admitted, Going, Results
 from gateway.receipts import Signer
 from ratelimit.caps import Caps
 
@@ -46,11 +46,10 @@ async def enqueue(
     if not admitted.going:
         await _tally_alone(claimer, channel, now_ms, request_id, tally)
         return 0
-    items = [
-        Item(q.key, contract.pack(q), q.person, industries[i] if industries else "other") for i, q in admitted.going
-    ]
     try:
-        owners = await claimer.claim_and_enqueue(channel, now_ms, request_id, items, tally)
+        owners = await claimer.claim_and_enqueue(
+            channel, now_ms, request_id, items(admitted.going, industries), tally, admitted.claimed
+        )
     except NotReplicated as exc:
         # Queued on the primary only: not the promise of ``accepted``. The claims wait for the retry, which
         # takes them back as this channel's own (accepted, with the receipt of this upload's time).
@@ -78,6 +77,12 @@ async def enqueue(
         results[i]["receipt"] = signed[key]
     await _give_back(caps, refunds)
     return accepted
+
+
+def items(going: Going, industries: Sequence[str] = ()) -> list[Item]:
+    """What the claim takes of each invoice going on: its key, the invoice packed for the workers, its person,
+    its industry (by the request's index; "other" without)."""
+    return [Item(q.key, contract.pack(q), q.person, industries[i] if industries else "other") for i, q in going]
 
 
 async def _tally_alone(claimer: Claimer, channel: str, now_ms: int, request_id: str, tally: bytes) -> None:

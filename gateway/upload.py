@@ -17,7 +17,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import admit, auth, enqueue, metrics, parse, validate
+from gateway import admit, auth, enqueue, metrics, parse, together, validate
 from gateway import tally as tallies
 from gateway.deps import deps
 
@@ -39,6 +39,13 @@ async def upload(request: Request) -> Response:
     channel, now_ms = client.client_id, int(now * 1000)
     request_id = getattr(request.state, "request_id", None) or os.urandom(12).hex()  # set by the access log
     going, results = validate.validate(invoices, d.campaign, channel, d.settings.secrets.person_secret, now_ms, msgpack)
+    valid_fen = {i: q.amount_fen for i, q in going}
+    # The tally if admission refuses nothing: the claim made in admission's call carries it (gateway/together.py).
+    tally, industries = tallies.pre_claim(invoices, results, d.campaign, msgpack, valid_fen)
+    decided = len(results)
+    claim = None
+    if 0 < len(going) <= together.MOST_INVOICES:
+        claim = d.claimer.first_call(channel, now_ms, request_id, enqueue.items(going, industries), tally)
     admitted = await admit.admit(
         channel,
         len(invoices),
@@ -50,9 +57,10 @@ async def upload(request: Request) -> Response:
         redis=d.redis,
         timeout_s=api.ratelimit_timeout_ms / 1000,
         together=d.together,
+        claim=claim,
     )
-    valid_fen = {i: q.amount_fen for i, q in going}
-    tally, industries = tallies.pre_claim(invoices, results, d.campaign, msgpack, valid_fen)
+    if len(results) != decided:  # admission refused some: the tally says so (and then nothing was claimed yet)
+        tally, industries = tallies.pre_claim(invoices, results, d.campaign, msgpack, valid_fen)
     accepted = await enqueue.enqueue(
         channel,
         request_id,

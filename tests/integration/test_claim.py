@@ -188,7 +188,8 @@ def test_rebuild_after_the_filter_keys_are_flushed(
         assert channel2.upload([inv]).json()["results"][0]["status"] == "duplicate"
     assert channel.upload([sample.invoice(rng)]).json()["results"][0]["status"] == "accepted"
     drain()
-    fed = [e["key"] for b in _whole_feed(draw) for e in b["entries"]]
+    # Each key added once (a reversal, which other tests of the session make, is a "void" entry of its own).
+    fed = [e["key"] for b in _whole_feed(draw) for e in b["entries"] if e["kind"] == "add"]
     assert len(fed) == len(set(fed))
 
 
