@@ -102,7 +102,7 @@ def cap(shard: int, person: str, month: str) -> str:
 
 def verified(shard: int, invoice_key: str) -> str:
     """An invoice's verified facts as the tax service gave them (cached: an invoice is verified once)."""
-    return f"{tag(shard)}:verified:{invoice_key}"
+    return f"{tag(shard)}:v:{invoice_key}"  # ":verified:" with a msgpack map before (workers/verify.py)
 
 
 VERIFY_PACE = "verify:pace"  # the next free start time of a call to the tax service (µs), shared by all workers
@@ -110,7 +110,13 @@ VERIFY_PACE = "verify:pace"  # the next free start time of a call to the tax ser
 
 # Families of keys by what they hold, for memory by family (gateway/memory.py, benchmarks/redis_memory.py).
 FAMILIES = ("rate_states", "nonces", "caps", "verified", "stream", "inflight", "filters", "other")
-_SHARD_FAMILIES = {b"intake": "stream", b"inflight": "inflight", b"bloom": "filters", b"verified": "verified"}
+_SHARD_FAMILIES = {
+    b"intake": "stream",
+    b"inflight": "inflight",
+    b"bloom": "filters",
+    b"v": "verified",
+    b"verified": "verified",  # before the answers were packed (keys.verified)
+}
 
 
 def family(key: bytes) -> str:
