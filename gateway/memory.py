@@ -11,7 +11,6 @@ node only.
 from __future__ import annotations
 
 import time
-from collections import Counter
 
 from redis.asyncio import RedisCluster
 
@@ -51,13 +50,13 @@ async def sample(redis: RedisClient, shards: int, size: int = SAMPLE) -> dict[st
         for name in [*exact, *drawn]:
             pipe.memory_usage(name)
         weights = await pipe.execute()
-    totals: Counter[str] = Counter({f: 0.0 for f in keys.FAMILIES})
+    totals = dict.fromkeys(keys.FAMILIES, 0.0)
     for name, weight in zip(exact, weights, strict=False):
         totals[keys.family(name.encode())] += weight or 0
     scale = max(dbsize - sum(1 for w in weights[: len(exact)] if w), 0) / len(drawn) if drawn else 0.0
     for key, weight in zip(drawn, weights[len(exact) :], strict=True):
         totals[keys.family(key)] += (weight or 0) * scale
-    return dict(totals)
+    return totals
 
 
 async def due_sample(redis: RedisClient, shards: int) -> dict[str, float] | None:
