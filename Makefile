@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-burst bench-redis bench-server bench-dedup bench-overload bench-workers bench-cluster bench-stages fuzz chaos clean
+.PHONY: run test lint typecheck rules pytest deps system-deps bench bench-burst bench-redis bench-memory bench-server bench-dedup bench-overload bench-workers bench-cluster bench-stages fuzz chaos clean
 
 # `make run REDIS=cluster`: Redis as a local cluster of 3 primaries and 3 replicas (deploy/rediscluster.py).
 run: deps
@@ -75,7 +75,8 @@ $(STAMP): pyproject.toml
 # the whole pipeline in one run (5 to 10 minutes, with a 200,000-invoice burst); `make bench-burst` is the
 # full 10 M burst on its own (about an hour here); the focused benchmarks run on their own: bench-dedup,
 # bench-overload, bench-workers, bench-server, bench-cluster, bench-redis (Redis instructions per invoice of each upload
-# script, under valgrind: AGAINST=REV compares with another revision, INVOICES=1 measures single-invoice requests).
+# script, under valgrind: AGAINST=REV compares with another revision, INVOICES=1 measures single-invoice requests),
+# bench-memory (Redis memory by key family after a burst and its drain; BENCH_INVOICES, default 1,000,000).
 bench: deps
 	$(PY) benchmarks/pipeline_bench.py
 
@@ -96,6 +97,9 @@ bench-stages: deps
 
 bench-redis: deps
 	$(PY) benchmarks/redis_scripts.py $(if $(AGAINST),--against $(AGAINST)) $(if $(INVOICES),--invoices $(INVOICES))
+
+bench-memory: deps
+	$(PY) benchmarks/redis_memory.py $(if $(BENCH_INVOICES),--invoices $(BENCH_INVOICES))
 
 bench-dedup: deps
 	$(PY) benchmarks/dedup_bench.py $(if $(BENCH_KEYS),--keys $(BENCH_KEYS))

@@ -63,14 +63,13 @@ def rate_limits(client_id: str) -> str:
     return f"{{rl:{client_id}}}"
 
 
-def channel_requests(client_id: str) -> str:
-    """The GCRA state of a channel's request rate."""
-    return f"{rate_limits(client_id)}:req"
-
-
-def channel_invoices(client_id: str) -> str:
-    """The GCRA state of a channel's invoice rate."""
-    return f"{rate_limits(client_id)}:inv"
+# ":ch" holds both of the channel's states in one key (one read, one write), where ":req" and ":inv" held one
+# each before. During a rolling upgrade gateways of each format limit the channel on their own states, so for
+# those minutes a channel may get up to twice its one-second burst: the channel limits protect the system, the
+# shedding still guards the pipeline, and the old keys expire within a second or two of the last old gateway.
+def channel_rates(client_id: str) -> str:
+    """The GCRA states of a channel's request rate and invoice rate (two packed doubles)."""
+    return f"{rate_limits(client_id)}:ch"
 
 
 # ":u2:" and ":d2:": states of 16 packed bytes (two arrival times). Gateways of the older text format (":u:",
@@ -103,7 +102,35 @@ def cap(shard: int, person: str, month: str) -> str:
 
 def verified(shard: int, invoice_key: str) -> str:
     """An invoice's verified facts as the tax service gave them (cached: an invoice is verified once)."""
-    return f"{tag(shard)}:verified:{invoice_key}"
+    return f"{tag(shard)}:v:{invoice_key}"  # ":verified:" with a msgpack map before (workers/verify.py)
 
 
 VERIFY_PACE = "verify:pace"  # the next free start time of a call to the tax service (µs), shared by all workers
+
+
+# Families of keys by what they hold, for memory by family (gateway/memory.py, benchmarks/redis_memory.py).
+FAMILIES = ("rate_states", "nonces", "caps", "verified", "stream", "inflight", "filters", "other")
+_SHARD_FAMILIES = {
+    b"intake": "stream",
+    b"inflight": "inflight",
+    b"bloom": "filters",
+    b"v": "verified",
+    b"verified": "verified",  # before the answers were packed (keys.verified)
+}
+
+
+def family(key: bytes) -> str:
+    """The family of a key of this project (one of ``FAMILIES``), from its name alone."""
+    tag_end = key.find(b"}:")
+    if tag_end < 0:
+        return "other"
+    rest = key[tag_end + 2 :]
+    if key.startswith(b"{rl:"):
+        if rest.startswith(b"nonce:"):
+            return "nonces"
+        return "other" if rest == b"written" else "rate_states"
+    if key.startswith(b"{c") and rest.startswith(b"cap:"):
+        return "caps"
+    if key.startswith(b"{s"):
+        return _SHARD_FAMILIES.get(rest.split(b":", 1)[0], "other")
+    return "other"

@@ -45,6 +45,13 @@ REDIS_MEMORY_LIMIT = Gauge(
     "Redis's maxmemory, or the memory of its host when maxmemory is 0 (read at each scrape)",
     multiprocess_mode="mostrecent",
 )
+REDIS_MEMORY_BY_FAMILY = Gauge(
+    "gateway_redis_memory_bytes",
+    "Redis memory by key family (rate states, nonces, caps, verified answers, stream, in-flight, filters), estimated"
+    " from a sample at most once a minute (gateway/memory.py)",
+    ["family"],
+    multiprocess_mode="mostrecent",
+)
 PENDING = Gauge(
     "gateway_pipeline_pending_entries",
     "Intake entries delivered to a worker and not acknowledged yet, per shard (read at each scrape)",

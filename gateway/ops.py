@@ -16,7 +16,7 @@ from core.metrics import exposition
 from core.stores import RedisClient
 from dedup import bloom, sizing
 from dedup import metrics as dedup_metrics
-from gateway import metrics
+from gateway import memory, metrics
 from gateway.deps import deps
 
 
@@ -57,6 +57,7 @@ async def metrics_endpoint(request: Request) -> Response:
         _refresh_redis(d.redis, shards),
         _refresh_export(d.pool),
         _refresh_partitions(d.pool),
+        _refresh_memory(d.redis, shards),
     )
     body, content_type = exposition(d.settings.metrics_dir)
     return Response(body, media_type=content_type)
@@ -130,6 +131,16 @@ async def _refresh_partitions(pool: asyncpg.Pool) -> None:
     for h in found:
         metrics.PARTITION_MONTHS_AHEAD.labels(h.table).set(h.months_ahead)
         metrics.PARTITION_DEFAULT_ROWS.labels(h.table).set(h.default_rows)
+
+
+async def _refresh_memory(redis: RedisClient, shards: int) -> None:
+    """Redis's memory by key family, from a sample taken at most once a minute (gateway/memory.py)."""
+    try:
+        families = await asyncio.wait_for(memory.due_sample(redis, shards), 1.0)
+    except Exception:  # the gauges keep their last values; the scrape itself must not fail
+        return
+    for family, size in (families or {}).items():
+        metrics.REDIS_MEMORY_BY_FAMILY.labels(family).set(size)
 
 
 async def _refresh_redis(redis: RedisClient, shards: int) -> None:

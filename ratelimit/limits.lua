@@ -1,11 +1,11 @@
 -- The request's nonce and its rate limits, all in one call (GCRA: one stored "theoretical arrival time" per
 -- limit). The nonce shares the channel's hash tag, so the replay guard costs no round trip of its own.
 --
--- KEYS[1]  the channel's request-rate state          "{rl:<channel>}:req"
--- KEYS[2]  the channel's invoice-rate state          "{rl:<channel>}:inv"
--- KEYS[3]  the request's nonce                       "{rl:<channel>}:nonce:<X-Nonce>"
--- KEYS[4..] user and device states, each named once  "{rl:<channel>}:u2:<user ref>", "{rl:<channel>}:d2:<device ref>"
---          (a state holds two arrival times in ms, per minute and per day, as two big-endian doubles: 16 bytes)
+-- KEYS[1]  the request's nonce                       "{rl:<channel>}:nonce:<X-Nonce>"
+-- KEYS[2]  the channel's states                      "{rl:<channel>}:ch"
+-- KEYS[3..] user and device states, each named once  "{rl:<channel>}:u2:<user ref>", "{rl:<channel>}:d2:<device ref>"
+--          (a state holds two arrival times in ms as two big-endian doubles, 16 bytes: the channel's request and
+--          invoice rates; a user's or a device's per minute and per day)
 -- ARGV[1..4]  channel: request interval ms, request tolerance ms, invoice interval ms, invoice tolerance ms
 -- ARGV[5..8]  user:   per-minute interval ms, tolerance ms, per-day interval ms, tolerance ms
 -- ARGV[9..12] device: the same
@@ -19,6 +19,8 @@
 -- conforms when max(tat, now) + n*T - now <= tau + T; conforming moves tat there. The clock is Redis TIME, so
 -- gateways with skewed clocks agree. Nothing is consumed by a request the channel limits refuse.
 --
+-- Every state is read by one MGET and written by one SET with its expiry; the nonce is spent by one SET NX GET.
+--
 -- Numbers go to redis.call as strings made here (string.format "%d"; the states are packed with struct): a
 -- Lua number handed to redis.call is printed with "%.17g" (printf was a sixth of this script's instructions).
 --
@@ -28,11 +30,10 @@
 -- wait_i is 0 for an invoice let through, else the ms until it would be.
 
 local call = redis.call
-local spent = call("GET", KEYS[3])
+local spent = call("SET", KEYS[1], ARGV[14], "NX", "EX", ARGV[15], "GET")
 if spent and spent ~= ARGV[14] then
   return {-1}
 end
-call("SET", KEYS[3], ARGV[14], "EX", ARGV[15])
 
 local t = call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -51,30 +52,31 @@ local function gcra(tat, interval, tolerance, n)
   return 0, new_tat
 end
 
-local req_tat = tonumber(call("GET", KEYS[1])) or 0
-local inv_tat = tonumber(call("GET", KEYS[2])) or 0
-local req_wait, new_req = gcra(req_tat, A[1], A[2], 1)
-local inv_wait, new_inv = gcra(inv_tat, A[3], A[4], tonumber(ARGV[13]))
+-- Every state, read once; a missing one is two zeros.
+local raw = call("MGET", unpack(KEYS, 2, #KEYS))
+local states = {}
+for i = 2, #KEYS do
+  local v = raw[i - 1]
+  local a, b = 0, 0
+  if v then a, b = sunpack(">d>d", v) end
+  states[i] = {a, b, false}
+end
+
+-- Write a state whose times moved, to expire once both arrival times are past (it is as good as empty then).
+local function save(i, state)
+  call("SET", KEYS[i], spack(">d>d", state[1], state[2]), "PX", fmt("%d", max(ceil(max(state[1], state[2]) - now), 1)))
+end
+
+local channel = states[2]
+local req_wait, new_req = gcra(channel[1], A[1], A[2], 1)
+local inv_wait, new_inv = gcra(channel[2], A[3], A[4], tonumber(ARGV[13]))
 if req_wait > 0 or inv_wait > 0 then
   return {max(req_wait, inv_wait, 1)}
 end
-call("SET", KEYS[1], fmt("%.17g", new_req), "PX", fmt("%d", max(ceil(new_req - now), 1)))
-call("SET", KEYS[2], fmt("%.17g", new_inv), "PX", fmt("%d", max(ceil(new_inv - now), 1)))
+channel[1], channel[2] = new_req, new_inv
+save(2, channel)
 -- What is left of the channel's request burst, and when it is whole again (for the RateLimit header).
 local remaining = math.floor((A[2] + A[1] - (new_req - now)) / A[1])
-
--- Per-entity states, read once, updated in a table, written once each.
-local states = {}
-local n = #KEYS
-if n > 3 then
-  local raw = call("MGET", unpack(KEYS, 4, n))
-  for i = 4, n do
-    local v = raw[i - 3]
-    local m, d = 0, 0
-    if v then m, d = sunpack(">d>d", v) end
-    states[i] = {m, d, false}
-  end
-end
 
 local result = {0, remaining, max(ceil(new_req - now), 0)}
 local u1, u2, u3, u4, d1, d2, d3, d4 = A[5], A[6], A[7], A[8], A[9], A[10], A[11], A[12]
@@ -93,10 +95,7 @@ for j = 1, #pairs_of, 4 do
   end
   result[#result + 1] = wait
 end
-for i, state in pairs(states) do
-  if state[3] then
-    -- Once both arrival times are past, the state is as good as empty: let it expire then.
-    call("SET", KEYS[i], spack(">d>d", state[1], state[2]), "PX", fmt("%d", max(ceil(max(state[1], state[2]) - now), 1)))
-  end
+for i = 3, #KEYS do
+  if states[i][3] then save(i, states[i]) end
 end
 return result

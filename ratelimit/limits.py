@@ -90,10 +90,10 @@ class RateLimiter:
         pairs: list[int] = []
         for q in invoices:
             for name in (keys.user_rate(channel, q.user_ref), keys.device_rate(channel, q.device_ref)):
-                pairs.append(names.setdefault(name, len(names) + 4))
+                pairs.append(names.setdefault(name, len(names) + 3))
         head = self._argv.get(channel) or self._argv.setdefault(channel, script_argv(self.of(channel)))
         return (
-            [keys.channel_requests(channel), keys.channel_invoices(channel), nonce.key, *names],
+            [nonce.key, keys.channel_rates(channel), *names],
             [*head, invoice_count, nonce.token, nonce.ttl_s, lua.indices(pairs)],
         )
 

@@ -279,12 +279,21 @@ class Verifier:
         return Verification("found", verified)
 
 
+class _Cached(Verified, array_like=True, omit_defaults=True, frozen=True):
+    """A verified answer as the cache keeps it: its fields in order without their names, trailing defaults left
+    out (about half the bytes of a map)."""
+
+
 class Cache:
     """Verified answers in Redis, one key per invoice under its shard's hash tag, kept ``ttl_s``: an invoice
-    is verified once, whatever redeliveries, crashes or re-checks follow. Read and written once per batch."""
+    is verified once, whatever redeliveries, crashes or re-checks follow. Read and written once per batch.
+
+    Its keys (``keys.verified``) were named ``:verified:`` and held a msgpack map before: workers of the two
+    formats never read each other's answers, so during a rolling upgrade an invoice redelivered from one to the
+    other is verified again (a call more, nothing else); the old keys expire with their TTL."""
 
     _encode = msgspec.msgpack.Encoder().encode
-    _decode = msgspec.msgpack.Decoder(Verified).decode
+    _decode = msgspec.msgpack.Decoder(_Cached).decode
 
     def __init__(self, redis: RedisClient, ttl_s: int) -> None:
         self.redis = redis
@@ -304,7 +313,7 @@ class Cache:
                 pipe.execute_command("MGET", *(keys.verified(shard, key) for key in shard_keys))
             replies: list[Any] = await pipe.execute()
         return {
-            key: self._decode(raw)
+            key: Verified(*msgspec.structs.astuple(self._decode(raw)))
             for shard_keys, found in zip(by_shard.values(), replies, strict=True)
             for key, raw in zip(shard_keys, found, strict=True)
             if raw is not None
@@ -315,5 +324,6 @@ class Cache:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard, key, verified in answers:
-                pipe.set(keys.verified(shard, key), self._encode(verified), ex=self.ttl_s)
+                cached = _Cached(*msgspec.structs.astuple(verified))
+                pipe.set(keys.verified(shard, key), self._encode(cached), ex=self.ttl_s)
             await pipe.execute()

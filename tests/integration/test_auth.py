@@ -137,7 +137,7 @@ def test_a_replayed_upload_consumes_no_rate_limit(base_url: str, settings: Setti
     state = redis.Redis.from_url(settings.stores.redis_url)
     with SignedClient(base_url, "tiny-channel", "tiny-channel-secret") as tiny:
         # Its burst is whole again, whatever other tests spent: the state expires when its arrival time passes.
-        wait_for(lambda: not state.exists(keys.channel_requests("tiny-channel")), 10)
+        wait_for(lambda: not state.exists(keys.channel_rates("tiny-channel")), 10)
         assert tiny.request("POST", "/v1/invoices", payload, nonce=nonce).status_code == 202
         for _ in range(3):
             assert_problem(tiny.request("POST", "/v1/invoices", payload, nonce=nonce), 401, "replayed_nonce")

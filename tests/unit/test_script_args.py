@@ -39,8 +39,7 @@ def test_the_claim_script_keys_of_a_shard_share_its_hash_tag(shard: int) -> None
 
 def test_a_channels_rate_states_and_nonces_share_its_tag() -> None:
     names = [
-        keys.channel_requests("c1"),
-        keys.channel_invoices("c1"),
+        keys.channel_rates("c1"),
         keys.nonce("c1", "n" * 16),
         keys.user_rate("c1", "u"),
         keys.device_rate("c1", "d"),

@@ -1,0 +1,149 @@
+"""Redis memory by key family, per invoice, after a burst of fresh consumers and after its drain.
+
+    .venv/bin/python benchmarks/redis_memory.py [--invoices 1000000] [--sample 2000]
+
+A fresh stack of its own (Redis, PostgreSQL, the simulator, the gateway of 2 processes; the channel limits
+raised and no shedding, as ``make bench``'s burst): the burst is uploaded with no worker running, so the whole
+backlog is in Redis at once (what the shedding would bound), then 2 workers drain it into the sealed feed,
+and the in-flight claims' grace period is waited out. At each point every key is counted by family (SCAN of
+the whole keyspace, ``core/keys.family``) and MEMORY USAGE is read for up to ``--sample`` keys of each family
+(every one when fewer): a family's bytes are its count times its sample's mean. Each family's TTLs are read
+on the same sample: what outlives 24 hours (every rate window has passed by then; a nonce stays spent 600 s)
+is the memory an invoice keeps once drained.
+
+Writes benchmarks/results/redis-memory.json and .md (with the date and the commit) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import bench_stack, save  # noqa: E402
+from benchmarks.pipeline_bench import NO_SHEDDING, _upload, _wait_for_feed, bench_campaign  # noqa: E402
+from core import keys  # noqa: E402
+from deploy import devstack  # noqa: E402
+
+DAY_MS = 86_400_000
+SCAN_COUNT = 2000
+
+
+def snapshot(client: redis.Redis, sample: int) -> dict[str, Any]:
+    """Every family's key count, bytes (count x mean of a sample) and TTLs; Redis's used_memory."""
+    by_family: dict[str, list[bytes]] = {f: [] for f in keys.FAMILIES}
+    for key in client.scan_iter(count=SCAN_COUNT):
+        by_family[keys.family(key)].append(key)
+    families = {f: _family(client, found, sample) for f, found in by_family.items()}
+    return {"used_memory": int(client.info("memory")["used_memory"]), "families": families}
+
+
+def _family(client: redis.Redis, found: list[bytes], sample: int) -> dict[str, Any]:
+    picked = found if len(found) <= sample else random.sample(found, sample)
+    pipe = client.pipeline(transaction=False)
+    for key in picked:
+        pipe.memory_usage(key, samples=0)  # every element: exact, for a stream or a hash too
+        pipe.pttl(key)
+    replies = pipe.execute()
+    sizes, ttls = [int(r or 0) for r in replies[0::2]], [int(r) for r in replies[1::2]]
+    mean = statistics.fmean(sizes) if sizes else 0.0
+    # Keys without a TTL (-1) outlive any window; a key gone meanwhile (-2) counts as expired.
+    lasting = [s for s, t in zip(sizes, ttls, strict=True) if t == -1 or t > DAY_MS]
+    share = len(lasting) / len(sizes) if sizes else 0.0
+    return {
+        "keys": len(found),
+        "bytes": round(mean * len(found)),
+        "bytes_after_24h": round((statistics.fmean(lasting) if lasting else 0.0) * share * len(found)),
+        "mean_key_bytes": round(mean, 1),
+        "ttl_s_median": _median_ttl(ttls),
+        "ttl_s_max": max((t for t in ttls if t >= 0), default=-1) / 1000,
+    }
+
+
+def _median_ttl(ttls: list[int]) -> float | None:
+    timed = [t for t in ttls if t >= 0]
+    return statistics.median(timed) / 1000 if timed else None
+
+
+def _wait_for_inflight_empty(client: redis.Redis, shards: int) -> None:
+    """Until the in-flight claims are gone (each is kept a grace period after its commit)."""
+    devstack.wait_until(
+        "in-flight claims cleared", lambda: sum(client.hlen(keys.inflight(s)) for s in range(shards)) == 0, 600
+    )
+
+
+def run(n: int, sample: int) -> dict[str, Any]:
+    folder = ROOT / ".data" / "bench-memory-campaign"
+    campaign = bench_campaign(folder)
+    with bench_stack(False, campaign, NO_SHEDDING, name="bench-memory") as stack:
+        if stack.runs("GATEWAY_VERIFY_URL"):
+            stack.start_simulator()
+        stack.start_gateway(2)
+        client = redis.Redis(port=stack.redis_port)
+        shards = int(client.eval("return #redis.call('KEYS', '{s*}:intake')", 0) or 1)
+        points = {"before": snapshot(client, sample)}
+        started = time.time()
+        taken = _upload(f"http://127.0.0.1:{stack.port}", stack.data, n)["taken"]
+        points["after the burst"] = snapshot(client, sample)
+        stack.start_workers(2)
+        _, counts = asyncio.run(_wait_for_feed(stack.env["GATEWAY_DATABASE_URL"], n, started))
+        _wait_for_inflight_empty(client, max(shards, 1))
+        points["drained"] = snapshot(client, sample)
+        client.close()
+    return {"invoices": n, "taken": taken, "fed": counts, "drained_s": time.time() - started, "points": points}
+
+
+def per_invoice(result: dict[str, Any], point: str, field: str = "bytes") -> dict[str, float]:
+    """Bytes per invoice of each family at ``point``, beyond what the fresh stack held before."""
+    before, at = result["points"]["before"]["families"], result["points"][point]["families"]
+    return {f: (at[f][field] - before[f]["bytes"]) / result["invoices"] for f in keys.FAMILIES}
+
+
+def markdown(r: dict[str, Any]) -> str:
+    burst, drained = per_invoice(r, "after the burst"), per_invoice(r, "drained")
+    lasting = per_invoice(r, "drained", "bytes_after_24h")
+    fam = r["points"]["drained"]["families"]
+    lines = [
+        f"{r['invoices']:,} invoices of fresh consumers (100 a request), at {r['commit']}; fed {r['fed']['fed']:,}.",
+        "",
+        "| family | B/invoice after the burst (no worker) | B/invoice drained | keys drained | TTL drained, median"
+        " / max (s) | B/invoice after 24 h (rate windows passed) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for f in keys.FAMILIES:
+        ttl = f"{fam[f]['ttl_s_median']} / {fam[f]['ttl_s_max']}" if fam[f]["ttl_s_median"] is not None else "none"
+        lines.append(f"| {f} | {burst[f]:.1f} | {drained[f]:.1f} | {fam[f]['keys']:,} | {ttl} | {lasting[f]:.1f} |")
+    start = r["points"]["before"]["used_memory"]
+    used = {p: (v["used_memory"] - start) / r["invoices"] for p, v in r["points"].items()}
+    lines.append(
+        f"| **all** | {sum(burst.values()):.1f} | {sum(drained.values()):.1f} |  |  | **{sum(lasting.values()):.1f}** |"
+    )
+    lines.append(f"| used_memory growth | {used['after the burst']:.1f} | {used['drained']:.1f} |  |  |  |")
+    notes = "MEMORY USAGE (SAMPLES 0) of a sample per family x its key count; filters are preallocated (before)."
+    return "\n".join([*lines, "", notes, ""])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--invoices", type=int, default=1_000_000)
+    parser.add_argument("--sample", type=int, default=2000, help="keys per family whose MEMORY USAGE is read")
+    args = parser.parse_args()
+    result = run(args.invoices, args.sample)
+    git = ["git", "-C", str(ROOT), "describe", "--always", "--dirty"]
+    result["commit"] = subprocess.run(git, capture_output=True, text=True, check=True).stdout.strip()
+    save("redis-memory", "Redis memory by key family", result, markdown)
+
+
+if __name__ == "__main__":
+    main()
