@@ -107,6 +107,7 @@ async def measure(env: dict[str, str], args: argparse.Namespace, log: IO[bytes])
             bodies = [inv.body(args.invoices) for _ in range(args.requests)]
             requests = [(signed(CHANNEL, SECRET, b), b) for b in bodies]
             SPENT.clear()
+            stats0 = await redis_time(state)
             opened = metrics.RATELIMIT_FAIL_OPEN._value.get()
             total_ns, statuses = await one_round(app, state, requests, args.concurrency)
             failed_open += metrics.RATELIMIT_FAIL_OPEN._value.get() - opened if r else 0
@@ -115,8 +116,11 @@ async def measure(env: dict[str, str], args: argparse.Namespace, log: IO[bytes])
             if r:
                 per = {name: SPENT[name] / args.requests / 1000 for name in names}
                 whole = total_ns / args.requests / 1000
-                per[REST] = whole - sum(per.values())
+                per[REST] = whole - sum(per.values())  # before the Redis rows below, which are not this CPU
                 per["whole request"] = whole
+                calls, usec = (a - b for a, b in zip(await redis_time(state), stats0, strict=True))
+                per["Redis: commands per request (scripts' own calls included)"] = calls / args.requests
+                per["Redis: its own µs per request (INFO commandstats)"] = usec / args.requests
                 rounds.append(per)
     accesslog.LOG.flush()
     return {
@@ -127,6 +131,12 @@ async def measure(env: dict[str, str], args: argparse.Namespace, log: IO[bytes])
         "rounds": rounds,
         "median_us": {k: statistics.median(r[k] for r in rounds) for k in rounds[0]},
     }
+
+
+async def redis_time(state: dict[str, Any]) -> tuple[int, int]:
+    """Redis's count of commands run and of µs spent in them, all commands together (INFO commandstats)."""
+    stats = await state["deps"].redis.info("commandstats")
+    return sum(v["calls"] for v in stats.values()), sum(v["usec"] for v in stats.values())
 
 
 async def one_round(
