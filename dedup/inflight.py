@@ -106,7 +106,7 @@ class Releaser:
                     pipe.hdel(name, *names)
                     released += len(names)
                 for shard_answers in answers:  # a shard's keys share its hash tag: one slot on a cluster
-                    pipe.unlink(*shard_answers)
+                    pipe.execute_command("UNLINK", *shard_answers)  # the cluster pipeline's unlink() is not queued
             await pipe.execute()
         return released
 
