@@ -148,6 +148,8 @@ class Worker(msgspec.Struct, frozen=True, kw_only=True):
 
     batch: int = _f(50, "worker_batch")
     block_ms: int = _f(200, "worker_block_ms")
+    # Batches one worker has in flight: the next ones are verified while one commits (workers/overlap.py).
+    in_flight: Annotated[int, msgspec.Meta(ge=1)] = _f(3, "worker_in_flight")
     # An entry delivered this many times without being committed goes to the dead letters.
     max_deliveries: int = _f(5, "worker_max_deliveries")
     # Entries a worker read but did not acknowledge for this long are taken over by another (it died).
