@@ -355,10 +355,13 @@ async def _wait_for_feed(database_url: str, n: int, started: float) -> tuple[flo
             "SELECT count(*) AS fed, count(DISTINCT key) AS distinct_keys FROM feed_entries"
             " WHERE kind = 'add' AND batch_seq IS NOT NULL"
         )
-        committed = await conn.fetchval("SELECT count(*) FROM invoices")
+        # When the last invoice was committed: a feed sealed long after it waited on the sealer, not the workers.
+        done = await conn.fetchrow("SELECT count(*) AS n, max(committed_at) AS last FROM invoices")
     finally:
         await conn.close()
-    return fed_at, {"fed": row["fed"], "fed_distinct": row["distinct_keys"], "committed": committed}
+    last_commit_s = None if done["last"] is None else done["last"].timestamp() - started
+    counts = {"fed": row["fed"], "fed_distinct": row["distinct_keys"], "committed": done["n"]}
+    return fed_at, {**counts, "last_commit_s": last_commit_s}
 
 
 def main() -> None:

@@ -125,7 +125,7 @@ def burst_rows(b: dict[str, Any], sink_rows: float, cached: dict[str, Any] | Non
         (
             "  until the last one is in a sealed feed batch",
             f"{b['feed_s']:.1f} s" if b["feed_s"] else "never (stalled)",
-            f"fed {b['fed']:,}, distinct {b['fed_distinct']:,}, committed {b['committed']:,}",
+            f"fed {b['fed']:,}, distinct {b['fed_distinct']:,}, committed {b['committed']:,}{_last_commit(b)}",
             _verdict("every one, once", whole),
         ),
         (
@@ -150,6 +150,11 @@ def burst_rows(b: dict[str, Any], sink_rows: float, cached: dict[str, Any] | Non
     ]
 
 
+def _last_commit(b: dict[str, Any]) -> str:
+    last = b.get("last_commit_s")
+    return "" if last is None else f", the last committed after {last:.1f} s"
+
+
 def cached_row(c: dict[str, Any], sink_rows: float) -> Row:
     """The same burst on a fresh stack with every answer cached beforehand: the pipeline without the tax
     service. Its whole run (CPU, memory) is in the JSON under ``burst_cached``."""
@@ -159,6 +164,7 @@ def cached_row(c: dict[str, Any], sink_rows: float) -> Row:
         "end to end, every answer cached beforehand (the pipeline without the tax service)",
         f"{e2e:,.0f}",
         f"{_pct(e2e / sink_rows)} of the COPY + upsert limit; tax-service calls {c['tax_service_calls']:,}; "
+        f"uploaded in {c['upload_s']:.1f} s{_last_commit(c)}, in the feed after {c['feed_s'] or 0:.1f} s; "
         f"fed {c['fed']:,}, distinct {c['fed_distinct']:,}, committed {c['committed']:,}; CPU "
         + ", ".join(f"{k} {v:.2f}" for k, v in c["cores"].items() if k != "generator"),
         _verdict("≥ 35%", e2e >= 0.35 * sink_rows and whole),

@@ -30,7 +30,8 @@ FAIL_ON = (
         IF NEW.key = '{key}' THEN RAISE EXCEPTION 'refused for the test'; END IF;
         RETURN NEW;
     END $$""",
-    "CREATE TRIGGER test_overlap_fail BEFORE INSERT ON invoice_keys FOR EACH ROW EXECUTE FUNCTION test_overlap_fail_on()",
+    "CREATE TRIGGER test_overlap_fail BEFORE INSERT ON invoice_keys"
+    " FOR EACH ROW EXECUTE FUNCTION test_overlap_fail_on()",
 )
 NO_FAIL = ("DROP TRIGGER IF EXISTS test_overlap_fail ON invoice_keys", "DROP FUNCTION IF EXISTS test_overlap_fail_on()")
 
