@@ -81,7 +81,7 @@ bench: deps
 	$(PY) benchmarks/pipeline_bench.py
 
 bench-burst: deps
-	$(PY) benchmarks/pipeline_bench.py --burst-only --burst $(or $(BENCH_BURST),10000000)
+	$(PY) benchmarks/pipeline_bench.py --burst-only --no-cached --burst $(or $(BENCH_BURST),10000000)
 
 bench-server: deps
 	benchmarks/server_choice.sh | tee benchmarks/results/server_choice.txt

@@ -29,6 +29,7 @@ import os
 import random
 import resource
 import time
+from collections.abc import Iterator
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -49,16 +50,21 @@ PREBUILT_CLOSED_LOOP_RPS = 600  # requests built ahead per second of a closed lo
 class Invoices:
     """Fresh invoices: a per-process prefix and a counter make every number unique across generators."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
         self.counter = itertools.count()
-        self.prefix = f"{os.getpid() % 100000:05d}{random.randrange(1000):03d}"
+        self.prefix = prefix or f"{os.getpid() % 100000:05d}{random.randrange(1000):03d}"
+
+    def numbers(self, n: int) -> Iterator[str]:
+        """The numbers of the next ``n`` invoices ``body`` makes (from a fresh counter: what a generator given
+        the same prefix will send)."""
+        counter = itertools.count()
+        for _ in range(n):
+            yield f"26341{self.prefix}{_plain(counter):07d}"
 
     def body(self, n: int) -> bytes:
         invoices = []
         for _ in range(n):
-            c = next(self.counter)
-            while c % 1000 >= 995:  # plain sandbox answers only: skip the endings 995-999
-                c = next(self.counter)
+            c = _plain(self.counter)
             number = f"26341{self.prefix}{c:07d}"
             who = f"{self.prefix}-{c}"
             invoices.append(
@@ -73,6 +79,14 @@ class Invoices:
                 }
             )
         return orjson.dumps({"invoices": invoices})
+
+
+def _plain(counter: Iterator[int]) -> int:
+    """The counter's next value whose invoice gets a plain sandbox answer: the endings 995-999 are skipped."""
+    c = next(counter)
+    while c % 1000 >= 995:
+        c = next(counter)
+    return c
 
 
 def signed(client_id: str, secret: str, body: bytes) -> dict[str, str]:
@@ -203,7 +217,7 @@ async def burst(args: argparse.Namespace, pool: Pool, inv: Invoices, out: list[t
 async def main(args: argparse.Namespace) -> None:
     url = urlsplit(args.url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
-    inv = Invoices()
+    inv = Invoices(args.prefix)
     if args.burst:
         out_burst: list[tuple[float, int, float, int]] = []
         burst_pool = Pool(host, port)
@@ -277,6 +291,7 @@ if __name__ == "__main__":
     parser.add_argument("--invoices", type=int, default=20)
     parser.add_argument("--out", required=True)
     parser.add_argument("--burst", type=int, default=0, help="send this many invoices in all, then stop")
+    parser.add_argument("--prefix", default="", help="8 digits that make the invoice numbers (default: random)")
     parser.add_argument("--start-at", type=float, default=0.0)
     parser.add_argument("--backoff-ms", type=float, default=20.0, help="closed loop: pause after a 503")
     uvloop.run(main(parser.parse_args()))

@@ -1,6 +1,6 @@
 """The pipeline against this machine's own limits, in one run (issue 7): ``make bench``.
 
-    .venv/bin/python benchmarks/pipeline_bench.py [--round-s 5] [--rounds 3] [--burst 200000]
+    .venv/bin/python benchmarks/pipeline_bench.py [--round-s 5] [--rounds 3] [--burst 200000] [--in-flight N]
 
 1. A stack without workers (Redis, PostgreSQL, gunicorn with 2 processes), and on it the machine's limits
    (benchmarks/limits.py): the bare ASGI app under the same server, Redis ops/s, the sink's rows/s.
@@ -9,7 +9,9 @@
    gateway process at full speed for each.
 3. A fresh full stack (with the simulator and 2 workers): a burst of N invoices uploaded as fast as the
    gateway takes them (benchmarks/loadgen.py --burst, 2 processes) until the last one is in a sealed feed
-   batch; none lost or doubled; end-to-end invoices/s; the peak memory of every process.
+   batch; none lost or doubled; end-to-end invoices/s; the peak memory of every process. Then the same burst on
+   another fresh stack with every invoice's answer in the workers' cache beforehand (no call to the simulator):
+   the pipeline's own cost, told apart from the simulated tax service's.
 
 The bench's campaign raises the channel rate limits and its gateway does not shed (more in-flight requests,
 no pipeline saturation): what is measured is the machine's capacity, not the configured policy.
@@ -28,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import limits, presign, procs, profile  # noqa: E402
 from benchmarks.common import RESULTS, bench_stack, save  # noqa: E402
 from benchmarks.loadgen import Invoices  # noqa: E402
+from core import settings as config  # noqa: E402
 from deploy import devstack  # noqa: E402
 
 LUA = ROOT / "benchmarks" / "presigned.lua"
@@ -220,18 +224,25 @@ def _per_request(
     return out
 
 
-def burst(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """BENCH_BURST invoices uploaded as fast as the gateway takes them, until the last is in the feed."""
+def burst(stack: Any, args: argparse.Namespace, cached: bool = False) -> dict[str, Any]:
+    """BENCH_BURST invoices uploaded as fast as the gateway takes them, until the last is in the feed. With
+    ``cached``, every invoice's verified answer is in the workers' cache before the clock starts (what the
+    simulator would answer): the pipeline's own cost, without the simulated tax service's."""
     folder = stack.data / "burst"
     folder.mkdir(parents=True, exist_ok=True)
     everyone = {name: procs.tree(p.pid) for name, p in stack.procs}
     _wait_for_workers(stack, sum(1 for name in everyone if name.startswith("worker-")))
+    prefixes = [f"9{cached:d}{i:06d}" for i in range(2)]
+    if cached:
+        asyncio.run(_precache(stack, prefixes, _shares(args.burst)))
+    calls0 = _tax_service_calls(stack)
     procs.reset_peak(pid for pids in everyone.values() for pid in pids)
-    spy = RESULTS / (f"profile-worker-burst-{args.burst}.txt" if args.burst_only else "profile-worker.txt")
+    name = f"burst-{args.burst}" if args.burst_only else ""
+    spy = RESULTS / f"profile-worker{'-' if name else ''}{name}{'-cached' if cached else ''}.txt"
     worker = next(p for name, p in stack.procs if name == "worker-0")
     with profile.record(worker.pid, spy, args.worker_profile_s, nonblocking=True), Meter(stack) as meter:
         started = time.time()
-        gens = _upload(f"http://127.0.0.1:{stack.port}", folder, args.burst)
+        gens = _upload(f"http://127.0.0.1:{stack.port}", folder, args.burst, prefixes)
         uploaded = time.time()
         fed_at, counts = asyncio.run(_wait_for_feed(stack.env["GATEWAY_DATABASE_URL"], args.burst, started))
     rss = {name: max(procs.peak_rss_kb(pid) for pid in pids) for name, pids in everyone.items()}
@@ -249,16 +260,53 @@ def burst(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
         "peak_rss_kb": rss,
         "cores": meter.cores,
         "profile": str(spy.relative_to(ROOT)),
+        "cached": cached,
+        "tax_service_calls": _tax_service_calls(stack) - calls0,
+        "in_flight": args.in_flight,
     }
 
 
-def _upload(url: str, folder: Path, n: int) -> dict[str, Any]:
-    """``n`` invoices from 2 loadgen processes in burst mode (8 requests in flight each); what they saw."""
+def _shares(n: int) -> list[int]:
+    """The invoices of each of the 2 generators."""
+    return [n // 2, n - n // 2]
+
+
+async def _precache(stack: Any, prefixes: list[str], shares: list[int]) -> None:
+    """The answer the simulator gives each invoice the generators will send (benchmarks/loadgen.py: 188.00
+    yuan on 2026-06-01, a plain sandbox number), in the workers' own cache (workers/verify.py's Cache)."""
+    from core.campaign import load
+    from core.shards import digest, shard_of
+    from core.stores import open_redis
+    from workers.verify import Cache, Verified
+
+    shards = load(stack.env["GATEWAY_CAMPAIGN_FILE"]).dedup.shards
+    answer = Verified(amount_fen=18800, issue_date="2026-06-01", status="normal")
+    redis = open_redis(config.Stores(redis_url=f"redis://127.0.0.1:{stack.redis_port}/0"))
+    cache = Cache(redis, config.Verify().cache_s)
+    try:
+        for prefix, k in zip(prefixes, shares, strict=True):
+            numbers = list(Invoices(prefix).numbers(k))
+            for i in range(0, k, 5000):
+                await cache.put([(shard_of(digest(n), shards), n, answer) for n in numbers[i : i + 5000]])
+    finally:
+        await redis.aclose()
+
+
+def _tax_service_calls(stack: Any) -> int:
+    """Verification calls the simulator has answered so far (its /sandbox/stats)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.sim_port}/sandbox/stats", timeout=10) as resp:
+        return int(json.loads(resp.read())["calls"])
+
+
+def _upload(url: str, folder: Path, n: int, prefixes: list[str]) -> dict[str, Any]:
+    """``n`` invoices from 2 loadgen processes in burst mode (8 requests in flight each), their numbers made
+    with ``prefixes``; what they saw."""
     argv = [sys.executable, str(LOADGEN), url, CHANNEL, SECRET, "--invoices", "100", "--concurrency", "8"]
-    shares = [n // 2, n - n // 2]
+    shares = _shares(n)
     outs = [folder / f"gen{i}.jsonl" for i in range(len(shares))]
     gens = [
-        subprocess.Popen([*argv, "--burst", str(k), "--out", str(out)]) for k, out in zip(shares, outs, strict=True)
+        subprocess.Popen([*argv, "--burst", str(k), "--out", str(out), "--prefix", prefix])
+        for k, out, prefix in zip(shares, outs, prefixes, strict=True)
     ]
     if any([g.wait() != 0 for g in gens]):  # a list: wait for every one
         raise SystemExit("a burst generator failed")
@@ -319,10 +367,13 @@ async def _wait_for_feed(database_url: str, n: int, started: float) -> tuple[flo
             "SELECT count(*) AS fed, count(DISTINCT key) AS distinct_keys FROM feed_entries"
             " WHERE kind = 'add' AND batch_seq IS NOT NULL"
         )
-        committed = await conn.fetchval("SELECT count(*) FROM invoices")
+        # When the last invoice was committed: a feed sealed long after it waited on the sealer, not the workers.
+        done = await conn.fetchrow("SELECT count(*) AS n, max(committed_at) AS last FROM invoices")
     finally:
         await conn.close()
-    return fed_at, {"fed": row["fed"], "fed_distinct": row["distinct_keys"], "committed": committed}
+    last_commit_s = None if done["last"] is None else done["last"].timestamp() - started
+    counts = {"fed": row["fed"], "fed_distinct": row["distinct_keys"], "committed": done["n"]}
+    return fed_at, {**counts, "last_commit_s": last_commit_s}
 
 
 def main() -> None:
@@ -331,6 +382,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burst", type=int, default=int(os.environ.get("BENCH_BURST", "200000")))
     parser.add_argument("--worker-profile-s", type=float, default=10.0, help="profile worker-0 this long")
+    parser.add_argument(
+        "--in-flight", type=int, default=config.Worker().in_flight, help="each worker's batches in flight"
+    )
+    parser.add_argument(
+        "--cached",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the burst again with every answer cached (make bench-burst's 10 M run leaves it out: --no-cached)",
+    )
     parser.add_argument(
         "--burst-only",
         action="store_true",
@@ -346,10 +406,11 @@ def main() -> None:
         stack.start_gateway(2)
         result["limits"] = machine_limits(stack, args)
         result["gateway"] = gateway(stack, args)
-    with bench_stack(True, campaign=campaign, extra_env=NO_SHEDDING, workers=2) as stack:
-        result["burst"] = burst(stack, args)
+    result.update(bursts(campaign, args))
     files = {**{f"gateway, {k} requests": g["profile"] for k, g in result["gateway"].items()}}
     files["worker during the burst"] = result["burst"]["profile"]
+    if "burst_cached" in result:
+        files["worker during the burst, every answer cached"] = result["burst_cached"]["profile"]
     result["profiles"] = {what: {"file": f, **profile.top(ROOT / f)} for what, f in files.items()}
     from benchmarks.pipeline_report import markdown
 
@@ -362,11 +423,20 @@ def burst_only(campaign: Path, args: argparse.Namespace) -> None:
     result: dict[str, Any] = {"cores": _cores()}
     with bench_stack(False, campaign=campaign, extra_env=NO_SHEDDING) as stack:
         result["sink"] = limits.sink_rows(stack.env["GATEWAY_DATABASE_URL"], 5000, rounds=args.rounds)
-    with bench_stack(True, campaign=campaign, extra_env=NO_SHEDDING, workers=2) as stack:
-        result["burst"] = burst(stack, args)
+    result.update(bursts(campaign, args))
     from benchmarks.pipeline_report import burst_markdown
 
     save(f"burst-{args.burst}", f"Burst of {args.burst:,} invoices to the sealed feed", result, burst_markdown)
+
+
+def bursts(campaign: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The burst with the simulator at its default latency, then on a fresh stack with every answer cached."""
+    out = {}
+    env = {**NO_SHEDDING, "GATEWAY_WORKER_IN_FLIGHT": str(args.in_flight)}
+    for key, cached in (("burst", False), ("burst_cached", True))[: 2 if args.cached else 1]:
+        with bench_stack(True, campaign=campaign, extra_env=env, workers=2) as stack:
+            out[key] = burst(stack, args, cached)
+    return out
 
 
 def _cores() -> int:

@@ -1,8 +1,8 @@
 """The workers against the raw COPY + upsert rate of the same rows, on the same PostgreSQL, in one run (issue 5).
 
-    .venv/bin/python benchmarks/worker_bench.py [--invoices 100000] [--workers 2] [--batch 200]
+    .venv/bin/python benchmarks/worker_bench.py [--invoices 100000] [--workers 2] [--batch 200] [--in-flight 3]
 
-Starts its own Redis, PostgreSQL and simulator (latency 0) under .data/bench, then:
+Starts its own Redis, PostgreSQL and simulator (latency 0 unless --median-ms) under .data/bench, then:
 
 1. the limit: ``workers.sink.write`` (COPY into staging + the upsert, one transaction per batch) of N judged
    rows, from as many concurrent writers as there are workers, nothing else;
@@ -142,14 +142,20 @@ async def precache(settings: Settings, rows: list[Queued]) -> None:
         await redis.aclose()
 
 
-def pool_run(stack: Any, settings: Settings, workers: int, batch: int, n: int, prefix: str) -> dict[str, float]:
+def pool_run(
+    stack: Any, settings: Settings, workers: int, batch: int, n: int, prefix: str, in_flight: int
+) -> dict[str, float]:
     """``workers`` burst worker processes drain ``n`` invoices; the rate over the span of their commits. With
     prefix 26344 every answer is cached beforehand: the pipeline's own rate, without the HTTP calls."""
     rows = invoices(n, prefix)
     if prefix == CACHED:
         asyncio.run(precache(settings, rows))
     asyncio.run(enqueue(settings, rows))
-    env = {"GATEWAY_WORKER_BATCH": str(batch), "GATEWAY_INFLIGHT_GRACE_S": "0"}
+    env = {
+        "GATEWAY_WORKER_BATCH": str(batch),
+        "GATEWAY_INFLIGHT_GRACE_S": "0",
+        "GATEWAY_WORKER_IN_FLIGHT": str(in_flight),
+    }
     argv = [str(ROOT / ".venv" / "bin" / "gateway-worker"), "run", "--burst"]
     started = time.perf_counter()
     procs = [stack._spawn(f"bench-worker-{i}", argv, env=env) for i in range(workers)]
@@ -163,14 +169,14 @@ def pool_run(stack: Any, settings: Settings, workers: int, batch: int, n: int, p
     return {"invoices_per_s": n / span, "wall_s": wall, "wall_invoices_per_s": n / wall}
 
 
-def breakdown(settings: Settings, batch: int, n: int) -> dict[str, float]:
+def breakdown(settings: Settings, batch: int, n: int, in_flight: int) -> dict[str, float]:
     """One worker in this process: microseconds per invoice in each stage, and the rest (judging, decoding)."""
     from workers import metrics
     from workers.cli import run_worker
 
     rows = invoices(n, "26343")
     asyncio.run(enqueue(settings, rows))
-    quick = config.replace(settings, worker_batch=batch, inflight_grace_s=0.0)
+    quick = config.replace(settings, worker_batch=batch, inflight_grace_s=0.0, worker_in_flight=in_flight)
     started = time.perf_counter()
     asyncio.run(run_worker(quick, burst=True, handle_signals=False))
     total = time.perf_counter() - started
@@ -194,8 +200,9 @@ def markdown(r: dict[str, Any]) -> str:
     b = r["breakdown_us_per_invoice"]
     lines = [
         f"N = {r['invoices']:,} invoices, {r['workers']} worker processes, batches of {r['batch']} entries of "
-        f"{PER_ENTRY} invoices, "
-        "simulator latency 0; 2 cores shared by everything.",
+        f"{PER_ENTRY} invoices, {r.get('in_flight', 1)} in flight per worker, "
+        f"simulator latency median {r.get('median_ms', 0):g} ms, p99 {r.get('p99_ms', 0):g} ms; "
+        "2 cores shared by everything.",
         "",
         "| measure | value |",
         "| --- | --- |",
@@ -221,19 +228,26 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=25, help="stream entries per read (of PER_ENTRY invoices)")
+    parser.add_argument("--median-ms", type=float, default=0.0, help="the simulator's median latency")
+    parser.add_argument("--p99-ms", type=float, default=0.0, help="and its 99th percentile (≤ median: constant)")
+    parser.add_argument("--in-flight", type=int, default=config.Worker().in_flight, help="batches in flight per worker")
     args = parser.parse_args()
     with bench_stack(full=False) as stack:
-        stack.env["GATEWAY_SIMULATOR_MEDIAN_MS"] = "0"
+        stack.env["GATEWAY_SIMULATOR_MEDIAN_MS"] = str(args.median_ms)
+        stack.env["GATEWAY_SIMULATOR_P99_MS"] = str(args.p99_ms)
         stack.start_simulator()
         settings = from_env({k: v for k, v in stack.env.items() if k.startswith("GATEWAY_")})
         raw = asyncio.run(raw_limit(settings, invoices(args.invoices, "26341"), args.workers, args.batch * PER_ENTRY))
-        pool = pool_run(stack, settings, args.workers, args.batch, args.invoices, "26342")
-        cached = pool_run(stack, settings, args.workers, args.batch, args.invoices, CACHED)
-        parts = breakdown(settings, args.batch, args.invoices // 4)
+        pool = pool_run(stack, settings, args.workers, args.batch, args.invoices, "26342", args.in_flight)
+        cached = pool_run(stack, settings, args.workers, args.batch, args.invoices, CACHED, args.in_flight)
+        parts = breakdown(settings, args.batch, args.invoices // 4, args.in_flight)
     result = {
         "invoices": args.invoices,
         "workers": args.workers,
         "batch": args.batch,
+        "in_flight": args.in_flight,
+        "median_ms": args.median_ms,
+        "p99_ms": args.p99_ms,
         "cores": os.cpu_count(),
         "raw_rows_per_s": raw,
         "pool": pool,

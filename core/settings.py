@@ -148,6 +148,11 @@ class Worker(msgspec.Struct, frozen=True, kw_only=True):
 
     batch: int = _f(50, "worker_batch")
     block_ms: int = _f(200, "worker_block_ms")
+    # Batches one worker has in flight: the next ones are verified while one commits (workers/overlap.py). 1 by
+    # default: on the 2-core machine of benchmarks/ 3 gave no gain above noise (the drain is CPU-bound there), cost
+    # about 45 MB a worker, and batches of one worker do not see each other's uncommitted invoices in the risk
+    # counts (as two workers' do not). Raise it where the tax service's latency, not CPU, bounds the drain.
+    in_flight: Annotated[int, msgspec.Meta(ge=1)] = _f(1, "worker_in_flight")
     # An entry delivered this many times without being committed goes to the dead letters.
     max_deliveries: int = _f(5, "worker_max_deliveries")
     # Entries a worker read but did not acknowledge for this long are taken over by another (it died).

@@ -115,7 +115,7 @@ def serve_metrics(port: int, metrics_dir: str) -> None:
 async def run_worker(settings: Settings, burst: bool, handle_signals: bool = True) -> int:
     """The worker process's wiring: open every client, run, close every client."""
     redis = open_redis(settings.stores)
-    pool = await open_sink_pool(settings.stores)
+    pool = await open_sink_pool(settings.stores, settings.worker.in_flight)
     verify = settings.verify
     session = open_session(verify)
     try:

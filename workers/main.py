@@ -26,13 +26,16 @@ from dedup.inflight import Releaser, release_committed
 from ratelimit.caps import Caps, Counted
 from workers import confirm, metrics, risk, seal, sink, stream
 from workers.judge import Defer, Judgement, judge
+from workers.overlap import Overlap
 from workers.recheck import Rechecks
 from workers.reverify import Reverifier
 from workers.sink import Judged
 from workers.verify import Cache, Verification, Verified, Verifier
 
 log = logging.getLogger(__name__)
-POOL_SIZE = 4  # PostgreSQL connections per worker process
+# PostgreSQL connections per worker process beside one per batch in flight: the sealer, the re-verification
+# and the confirmation of reversals.
+SPARE_CONNECTIONS = 3
 PARTITIONS_EVERY_S = 3600.0  # the coming months' partitions are looked after hourly (and at start)
 CONFIRM_EVERY_S = 1.0  # how often a worker looks for other channels' reversals to confirm (workers/confirm.py)
 
@@ -68,6 +71,7 @@ class Worker:
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._last_claim = 0.0
         self._last_confirm = 0.0
+        self.overlap = Overlap(settings.in_flight)
         self.stopping = asyncio.Event()
 
     async def run(self, burst: bool = False) -> int:
@@ -80,19 +84,21 @@ class Worker:
         try:
             while not self.stopping.is_set():
                 try:
-                    more, done_now = await self._step(burst)
+                    more = await self._step(burst)
                 except STORE_ERRORS as exc:
                     # The batch's entries stay pending: taken over once idle, dead letters if they keep failing.
                     log.error("batch failed, will be retried: %s: %s", type(exc).__name__, exc)
                     await asyncio.sleep(1.0)
                     continue
-                done += done_now
                 if not more:
                     break
+            await self._finish_in_flight()
         finally:
+            self.overlap.cancel()
             for task in (sealer, partitioner, reverifier):
                 if task is not None:
                     task.cancel()
+        done += self.overlap.take_done()
         if burst:
             await self.reverify_due()
             await seal.seal_all(self.pool, self.settings.seal_max_entries, self.rollup)
@@ -114,26 +120,41 @@ class Worker:
                 await asyncio.sleep(1.0)
         return 0
 
-    async def _step(self, burst: bool) -> tuple[bool, int]:
-        """One round: idle entries of dead workers (now and then), due re-checks, new entries. Returns whether
-        to go on (burst mode stops once nothing is queued or waiting) and how many invoices were committed."""
-        done = 0
+    async def _step(self, burst: bool) -> bool:
+        """One round: idle entries of dead workers (now and then), due re-checks, new entries, each batch
+        started beside those still in flight (``GATEWAY_WORKER_IN_FLIGHT``). Returns whether to go on (burst
+        mode stops once nothing is queued, in flight or waiting for a re-check)."""
         s = self.settings
         if time.monotonic() - self._last_claim > min(5.0, s.claim_idle_ms / 2000):
             self._last_claim = time.monotonic()
             idle = await stream.claim_idle(
                 self.redis, self.consumer, self.shards, s.claim_idle_ms, s.batch, s.max_deliveries
             )
-            done += await self.process(idle)
-        done += await self.process(stream.from_rechecks(await self.rechecks.take_due(s.batch)))
+            await self._submit(idle)
+        await self._submit(stream.from_rechecks(await self.rechecks.take_due(s.batch)))
         if burst or time.monotonic() - self._last_confirm > CONFIRM_EVERY_S:
             self._last_confirm = time.monotonic()
             await confirm.confirm_due(self.pool, self.verifier, self.rollup, self.recheck_s, s.batch)
         batch = await stream.read(self.redis, self.consumer, self.shards, s.batch, s.block_ms, False)
         await self.releaser.release_due(self.redis)
-        if batch.empty and burst and not await self._wait_for_rechecks():
-            return False, done
-        return True, done + await self.process(batch)
+        if batch.empty and burst:
+            # Nothing new: the batches in flight finish first, since what they defer waits for a re-check.
+            await self.overlap.drain()
+            return await self._wait_for_rechecks()
+        await self._submit(batch)
+        return True
+
+    async def _submit(self, batch: stream.Batch) -> None:
+        if not batch.empty:
+            await self.overlap.submit(self.process(batch))
+
+    async def _finish_in_flight(self) -> None:
+        """Stopping: the batches in flight are committed and acknowledged first (or stay pending if they fail)."""
+        while self.overlap.busy:
+            try:
+                await self.overlap.drain()
+            except STORE_ERRORS as exc:
+                log.error("batch failed, will be retried: %s: %s", type(exc).__name__, exc)
 
     async def _wait_for_rechecks(self) -> bool:
         """Burst mode: sleep until the next re-check is due (at most a second); False when none waits."""
@@ -288,10 +309,10 @@ class Worker:
             log.info("created %d partitions for the coming months", made)
 
 
-async def open_sink_pool(stores: config.Stores) -> asyncpg.Pool:
+async def open_sink_pool(stores: config.Stores, in_flight: int) -> asyncpg.Pool:
     """The worker's PostgreSQL pool: each connection with the sink's staging tables; no statement timeout (a
     batch's transaction may rightly take seconds under a large backlog)."""
-    return await open_pool(stores, POOL_SIZE, timed=False, init=sink.prepare)
+    return await open_pool(stores, max(1, in_flight) + SPARE_CONNECTIONS, timed=False, init=sink.prepare)
 
 
 def open_session(verify: config.Verify) -> aiohttp.ClientSession:

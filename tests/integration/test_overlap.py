@@ -1,0 +1,149 @@
+"""Several batches in flight in one worker (workers/overlap.py), on the real Redis and PostgreSQL: an invoice
+delivered in batches in flight together is committed once, and a batch whose transaction fails is not
+acknowledged while the batches beside it are."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import pytest
+
+from core import contract, keys
+from core import settings as config
+from core.settings import Settings
+from core.stores import open_redis
+from gateway.parse import as_invoice
+from gateway.validate import check
+from loadtest import sample
+from workers import main, stream
+from workers.cli import run_worker
+
+# A batch's transaction that PostgreSQL refuses: one invoice's key may not be written while the trigger is on.
+FAIL_ON = (
+    """CREATE FUNCTION test_overlap_fail_on() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.key = '{key}' THEN RAISE EXCEPTION 'refused for the test'; END IF;
+        RETURN NEW;
+    END $$""",
+    "CREATE TRIGGER test_overlap_fail BEFORE INSERT ON invoice_keys"
+    " FOR EACH ROW EXECUTE FUNCTION test_overlap_fail_on()",
+)
+NO_FAIL = ("DROP TRIGGER IF EXISTS test_overlap_fail ON invoice_keys", "DROP FUNCTION IF EXISTS test_overlap_fail_on()")
+
+
+def fresh(n: int, settings: Settings) -> list[contract.Queued]:
+    """``n`` eligible invoices of distinct consumers, accepted now (as the gateway makes them)."""
+    from core import campaign as campaigns
+
+    camp = campaigns.load(settings.campaign_file)
+    rng = random.Random()
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    made = [check(as_invoice(sample.invoice(rng)), camp, "demo-channel", "k", now_ms) for _ in range(n)]
+    return [contract.unpack(msgspec.msgpack.encode(q)) for q in made]
+
+
+async def enqueue(settings: Settings, entries: list[contract.Queued]) -> list[bytes]:
+    """One stream entry per invoice, in this order (the same invoice may be in several, as a redelivery
+    would have it); their ids."""
+    redis = open_redis(settings.stores)
+    try:
+        await stream.ensure_groups(redis, 1)
+        ids = []
+        for q in entries:
+            fields: dict[Any, Any] = {q.key: msgspec.msgpack.encode(q), "~channel": q.channel, "~at": q.accepted_at_ms}
+            ids.append(await redis.xadd(keys.stream(0), fields))
+        return ids
+    finally:
+        await redis.aclose()
+
+
+async def pending_ids(settings: Settings) -> set[bytes]:
+    redis = open_redis(settings.stores)
+    try:
+        found: Any = await redis.xpending_range(keys.stream(0), keys.GROUP, "-", "+", 1000)
+        return {p["message_id"] for p in found}
+    finally:
+        await redis.aclose()
+
+
+async def in_stream(settings: Settings, entry_id: bytes) -> bool:
+    redis = open_redis(settings.stores)
+    try:
+        return bool(await redis.xrange(keys.stream(0), entry_id, entry_id))
+    finally:
+        await redis.aclose()
+
+
+def drain_overlapping(settings: Settings, monkeypatch: pytest.MonkeyPatch, **changes: Any) -> int:
+    """A burst worker reading one entry a batch with 4 batches in flight; returns the most that were seen in
+    flight at once (a test of overlap that never overlapped proves nothing)."""
+    process: Callable[..., Awaitable[int]] = main.Worker.process
+    running = peak = 0
+
+    async def counted(self: main.Worker, batch: stream.Batch) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            return await process(self, batch)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(main.Worker, "process", counted)
+    tuned = config.replace(settings, worker_batch=1, worker_in_flight=4, **changes)
+    asyncio.run(asyncio.wait_for(run_worker(tuned, burst=True, handle_signals=False), 120))
+    return peak
+
+
+def test_an_invoice_in_batches_in_flight_together_is_committed_once(
+    settings: Settings, sql: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoices = fresh(6, settings)
+    ids = asyncio.run(enqueue(settings, [q for q in invoices for _ in range(3)]))  # each in 3 entries in a row
+
+    assert drain_overlapping(settings, monkeypatch) > 1
+    keys_ = [q.key for q in invoices]
+    rows = sql("SELECT key, count(*) AS n FROM invoices WHERE key = ANY($1) GROUP BY key", keys_)
+    assert {r["key"]: r["n"] for r in rows} == dict.fromkeys(keys_, 1)
+    fed = sql("SELECT key, count(*) AS n FROM feed_entries WHERE kind = 'add' AND key = ANY($1) GROUP BY key", keys_)
+    assert {r["key"]: r["n"] for r in fed} == dict.fromkeys(keys_, 1)
+    events = sql(
+        "SELECT key, status, count(*) AS n FROM invoice_events WHERE key = ANY($1) GROUP BY key, status", keys_
+    )
+    assert {(r["key"], r["status"]): r["n"] for r in events} == {
+        (k, s): 1 for k in keys_ for s in ("accepted", "verified", "eligible")
+    }
+    assert not asyncio.run(pending_ids(settings)) & set(ids)
+
+
+def test_a_failed_batch_beside_others_in_flight_stays_unacknowledged_until_committed(
+    settings: Settings, sql: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoices = fresh(8, settings)
+    bad = invoices[3]
+    ids = asyncio.run(enqueue(settings, invoices))
+    for statement in FAIL_ON:
+        sql(statement.replace("{key}", bad.key))
+    try:
+        assert drain_overlapping(settings, monkeypatch) > 1
+    finally:
+        for statement in NO_FAIL:
+            sql(statement)
+    good = [q.key for q in invoices if q is not bad]
+    committed = {r["key"] for r in sql("SELECT key FROM invoices WHERE key = ANY($1)", [q.key for q in invoices])}
+    assert committed == set(good)
+    bad_id = ids[invoices.index(bad)]
+    assert asyncio.run(pending_ids(settings)) & set(ids) == {bad_id}  # the others acknowledged, it not
+    assert asyncio.run(in_stream(settings, bad_id))
+
+    # Taken over once idle (here at once), it is committed and acknowledged; the others are not written again.
+    drain_overlapping(settings, monkeypatch, worker_claim_idle_ms=1)
+    rows = sql("SELECT key, count(*) AS n FROM invoices WHERE key = ANY($1) GROUP BY key", [q.key for q in invoices])
+    assert {r["key"]: r["n"] for r in rows} == {q.key: 1 for q in invoices}
+    assert not asyncio.run(pending_ids(settings)) & set(ids)
+    assert not asyncio.run(in_stream(settings, bad_id))
