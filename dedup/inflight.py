@@ -106,7 +106,7 @@ class Releaser:
                     pipe.hdel(name, *names)
                     released += len(names)
                 for shard_answers in answers:  # a shard's keys share its hash tag: one slot on a cluster
-                    pipe.execute_command("UNLINK", *shard_answers)  # the cluster pipeline's unlink() is not queued
+                    pipe.unlink(*shard_answers)
             await pipe.execute()
         return released
 
