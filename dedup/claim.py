@@ -77,7 +77,7 @@ class Claimer:
                 answers = await self._claim(channel, accepted_at_ms, request_id, items, by_shard, tally)
             else:
                 answers = [a.decode() for a in first]
-                await self._resolve_maybe(channel, accepted_at_ms, request_id, items, answers, by_shard)
+                await self._resolve(channel, accepted_at_ms, request_id, items, answers, by_shard)
         except NotReplicated:
             metrics.NOT_REPLICATED.inc()
             await self._leave_for_retry(f"{channel}|{accepted_at_ms}|{request_id}|", by_shard)
@@ -100,24 +100,10 @@ class Claimer:
         by_shard: dict[int, list[tuple[int, Item, bytes]]],
         tally: bytes,
     ) -> list[str]:
-        first = await self._round(channel, accepted_at_ms, request_id, by_shard, "check", tally)
+        first = await self._round(by_shard, self._calls(channel, accepted_at_ms, request_id, by_shard, "check", tally))
         answers = [first[i] for i in range(len(items))]
-        await self._resolve_maybe(channel, accepted_at_ms, request_id, items, answers, by_shard)
+        await self._resolve(channel, accepted_at_ms, request_id, items, answers, by_shard)
         return answers
-
-    async def _resolve_maybe(
-        self,
-        channel: str,
-        accepted_at_ms: int,
-        request_id: str,
-        items: Sequence[Item],
-        answers: list[str],
-        by_shard: dict[int, list[tuple[int, Item, bytes]]],
-    ) -> None:
-        maybe = [i for i, a in enumerate(answers) if a == "?"]
-        if maybe:
-            metrics.MAYBE.inc(len(maybe))
-            await self._resolve(channel, accepted_at_ms, request_id, items, answers, maybe, by_shard)
 
     def first_call(
         self, channel: str, accepted_at_ms: int, request_id: str, items: Sequence[Item], tally: bytes
@@ -161,10 +147,14 @@ class Claimer:
         request_id: str,
         items: Sequence[Item],
         answers: list[str],
-        maybe: list[int],
         by_shard: dict[int, list[tuple[int, Item, bytes]]],
     ) -> None:
-        """The exact check behind the filter: committed keys are duplicates, the rest are false positives."""
+        """The exact check behind the filter for the answers "?": committed keys are duplicates, the rest are
+        false positives."""
+        maybe = [i for i, a in enumerate(answers) if a == "?"]
+        if not maybe:
+            return
+        metrics.MAYBE.inc(len(maybe))
         committed = await committed_owners(self._pool, [items[i].key for i in maybe])
         if committed:
             metrics.DUPLICATES.labels("committed").inc(len(committed))
@@ -178,7 +168,8 @@ class Claimer:
             return
         metrics.FALSE_POSITIVES.inc(len(wanted))
         retry = {s: [e for e in entries if e[0] in wanted] for s, entries in by_shard.items()}
-        forced = await self._round(channel, accepted_at_ms, request_id, {s: e for s, e in retry.items() if e}, "force")
+        retry = {s: e for s, e in retry.items() if e}
+        forced = await self._round(retry, self._calls(channel, accepted_at_ms, request_id, retry, "force", b""))
         for i in wanted:
             answers[i] = forced[i]
 
@@ -189,17 +180,10 @@ class Claimer:
         await self._redis.xadd(keys.stream(0), {**fields, contract.TALLY: tally})  # type: ignore[dict-item]
 
     async def _round(
-        self,
-        channel: str,
-        accepted_at_ms: int,
-        request_id: str,
-        by_shard: dict[int, list[tuple[int, Item, bytes]]],
-        mode: str,
-        tally: bytes = b"",
+        self, by_shard: dict[int, list[tuple[int, Item, bytes]]], calls: list[tuple[list[str], list[Any]]]
     ) -> dict[int, str]:
-        """One script call per shard, all in one pipelined round trip; answers by item index. The first call
-        carries ``tally``."""
-        calls = self._calls(channel, accepted_at_ms, request_id, by_shard, mode, tally)
+        """The calls of a round (``_calls``), one per shard, all in one pipelined round trip; answers by item
+        index."""
         replies = await call_acked(self._redis, self._script, calls, self._acks)
         answers: dict[int, str] = {}
         for entries, reply in zip(by_shard.values(), replies, strict=True):
