@@ -94,7 +94,7 @@ def run(n: int, sample: int) -> dict[str, Any]:
         shards = int(client.eval("return #redis.call('KEYS', '{s*}:intake')", 0) or 1)
         points = {"before": snapshot(client, sample)}
         started = time.time()
-        taken = _upload(f"http://127.0.0.1:{stack.port}", stack.data, n)["taken"]
+        taken = _upload(f"http://127.0.0.1:{stack.port}", stack.data, n, ["80000000", "80000001"])["taken"]
         points["after the burst"] = snapshot(client, sample)
         stack.start_workers(2)
         _, counts = asyncio.run(_wait_for_feed(stack.env["GATEWAY_DATABASE_URL"], n, started))
