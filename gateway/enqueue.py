@@ -39,17 +39,19 @@ async def enqueue(
     signer: Signer,
     tally: bytes = b"",
     industries: Sequence[str] = (),
+    packed: list[Item] | None = None,
 ) -> int:
     """Claim and enqueue the admitted invoices, answering each in ``results``; returns how many were accepted.
     ``tally`` and ``industries`` (by index): the request's tally for the daily reports (gateway/tally.py), which
-    rides in the claim's entries, or in an entry of its own when nothing is claimed (fails closed like a claim)."""
+    rides in the claim's entries, or in an entry of its own when nothing is claimed (fails closed like a claim).
+    ``packed``: ``claim_items`` of the invoices before admission, used when admission refused none of them."""
     if not admitted.going:
         await _tally_alone(claimer, channel, now_ms, request_id, tally)
         return 0
+    if packed is None or len(packed) != len(admitted.going):  # admission keeps the order of those it lets on
+        packed = claim_items(admitted.going, industries)
     try:
-        owners = await claimer.claim_and_enqueue(
-            channel, now_ms, request_id, items(admitted.going, industries), tally, admitted.claimed
-        )
+        owners = await claimer.claim_and_enqueue(channel, now_ms, request_id, packed, tally, admitted.claimed)
     except NotReplicated as exc:
         # Queued on the primary only: not the promise of ``accepted``. The claims wait for the retry, which
         # takes them back as this channel's own (accepted, with the receipt of this upload's time).
@@ -79,7 +81,7 @@ async def enqueue(
     return accepted
 
 
-def items(going: Going, industries: Sequence[str] = ()) -> list[Item]:
+def claim_items(going: Going, industries: Sequence[str] = ()) -> list[Item]:
     """What the claim takes of each invoice going on: its key, the invoice packed for the workers, its person,
     its industry (by the request's index; "other" without)."""
     return [Item(q.key, contract.pack(q), q.person, industries[i] if industries else "other") for i, q in going]

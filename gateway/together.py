@@ -54,6 +54,10 @@ class Together:
         self._script = redis.register_script(script())
         self._one_node = not is_cluster(redis)
 
+    def takes(self, count: int) -> bool:
+        """Whether a request of ``count`` invoices going on may be admitted (and claimed) in one call here."""
+        return self._one_node and 0 < count <= MOST_INVOICES
+
     async def decide(
         self,
         channel: str,
@@ -66,7 +70,7 @@ class Together:
         script's KEYS and ARGV for ``invoices``), the claim's answers when every invoice got through. None: not in
         one call here (a cluster, a large request, invoices of several cap shards or days): the caller makes the
         calls on its own."""
-        if not self._one_node or len(invoices) > MOST_INVOICES:
+        if not self.takes(len(invoices)):
             return None
         calls = self._caps.reservations(invoices)
         if len(calls) > 1:

@@ -17,7 +17,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import admit, auth, enqueue, metrics, parse, together, validate
+from gateway import admit, auth, enqueue, metrics, parse, validate
 from gateway import tally as tallies
 from gateway.deps import deps
 
@@ -43,9 +43,9 @@ async def upload(request: Request) -> Response:
     # The tally if admission refuses nothing: the claim made in admission's call carries it (gateway/together.py).
     tally, industries = tallies.pre_claim(invoices, results, d.campaign, msgpack, valid_fen)
     decided = len(results)
-    claim = None
-    if 0 < len(going) <= together.MOST_INVOICES:
-        claim = d.claimer.first_call(channel, now_ms, request_id, enqueue.items(going, industries), tally)
+    # What the claim takes, packed once: for the one call, and for the claim after it when nothing was refused.
+    items = enqueue.claim_items(going, industries) if d.together.takes(len(going)) else None
+    claim = d.claimer.first_call(channel, now_ms, request_id, items, tally) if items else None
     admitted = await admit.admit(
         channel,
         len(invoices),
@@ -72,6 +72,7 @@ async def upload(request: Request) -> Response:
         signer=d.signer,
         tally=tally,
         industries=industries,
+        packed=items,
     )
     d.admission.spent(channel, accepted)
     answers = [results[i] for i in range(len(invoices))]

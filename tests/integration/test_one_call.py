@@ -70,7 +70,7 @@ def test_one_call_answers_as_the_separate_calls_do(settings: Settings) -> None:
         one, two, claimed = [], [], []
         for i, batch in enumerate(requests(camp, "demo-channel", 1)):
             request_id = f"one-{run_id}-{i}"
-            items = enqueue.items(list(enumerate(batch)))
+            items = enqueue.claim_items(list(enumerate(batch)))
             claim = claimer.first_call("demo-channel", NOW_MS, request_id, items, b"")
             assert claim is not None  # one shard
             answer = await together.decide(
@@ -87,7 +87,7 @@ def test_one_call_answers_as_the_separate_calls_do(settings: Settings) -> None:
         # A replayed nonce is refused whole: nothing is reserved or claimed.
         batch = requests(camp, "demo-channel", 3)[0]
         again = Nonce(keys.nonce("demo-channel", f"one-{run_id}-0"), b"other", 60)
-        items = enqueue.items(list(enumerate(batch)))
+        items = enqueue.claim_items(list(enumerate(batch)))
         replayed = await together.decide(
             "demo-channel", len(batch), batch, again, claimer.first_call("demo-channel", NOW_MS, "r", items, b"")
         )
