@@ -91,8 +91,7 @@ async def _in_one_call(
         async with asyncio.timeout(timeout_s):
             answer = await together.decide(channel, count, [q for _, q in going], nonce, claim)
     except STORE_ERRORS:
-        metrics.RATELIMIT_FAIL_OPEN.inc()
-        await auth.spend_nonce(redis, nonce)
+        await _fail_open(redis, nonce)
         return None, await _reserve(caps, going), None
     if answer is None:
         return None
@@ -164,11 +163,16 @@ async def rate_limit(
         async with asyncio.timeout(timeout_s):  # no task of its own, as wait_for makes
             decision = await ratelimiter.decide(channel, count, [q for _, q in going], nonce)
     except STORE_ERRORS:
-        metrics.RATELIMIT_FAIL_OPEN.inc()
-        await auth.spend_nonce(redis, nonce)
+        await _fail_open(redis, nonce)
         return None
     enforce(decision, channel, ratelimiter)
     return decision
+
+
+async def _fail_open(redis: RedisClient, nonce: limits.Nonce) -> None:
+    """The limits did not answer in time: counted, and the replay guard asked on its own (it fails closed)."""
+    metrics.RATELIMIT_FAIL_OPEN.inc()
+    await auth.spend_nonce(redis, nonce)
 
 
 def enforce(decision: limits.Decision, channel: str, ratelimiter: limits.RateLimiter) -> None:
