@@ -19,6 +19,7 @@ import msgspec
 from core.campaign import Campaign
 from core.contract import Queued
 from core.hashing import keyed_hash, name_ref, user_ref
+from core.times import local_minute
 from gateway import rules
 from gateway.model import Invoice, Location
 
@@ -101,14 +102,7 @@ def check(
 
 def today(campaign: Campaign, now_ms: int) -> dt.date:
     """The date in the campaign's time zone (the caps' zone) at ``now_ms``."""
-    return _date(now_ms // 60_000, campaign.caps.timezone)
-
-
-@functools.lru_cache(maxsize=64)
-def _date(minute: int, timezone: str) -> dt.date:
-    """The date of a minute (Unix ms // 60,000) in a zone: worked out once a minute, not per request (every
-    zone's day starts on a whole minute)."""
-    return dt.datetime.fromtimestamp(minute * 60, zone(timezone)).date()
+    return local_minute(now_ms, zone(campaign.caps.timezone)).date()
 
 
 @functools.lru_cache(maxsize=8)

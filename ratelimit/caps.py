@@ -10,7 +10,6 @@ gateway) and, when the campaign says so, an invoice the workers find ineligible.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -20,9 +19,9 @@ from core.campaign import Campaign
 from core.contract import Queued
 from core.shards import digest, shard_of
 from core.stores import RedisClient
+from core.times import local_minute
 
 TTL_S = 35 * 24 * 3600
-MINUTE_MS = 60_000
 G = TypeVar("G")
 REFUSALS = ("person_daily_cap", "person_monthly_cap", "seller_person_monthly_cap")
 
@@ -103,7 +102,7 @@ class Caps:
         """The cap shard, the person-month hash and the day ("dd") an invoice counts in: its upload time, in the
         campaign's time zone."""
         shard = 0 if self._shards == 1 else shard_of(digest(q.person), self._shards)
-        month, day = _month_day(q.accepted_at_ms // MINUTE_MS, self._tz)
+        month, day = _month_day(local_minute(q.accepted_at_ms, self._tz))
         return shard, keys.cap(shard, q.person, month), day
 
 
@@ -118,9 +117,6 @@ class Counted(Protocol):
     def accepted_at_ms(self) -> int: ...
 
 
-@functools.lru_cache(maxsize=256)
-def _month_day(minute: int, tz: ZoneInfo) -> tuple[str, str]:
-    """``yyyymm`` and ``dd`` of an upload time's minute (Unix ms // 60,000) in the campaign's zone: worked out
-    once a minute, not per request (every zone's day starts on a whole minute)."""
-    local = dt.datetime.fromtimestamp(minute * 60, tz)
-    return local.strftime("%Y%m"), local.strftime("%d")
+def _month_day(local: dt.datetime) -> tuple[str, str]:
+    """``yyyymm`` and ``dd`` of a local time (``core.times.local_minute``, worked out once a minute)."""
+    return f"{local.year}{local.month:02d}", f"{local.day:02d}"
