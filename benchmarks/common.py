@@ -44,6 +44,17 @@ def bench_stack(
         shutil.rmtree(data, ignore_errors=True)
 
 
+def metric(url: str, name: str) -> float:
+    """One unlabelled sample from the gateway's ``/metrics`` (0 when absent), summed over its processes."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
 def save(name: str, title: str, result: dict[str, Any], markdown: Callable[[dict[str, Any]], str]) -> None:
     """benchmarks/results/NAME.json and NAME.md, and the table on stdout."""
     RESULTS.mkdir(parents=True, exist_ok=True)

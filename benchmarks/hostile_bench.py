@@ -21,7 +21,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import bench_stack, save
+from benchmarks.common import bench_stack, metric, save
 from deploy.devstack import wait_until
 from loadtest.hostile import Honest, honest, run_attack
 
@@ -32,7 +32,7 @@ def round_of(url: str, port: int, seconds: float, rate: float, attacked: bool) -
     attacker = run_attack(port, 300, 700, seconds + 25) if attacked else None
     try:
         if attacker is not None:
-            wait_until("the attack", lambda: _reading(url) >= 250, 30)
+            wait_until("the attack", lambda: metric(url, "gateway_requests_reading_body") >= 250, 30)
         result = honest(url, rate, seconds)
         tally = None
         if attacker is not None:
@@ -42,16 +42,6 @@ def round_of(url: str, port: int, seconds: float, rate: float, attacked: bool) -
         if attacker is not None:
             attacker.kill()
     return {"attacked": attacked, "honest": msgspec.to_builtins(result), "goodput": result.goodput, "attack": tally}
-
-
-def _reading(url: str) -> float:
-    import urllib.request
-
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
-        for line in resp.read().decode().splitlines():
-            if line.startswith("gateway_requests_reading_body "):
-                return float(line.split()[1])
-    return 0.0
 
 
 def summary(rounds: list[dict[str, Any]], seconds: float) -> dict[str, Any]:

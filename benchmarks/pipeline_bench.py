@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import limits, presign, procs, profile  # noqa: E402
-from benchmarks.common import RESULTS, bench_stack, save  # noqa: E402
+from benchmarks.common import RESULTS, bench_stack, metric, save  # noqa: E402
 from benchmarks.loadgen import Invoices  # noqa: E402
 from core import settings as config  # noqa: E402
 from deploy import devstack  # noqa: E402
@@ -54,6 +54,8 @@ NO_SHEDDING = {
     "GATEWAY_SHED_HIGH_BACKLOG": "1000000000",
 }
 KINDS = {"single": 1, "batch": 100}
+# Requests whose rate limits Redis did not answer in time (let through without them).
+FAILED_OPEN = "gateway_ratelimit_fail_open_total"
 
 
 def bench_campaign(folder: Path) -> Path:
@@ -154,10 +156,10 @@ def _gateway_kind(stack: Any, args: argparse.Namespace, kind: str, n: int, inv: 
         nonlocal expect_rps
         count = int((rate or expect_rps) * seconds * 1.5) + 100
         presign.write(file, f"127.0.0.1:{stack.port}", CHANNEL, SECRET, count, n, inv)
-        calls0, open0 = _redis_calls(stack), _failed_open(url)
+        calls0, open0 = _redis_calls(stack), metric(url, FAILED_OPEN)
         with Meter(stack) as m:
             result = wrk(url, seconds, connections, LUA, str(file), rate=rate)
-        result["limits_failed_open"] = _failed_open(url) - open0
+        result["limits_failed_open"] = metric(url, FAILED_OPEN) - open0
         result["cores"] = m.cores
         result["busiest_gateway_process"] = m.busiest
         result["redis_per_request"] = _per_request(calls0, _redis_calls(stack), result["requests"])
@@ -186,17 +188,6 @@ def _gateway_kind(stack: Any, args: argparse.Namespace, kind: str, n: int, inv: 
         "target_rps": target,
         "profile": str(spy.relative_to(ROOT)),
     }
-
-
-def _failed_open(url: str) -> float:
-    """``gateway_ratelimit_fail_open_total``: requests whose rate limits Redis did not answer in time (let
-    through without them), summed over the gateway's processes."""
-    import httpx
-
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
-        if line.startswith("gateway_ratelimit_fail_open_total "):
-            return float(line.split()[1])
-    return 0.0
 
 
 def _redis_calls(stack: Any) -> dict[str, tuple[int, int]]:
