@@ -29,3 +29,38 @@ def test_tcp_clients_pack_with_hiredis_and_unix_sockets_keep_their_class() -> No
     assert open_redis(Stores()).connection_pool.connection_class is HiredisPacking
     unix = open_redis(Stores(redis_url="unix:///tmp/redis.sock"))
     assert unix.connection_pool.connection_class is UnixDomainSocketConnection
+
+
+class _ClosedWriter:
+    """A stream writer whose transport was closed under it: uvloop raises RuntimeError on a write."""
+
+    def writelines(self, data: object) -> None:
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>; the handler is closed")
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    async def wait_closed(self) -> None:
+        return None
+
+
+def test_a_write_on_a_closed_transport_is_a_connection_error_and_drops_the_connection() -> None:
+    import asyncio
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    async def send() -> tuple[type[BaseException], bool]:
+        conn = HiredisPacking(host="127.0.0.1", port=1, socket_timeout=0.5)
+        conn._reader, conn._writer = object(), _ClosedWriter()  # type: ignore[assignment]
+        try:
+            await conn.send_packed_command(conn.pack_command("GET", "k"), check_health=False)
+        except BaseException as exc:  # what it raises is the point
+            return type(exc), conn.is_connected
+        raise AssertionError("the write went through")
+
+    raised, connected = asyncio.run(send())
+    assert issubclass(raised, RedisConnectionError)  # retried by the client's Retry, never a 500
+    assert not connected
