@@ -27,7 +27,7 @@ from core.outbox import NATIONAL
 from core.settings import ConfigError, Settings, from_env
 from core.stores import open_redis
 from workers import blacklist, export, national_simulator, simulator
-from workers.main import Worker, open_session, open_sink_pool
+from workers.main import Worker, open_origin, open_sink_pool
 from workers.verify import Breaker, Pace, Verifier
 
 
@@ -117,16 +117,14 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
     redis = open_redis(settings.stores)
     pool = await open_sink_pool(settings.stores, settings.worker.in_flight)
     verify = settings.verify
-    session = open_session(verify)
+    origin = open_origin(verify)
     try:
         person_secret = settings.secrets.person_secret
         campaign = campaigns.load(settings.campaign_file)
         await person_key.check(pool, campaign.id, person_secret)
         verifier = Verifier(
-            session,
-            verify.url,
+            origin,
             concurrency=verify.concurrency,
-            timeout_ms=verify.timeout_ms,
             attempts=verify.call_attempts,
             breaker=Breaker(verify.breaker_failures, verify.breaker_cooldown_s),
             pace=Pace(redis, verify.qps),
@@ -147,7 +145,7 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
         logging.getLogger("workers").info("stopped after %d entries", done)
         return done
     finally:
-        await session.close()
+        await origin.close()
         await pool.close()
         await redis.aclose()
 

@@ -11,7 +11,6 @@ import socket
 import time
 from collections.abc import Sequence
 
-import aiohttp
 import asyncpg
 
 from core import partitions
@@ -25,6 +24,7 @@ from core.stores import RedisClient, open_pool
 from dedup.inflight import Releaser, release_committed
 from ratelimit.caps import Caps, Counted
 from workers import confirm, metrics, risk, seal, sink, stream
+from workers.http1 import Origin
 from workers.judge import Defer, Judgement, judge
 from workers.overlap import Overlap
 from workers.recheck import Rechecks
@@ -315,6 +315,6 @@ async def open_sink_pool(stores: config.Stores, in_flight: int) -> asyncpg.Pool:
     return await open_pool(stores, max(1, in_flight) + SPARE_CONNECTIONS, timed=False, init=sink.prepare)
 
 
-def open_session(verify: config.Verify) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=verify.concurrency, keepalive_timeout=30)
-    return aiohttp.ClientSession(connector=connector)
+def open_origin(verify: config.Verify) -> Origin:
+    """The tax service's connections: as many as calls in flight (the verifier caps them at its concurrency)."""
+    return Origin(verify.url, timeout_s=verify.timeout_ms / 1000)

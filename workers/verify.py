@@ -1,11 +1,11 @@
-"""The verification client (验真): one aiohttp session per process, a cap on calls in flight, a pace of calls
-per second shared by all worker processes (in Redis), a timeout and a few attempts per call (exponential
-backoff with jitter on 5xx, 429 and timeouts), and a circuit breaker. An answer is one of: found, not found,
-error (the call failed after its attempts), or unavailable (nothing was learnt: the breaker is open, the
-service answered 429, or Redis gave no pace slot; the invoice waits without spending a try, so a throttled
-service never disqualifies an invoice). tests/integration/test_tax_service.py runs two workers against a
-simulator limited to 10 calls/s: it refused none, took at most 10 in any second, and saw each invoice once,
-even when the same entries were delivered again.
+"""The verification client (验真): keep-alive connections to the service (workers/http1.py), a cap on calls in
+flight, a pace of calls per second shared by all worker processes (in Redis), a timeout and a few attempts per
+call (exponential backoff with jitter on 5xx, 429 and timeouts), and a circuit breaker. An answer is one of:
+found, not found, error (the call failed after its attempts), or unavailable (nothing was learnt: the breaker
+is open, the service answered 429, or Redis gave no pace slot; the invoice waits without spending a try, so a
+throttled service never disqualifies an invoice). tests/integration/test_tax_service.py runs two workers
+against a simulator limited to 10 calls/s: it refused none, took at most 10 in any second, and saw each invoice
+once, even when the same entries were delivered again.
 
 The verified facts keep no personal data: the buyer's name becomes a keyed hash as soon as it arrives, the
 same hash the gateway made of the uploaded name, so the two can be compared and the facts cached."""
@@ -21,7 +21,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
-import aiohttp
 import msgspec
 
 from core import keys, lua
@@ -29,8 +28,7 @@ from core.contract import Queued
 from core.errors import STORE_ERRORS
 from core.stores import RedisClient
 from workers import metrics
-
-JSON = {"Content-Type": "application/json"}
+from workers.http1 import HttpError, Origin
 
 Outcome = Literal["found", "not_found", "error", "unavailable"]
 
@@ -163,20 +161,16 @@ class Pace:
 class Verifier:
     def __init__(
         self,
-        session: aiohttp.ClientSession,
-        base_url: str,
+        origin: Origin,
         *,
         concurrency: int,
-        timeout_ms: int,
         attempts: int = 3,
         breaker: Breaker | None = None,
         name_ref: Callable[[str], str],
         pace: Pace | None = None,
     ) -> None:
-        self._session = session
-        self._url = base_url.rstrip("/") + "/verify"
+        self._origin = origin
         self._slots = asyncio.Semaphore(concurrency)
-        self._timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
         self._attempts = max(1, attempts)
         self._breaker = breaker or Breaker(5, 5.0)
         self._pace = pace or Pace(None, 0.0)
@@ -228,13 +222,11 @@ class Verifier:
         if not self._breaker.allow():
             return "unavailable"
         asked = msgspec.json.encode({"number": number, "code": code, "red_number": red_number})
-        url = self._url.removesuffix("/verify") + "/red-letter"
         async with self._slots:
             try:
                 await self._pace.wait()
-                async with self._session.post(url, data=asked, headers=JSON, timeout=self._timeout) as resp:
-                    status = resp.status
-            except (aiohttp.ClientError, TimeoutError):
+                status, _ = await self._origin.post("/red-letter", asked)
+            except (HttpError, TimeoutError):
                 status = 0
             except STORE_ERRORS:  # no pace slot: no call
                 return "unavailable"
@@ -246,12 +238,8 @@ class Verifier:
     async def _call(self, asked: dict[str, str]) -> Verification:
         started = time.perf_counter()
         try:
-            # Encoded here (msgspec), not by aiohttp's json= (the standard library's encoder, 8% of a worker).
-            payload = msgspec.json.encode(asked)
-            async with self._session.post(self._url, data=payload, headers=JSON, timeout=self._timeout) as resp:
-                body = await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, body = await self._origin.post("/verify", msgspec.json.encode(asked))
+        except (HttpError, TimeoutError) as exc:
             return Verification("error", detail=type(exc).__name__, answered=False)
         finally:
             metrics.VERIFY_SECONDS.observe(time.perf_counter() - started)

@@ -87,18 +87,15 @@ def test_verified_facts_must_match_the_upload() -> None:
 
 def test_an_invoice_the_service_always_fails_on_ends_even_when_it_is_the_only_traffic() -> None:
     """Half-open trials of a 995-like invoice alone must not keep it waiting forever."""
-    import aiohttp
-
+    from workers.http1 import Origin
     from workers.simulator import create_app
     from workers.verify import Verifier
 
     async def run() -> list[str]:
-        async with simulator(create_app(0, 0)) as url, aiohttp.ClientSession() as session:
+        async with simulator(create_app(0, 0)) as url:
             verifier = Verifier(
-                session,
-                url,
+                Origin(url, timeout_s=1.0),
                 concurrency=4,
-                timeout_ms=1000,
                 attempts=1,
                 breaker=Breaker(failures=2, cooldown_s=0.0),
                 name_ref=lambda name: "hash of a name",
@@ -153,14 +150,13 @@ def test_the_simulator_refuses_beyond_its_rate_in_any_second() -> None:
 
 
 def test_a_429_from_the_service_makes_the_invoice_wait_without_spending_a_try() -> None:
-    import aiohttp
-
+    from workers.http1 import Origin
     from workers.simulator import create_app
     from workers.verify import Verifier
 
     async def run() -> list[str]:
-        async with simulator(create_app(0, 0, qps=1)) as url, aiohttp.ClientSession() as session:
-            verifier = Verifier(session, url, concurrency=1, timeout_ms=1000, attempts=2, name_ref=str)
+        async with simulator(create_app(0, 0, qps=1)) as url:
+            verifier = Verifier(Origin(url, timeout_s=1.0), concurrency=1, attempts=2, name_ref=str)
             fine = msgspec.structs.replace(Q, number="26341000000000000120")
             return [(await verifier.verify(fine)).outcome for _ in range(2)]
 
