@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import asyncpg
@@ -33,6 +34,7 @@ from workers.sink import Judged
 from workers.verify import Cache, Verification, Verified, Verifier
 
 log = logging.getLogger(__name__)
+_UNASKED = Verification("error", detail="not asked")  # replaced by the answer before anyone reads it
 # PostgreSQL connections per worker process beside one per batch in flight: the sealer, the re-verification
 # and the confirmation of reversals.
 SPARE_CONNECTIONS = 3
@@ -186,7 +188,7 @@ class Worker:
         # The risk rules need only what was uploaded: their query runs while the tax service answers.
         with metrics.STAGE_SECONDS.labels("verify").time():
             answers, risky = await asyncio.gather(
-                asyncio.gather(*(self._verify(p.queued, cached.get(p.queued.key)) for p in batch.items)),
+                self._verify_all([p.queued for p in batch.items], cached),
                 self._risky([p.queued for p in batch.items]),
             )
         with metrics.STAGE_SECONDS.labels("cache").time():
@@ -200,6 +202,8 @@ class Worker:
         judged: list[Judged] = []
         committed: list[stream.Pending] = []
         deferred: list[tuple[stream.Pending, float, bool]] = []
+        outcomes: Counter[tuple[str, str]] = Counter()  # counted once a batch: a metric update costs µs
+        waits: Counter[str] = Counter()
         for p, (v, at) in zip(batch.items, answers, strict=True):
             verdict = judge(
                 p.queued,
@@ -212,13 +216,17 @@ class Worker:
             )
             if isinstance(verdict, Defer):
                 deferred.append((p, verdict.delay_s, verdict.spend_try))
-                metrics.DEFERRED.labels(v.outcome).inc()
+                waits[v.outcome] += 1
                 continue
             if verdict.feeds and p.queued.key in risky:
                 verdict = Judgement("held", risky[p.queued.key])
-            metrics.PROCESSED.labels(verdict.status, verdict.reason or "").inc()
+            outcomes[verdict.status, verdict.reason or ""] += 1
             judged.append(Judged(p.queued, verdict, at))
             committed.append(p)
+        for outcome, n in waits.items():
+            metrics.DEFERRED.labels(outcome).inc(n)
+        for (status, reason), n in outcomes.items():
+            metrics.PROCESSED.labels(status, reason).inc(n)
         with metrics.STAGE_SECONDS.labels("sink").time():
             rows = await sink.write(
                 self.pool, judged, batch.dups, self.payout_hold_s, batch.tallies, self.rollup, self.reverify_entries
@@ -254,8 +262,24 @@ class Worker:
         except STORE_ERRORS as exc:
             log.warning("could not give back %d cap slots: %s", len(invoices), type(exc).__name__)
 
-    async def _verify(self, q: Queued, cached: Verified | None) -> tuple[Verification, dt.datetime | None]:
-        v = Verification("found", cached) if cached is not None else await self.verifier.verify(q)
+    async def _verify_all(
+        self, invoices: list[Queued], cached: dict[str, Verified]
+    ) -> list[tuple[Verification, dt.datetime | None]]:
+        """Each invoice's answer and when it was verified (None unless found): from the cache, or asked of the
+        tax service, all the batch's calls at once (a task each only for those)."""
+        now = dt.datetime.now(dt.UTC)
+        answers: list[tuple[Verification, dt.datetime | None]] = [
+            (Verification("found", c), now) if (c := cached.get(q.key)) is not None else (_UNASKED, None)
+            for q in invoices
+        ]
+        asked = [i for i, q in enumerate(invoices) if q.key not in cached]
+        if asked:
+            for i, answer in zip(asked, await asyncio.gather(*(self._verify(invoices[i]) for i in asked)), strict=True):
+                answers[i] = answer
+        return answers
+
+    async def _verify(self, q: Queued) -> tuple[Verification, dt.datetime | None]:
+        v = await self.verifier.verify(q)
         return v, dt.datetime.now(dt.UTC) if v.outcome == "found" else None
 
     async def reverify_due(self) -> int:
