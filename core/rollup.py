@@ -30,6 +30,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from core.campaign import Campaign, Eligibility
+from core.times import local_minute
 
 ALL = ""  # the scope of a distinct count over every channel, or every industry
 DISTINCT = ("merchants", "consumers")
@@ -83,7 +84,7 @@ class Rollup:
         return at.astimezone(self.zone).date()
 
     def day_of_ms(self, ms: int) -> dt.date:
-        return dt.datetime.fromtimestamp(ms / 1000, self.zone).date()
+        return local_minute(ms, self.zone).date()  # a batch's invoices share a few minutes: worked out once each
 
     def industry(self, category: str) -> str:
         return self.eligibility.industry(category)
