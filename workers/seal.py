@@ -84,11 +84,11 @@ async def _account(
     day = rollup.day(now)
     eligible = []
     records = [sealed]
+    event = outbox.event("eligible", now, batch_seq=sealed.body["seq"])  # the same for each invoice of the batch
     for r in fed:
         industry = rollup.industry(r["category"])
         deltas.add(day, r["channel"], industry, "eligible", "", 1, r["amount_fen"])
         eligible.append((day, r["channel"], industry, r["seller_tax_id"], r["person"]))
-        event = outbox.event("eligible", now, batch_seq=sealed.body["seq"])
         records.append(outbox.invoice(r["key"], r["channel"], [event]))
     await rollups.count_distinct(conn, deltas, eligible)
     await rollups.apply(conn, deltas)
