@@ -116,7 +116,7 @@ def _timed_out(waiter: asyncio.Future[tuple[int, bytes]], seconds: float) -> Non
 class Origin:
     """Keep-alive connections to one origin (``base_url``'s scheme, host and port; its path prefixes every
     call's). As many connections as calls in flight: the caller caps those (the verifier's semaphore). A call
-    has ``timeout_s`` from its first byte written to its answer's last; idle connections older than
+    has ``timeout_s`` in all, connecting included (as aiohttp's total timeout had); idle connections older than
     ``idle_s`` are closed rather than reused (servers drop them around then)."""
 
     def __init__(
@@ -124,10 +124,8 @@ class Origin:
         base_url: str,
         *,
         timeout_s: float,
-        connect_timeout_s: float | None = None,
         idle_s: float = 15.0,
         max_body: int = 1 << 20,
-        headers: dict[str, str] | None = None,
     ) -> None:
         url = urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
@@ -137,13 +135,11 @@ class Origin:
         self.ssl: ssl.SSLContext | None = ssl.create_default_context() if url.scheme == "https" else None
         self.prefix = url.path.rstrip("/")
         self.timeout_s = timeout_s
-        self.connect_timeout_s = connect_timeout_s or timeout_s
         self.idle_s = idle_s
         self.max_body = max_body
         authority = url.netloc.rpartition("@")[2]
-        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._head_rest = (
-            f"Host: {authority}\r\nUser-Agent: prize-invoice-gateway\r\nAccept: application/json\r\n{extra}"
+            f"Host: {authority}\r\nUser-Agent: prize-invoice-gateway\r\nAccept: application/json\r\n"
             "Content-Type: application/json\r\nContent-Length: "
         ).encode("latin-1")
         self._heads: dict[str, bytes] = {}
@@ -156,13 +152,14 @@ class Origin:
         if head is None:
             head = self._heads[path] = f"POST {self.prefix}{path} HTTP/1.1\r\n".encode("latin-1") + self._head_rest
         request = b"%s%d\r\n\r\n%s" % (head, len(body), body)
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
         conn = self._take()
         if conn is not None:
             try:
-                return await self._exchange(conn, request)
+                return await self._exchange(conn, request, deadline)
             except _Stale:
                 pass  # dropped by the server while idle: once more on a new connection
-        return await self._exchange(await self._connect(), request)
+        return await self._exchange(await self._connect(deadline), request, deadline)
 
     async def close(self) -> None:
         for conn in list(self._open):
@@ -180,10 +177,10 @@ class Origin:
             self._discard(conn)
         return None
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self, deadline: float) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self.connect_timeout_s):
+            async with asyncio.timeout_at(deadline):
                 _, conn = await loop.create_connection(
                     lambda: _Connection(self.max_body),
                     self.host,
@@ -196,10 +193,10 @@ class Origin:
         self._open.add(conn)
         return conn
 
-    async def _exchange(self, conn: _Connection, request: bytes) -> tuple[int, bytes]:
+    async def _exchange(self, conn: _Connection, request: bytes, deadline: float) -> tuple[int, bytes]:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[tuple[int, bytes]] = loop.create_future()
-        timer = loop.call_later(self.timeout_s, _timed_out, waiter, self.timeout_s)
+        timer = loop.call_at(deadline, _timed_out, waiter, self.timeout_s)
         try:
             conn.start(request, waiter)
             answer = await waiter

@@ -34,7 +34,6 @@ from workers.sink import Judged
 from workers.verify import Cache, Verification, Verified, Verifier
 
 log = logging.getLogger(__name__)
-_UNASKED = Verification("error", detail="not asked")  # replaced by the answer before anyone reads it
 # PostgreSQL connections per worker process beside one per batch in flight: the sealer, the re-verification
 # and the confirmation of reversals.
 SPARE_CONNECTIONS = 3
@@ -267,16 +266,11 @@ class Worker:
     ) -> list[tuple[Verification, dt.datetime | None]]:
         """Each invoice's answer and when it was verified (None unless found): from the cache, or asked of the
         tax service, all the batch's calls at once (a task each only for those)."""
+        asked = iter(await asyncio.gather(*(self._verify(q) for q in invoices if q.key not in cached)))
         now = dt.datetime.now(dt.UTC)
-        answers: list[tuple[Verification, dt.datetime | None]] = [
-            (Verification("found", c), now) if (c := cached.get(q.key)) is not None else (_UNASKED, None)
-            for q in invoices
+        return [
+            (Verification("found", c), now) if (c := cached.get(q.key)) is not None else next(asked) for q in invoices
         ]
-        asked = [i for i, q in enumerate(invoices) if q.key not in cached]
-        if asked:
-            for i, answer in zip(asked, await asyncio.gather(*(self._verify(invoices[i]) for i in asked)), strict=True):
-                answers[i] = answer
-        return answers
 
     async def _verify(self, q: Queued) -> tuple[Verification, dt.datetime | None]:
         v = await self.verifier.verify(q)
