@@ -74,33 +74,39 @@ async def seen_by(redis: RedisClient, shards: int, key: str, channel: str) -> tu
 
 class Releaser:
     """Releases committed keys from the in-flight hashes, and recorded duplicates from the duplicates hashes, once
-    their grace period is over."""
+    their grace period is over; and drops the committed invoices' verified answers (workers/verify.py's cache) then:
+    a redelivery would find them committed, and re-verification before payout asks the tax service anew. Their
+    TTL (``GATEWAY_VERIFY_CACHE_S``) is for answers of invoices not committed yet (issue 19: 120 B an invoice kept
+    for 7 days, now none)."""
 
     def __init__(self, grace_s: float) -> None:
         self._grace_s = grace_s
-        self._due: deque[tuple[float, dict[str, list[str]]]] = deque()
+        self._due: deque[tuple[float, dict[str, list[str]], list[list[str]]]] = deque()
 
     def schedule(self, committed: dict[int, list[str]], duplicates: dict[int, list[str]] | None = None) -> None:
         """``committed``: keys by shard; ``duplicates``: "<channel>|<key>" fields by shard."""
         fields = {keys.inflight(shard): names for shard, names in committed.items()}
         fields |= {keys.duplicates(shard): names for shard, names in (duplicates or {}).items()}
+        answers = [[keys.verified(shard, key) for key in names] for shard, names in committed.items()]  # by shard
         if fields:
-            self._due.append((time.monotonic() + self._grace_s, fields))
+            self._due.append((time.monotonic() + self._grace_s, fields, answers))
 
     async def release_due(self, redis: RedisClient, everything: bool = False) -> int:
         """HDEL every field whose grace period is over (all of them when ``everything``), in one round trip."""
         now = time.monotonic()
-        ready: list[dict[str, list[str]]] = []
+        ready: list[tuple[dict[str, list[str]], list[list[str]]]] = []
         while self._due and (everything or self._due[0][0] <= now):
-            ready.append(self._due.popleft()[1])
+            ready.append(self._due.popleft()[1:])
         if not ready:
             return 0
         released = 0
         async with redis.pipeline(transaction=False) as pipe:
-            for fields in ready:
+            for fields, answers in ready:
                 for name, names in fields.items():
                     pipe.hdel(name, *names)
                     released += len(names)
+                for shard_answers in answers:  # a shard's keys share its hash tag: one slot on a cluster
+                    pipe.execute_command("UNLINK", *shard_answers)  # a cluster pipeline's unlink() splits keys
             await pipe.execute()
         return released
 

@@ -184,26 +184,31 @@ class Worker:
         started = time.perf_counter()
         with metrics.STAGE_SECONDS.labels("cache").time():
             cached = await self.cache.get([(p.shard, p.queued.key) for p in batch.items])
+            before = await sink.committed(self.pool, [p.queued.key for p in batch.items if p.queued.key not in cached])
+        items = [p for p in batch.items if p.queued.key not in before]
+        # Committed before (their answers gone with their in-flight claims): acknowledged, not verified again.
+        committed: list[stream.Pending] = [p for p in batch.items if p.queued.key in before]
+        if committed:
+            log.info("%d invoices of a batch were committed before: acknowledged again", len(committed))
         # The risk rules need only what was uploaded: their query runs while the tax service answers.
         with metrics.STAGE_SECONDS.labels("verify").time():
             answers, risky = await asyncio.gather(
-                self._verify_all([p.queued for p in batch.items], cached),
-                self._risky([p.queued for p in batch.items]),
+                self._verify_all([p.queued for p in items], cached),
+                self._risky([p.queued for p in items]),
             )
         with metrics.STAGE_SECONDS.labels("cache").time():
             await self.cache.put(
                 [
                     (p.shard, p.queued.key, v.invoice)
-                    for p, (v, _) in zip(batch.items, answers, strict=True)
+                    for p, (v, _) in zip(items, answers, strict=True)
                     if v.invoice is not None and p.queued.key not in cached
                 ]
             )
         judged: list[Judged] = []
-        committed: list[stream.Pending] = []
         deferred: list[tuple[stream.Pending, float, bool]] = []
         outcomes: Counter[tuple[str, str]] = Counter()  # counted once a batch: a metric update costs µs
         waits: Counter[str] = Counter()
-        for p, (v, at) in zip(batch.items, answers, strict=True):
+        for p, (v, at) in zip(items, answers, strict=True):
             verdict = judge(
                 p.queued,
                 v,

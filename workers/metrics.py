@@ -33,7 +33,8 @@ BREAKER_OPEN = Gauge(
 )
 STAGE_SECONDS = Histogram(
     "worker_stage_duration_seconds",
-    "Time of one batch's stage: cache (verified answers), verify, risk, sink (the transaction), settle (ack)",
+    "Time of one batch's stage: cache (verified answers, and which invoices were committed before), verify, risk,"
+    " sink (the transaction), settle (ack)",
     ["stage"],
 )
 EXPORT_REQUESTS = Counter(

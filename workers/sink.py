@@ -153,6 +153,15 @@ class Judged(msgspec.Struct, frozen=True):
     verified_at: dt.datetime | None
 
 
+async def committed(pool: asyncpg.Pool, keys: list[str]) -> set[str]:
+    """Which of ``keys`` were committed before (``invoice_keys``): a batch delivered again after its commit
+    (a crash before the acknowledgement, entries added again) is not verified twice, though the verified
+    answers go once their invoices are committed (dedup/inflight.py's Releaser)."""
+    if not keys:
+        return set()
+    return {r["key"] for r in await pool.fetch("SELECT key FROM invoice_keys WHERE key = ANY($1::text[])", keys)}
+
+
 async def prepare(conn: asyncpg.Connection) -> None:
     """Per-connection setup (the pool's ``init``): the session's staging tables."""
     await conn.execute(STAGING_DDL)

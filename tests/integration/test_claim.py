@@ -319,3 +319,19 @@ def test_a_dead_workers_duplicate_notes_are_swept_once_recorded_and_old(settings
 
     old_left, recent_left = with_stores(settings, run)
     assert not old_left and recent_left
+
+
+def test_a_committed_invoice_leaves_no_verified_answer_behind(
+    channel: SignedClient, settings: Settings, drain: Any
+) -> None:
+    """The verified-answer cache is for invoices not committed yet: once committed (and released from the
+    in-flight hash, grace 0 in the tests), nothing of the invoice stays in Redis."""
+    key = channel.upload([sample.invoice(random.Random())]).json()["results"][0]["key"]
+    shard = shard_of(digest(key), SHARDS)
+    drain()
+    assert channel.status(key).json()["status"] == "eligible"
+
+    async def left(redis: Any, pool: asyncpg.Pool) -> int:
+        return int(await redis.exists(keys.verified(shard, key))) + int(await redis.hexists(keys.inflight(shard), key))
+
+    assert with_stores(settings, left) == 0
