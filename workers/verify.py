@@ -273,8 +273,10 @@ class _Cached(Verified, array_like=True, omit_defaults=True, frozen=True):
 
 
 class Cache:
-    """Verified answers in Redis, one key per invoice under its shard's hash tag, kept ``ttl_s``: an invoice
-    is verified once, whatever redeliveries, crashes or re-checks follow. Read and written once per batch.
+    """Verified answers in Redis, one key per invoice under its shard's hash tag, kept ``ttl_s`` or until the
+    invoice is committed (they go with its in-flight claim: dedup/inflight.py's Releaser): an invoice is
+    verified once, whatever redeliveries, crashes or re-checks follow (a batch delivered after its commit is
+    found in ``invoice_keys`` instead: workers/sink.py's ``committed``). Read and written once per batch.
 
     Its keys (``keys.verified``) were named ``:verified:`` and held a msgpack map before: workers of the two
     formats never read each other's answers, so during a rolling upgrade an invoice redelivered from one to the
