@@ -21,15 +21,17 @@ def bench_stack(
     extra_env: dict[str, str] | None = None,
     workers: int = 1,
     name: str = "bench",
+    pg_stats: bool = False,
 ) -> Iterator[Any]:
     """Redis and PostgreSQL under .data/NAME on free ports; with ``full``, also the simulator, the gateway
-    (2 processes) and ``workers`` workers. Stopped and removed afterwards."""
+    (2 processes) and ``workers`` workers. Stopped and removed afterwards. ``pg_stats``: PostgreSQL loads
+    pg_stat_statements (``statements`` reads it)."""
     from deploy import devstack
 
     data = ROOT / ".data" / name
     shutil.rmtree(data, ignore_errors=True)
     port = devstack.free_port
-    options: dict[str, Any] = {"extra_env": extra_env}
+    options: dict[str, Any] = {"extra_env": extra_env, "pg_settings": PG_STATS if pg_stats else None}
     if campaign is not None:
         options["campaign"] = campaign
     stack = devstack.Stack(data, redis_port=port(), pg_port=port(), sim_port=port(), port=port(), **options)
@@ -42,6 +44,47 @@ def bench_stack(
     finally:
         stack.stop()
         shutil.rmtree(data, ignore_errors=True)
+
+
+PG_STATS = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.max": "1000"}
+
+
+async def statements_reset(dsn: str) -> None:
+    """Start counting PostgreSQL's statements afresh (a stack of ``bench_stack(pg_stats=True)``)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    finally:
+        await conn.close()
+
+
+async def statements(dsn: str, per: int, top: int = 8) -> dict[str, Any]:
+    """PostgreSQL's execution time since ``statements_reset``, in µs per ``per`` (e.g. invoices): the whole, and
+    the ``top`` statements (their text's start, calls, µs), the dearest first."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT query, calls, total_exec_time FROM pg_stat_statements"
+            " WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC"
+        )
+    finally:
+        await conn.close()
+    return {
+        "us_per": sum(r["total_exec_time"] for r in rows) * 1000 / per,
+        "top": [
+            {
+                "statement": " ".join(r["query"].split())[:90],
+                "calls": r["calls"],
+                "us_per": r["total_exec_time"] * 1000 / per,
+            }
+            for r in rows[:top]
+        ],
+    }
 
 
 def metric(url: str, name: str) -> float:

@@ -1,6 +1,7 @@
 """The workers against the raw COPY + upsert rate of the same rows, on the same PostgreSQL, in one run (issue 5).
 
     .venv/bin/python benchmarks/worker_bench.py [--invoices 100000] [--workers 2] [--batch 200] [--in-flight 3]
+        [--pg-stats]
 
 Starts its own Redis, PostgreSQL and simulator (latency 0 unless --median-ms) under .data/bench, then:
 
@@ -11,6 +12,9 @@ Starts its own Redis, PostgreSQL and simulator (latency 0 unless --median-ms) un
    XACK); the rate is over the span of commit times, and the wall time is reported beside it;
 3. where the time goes: one worker in this process over N/4 more invoices, its per-stage time per invoice from
    ``worker_stage_duration_seconds``.
+
+With ``--pg-stats`` PostgreSQL loads pg_stat_statements, and the cached drain's statements are reported: the
+execution time of each, in µs an invoice, the dearest first.
 
 Writes benchmarks/results/workers.json and workers.md and prints the table.
 """
@@ -31,7 +35,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import bench_stack, save  # noqa: E402
+from benchmarks.common import bench_stack, save, statements, statements_reset  # noqa: E402
 from core import keys  # noqa: E402
 from core import settings as config  # noqa: E402
 from core.contract import Queued  # noqa: E402
@@ -241,6 +245,16 @@ def markdown(r: dict[str, Any]) -> str:
         "|" + " --- |" * (len(STAGES) + 1),
         "| " + " | ".join(f"{b[s]:.0f}" for s in (*STAGES, "other")) + " |",
     ]
+    if (pg := r.get("pg_statements_cached")) is not None:
+        lines += [
+            "",
+            "PostgreSQL's execution time in the cached drain (`--pg-stats`, pg_stat_statements): "
+            f"{pg['us_per']:.0f} µs an invoice; the dearest statements:",
+            "",
+            "| statement (its start) | calls | µs an invoice |",
+            "| --- | --- | --- |",
+            *(f"| `{t['statement']}` | {t['calls']:,} | {t['us_per']:.0f} |" for t in pg["top"]),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -252,15 +266,25 @@ def main() -> None:
     parser.add_argument("--median-ms", type=float, default=0.0, help="the simulator's median latency")
     parser.add_argument("--p99-ms", type=float, default=0.0, help="and its 99th percentile (≤ median: constant)")
     parser.add_argument("--in-flight", type=int, default=config.Worker().in_flight, help="batches in flight per worker")
+    parser.add_argument(
+        "--pg-stats",
+        action="store_true",
+        help="PostgreSQL's time per statement in the cached drain (pg_stat_statements)",
+    )
     args = parser.parse_args()
-    with bench_stack(full=False) as stack:
+    pg: dict[str, Any] | None = None
+    with bench_stack(full=False, pg_stats=args.pg_stats) as stack:
         stack.env["GATEWAY_SIMULATOR_MEDIAN_MS"] = str(args.median_ms)
         stack.env["GATEWAY_SIMULATOR_P99_MS"] = str(args.p99_ms)
         stack.start_simulator()
         settings = from_env({k: v for k, v in stack.env.items() if k.startswith("GATEWAY_")})
         raw = asyncio.run(raw_limit(settings, invoices(args.invoices, "26341"), args.workers, args.batch * PER_ENTRY))
         pool = pool_run(stack, settings, args.workers, args.batch, args.invoices, "26342", args.in_flight)
+        if args.pg_stats:
+            asyncio.run(statements_reset(settings.stores.database_url))
         cached = pool_run(stack, settings, args.workers, args.batch, args.invoices, CACHED, args.in_flight)
+        if args.pg_stats:
+            pg = asyncio.run(statements(settings.stores.database_url, args.invoices))
         parts = breakdown(settings, args.batch, args.invoices // 4, args.in_flight)
     result = {
         "invoices": args.invoices,
@@ -276,6 +300,7 @@ def main() -> None:
         "pool_cached": cached,
         "ratio_cached": cached["invoices_per_s"] / raw,
         "breakdown_us_per_invoice": parts,
+        **({"pg_statements_cached": pg} if pg is not None else {}),
     }
     save("workers", "Workers against COPY + upsert", result, markdown)
 

@@ -149,8 +149,10 @@ class Stack:
         callers_env: bool = False,
         cluster_ports: list[int] | None = None,
         database: str = "gateway",
+        pg_settings: dict[str, str] | None = None,
     ) -> None:
         self.data = data.resolve()
+        self.pg_settings = pg_settings or {}  # more PostgreSQL settings (-c), e.g. the benchmarks' --pg-stats
         # A Redis Cluster on these ports (half primaries, half replicas) instead of one Redis on ``redis_port``.
         self.cluster_ports = cluster_ports or []
         self.database = database
@@ -366,6 +368,7 @@ class Stack:
             "shared_buffers=256MB",
             "-c",
             "max_connections=200",
+            *(arg for name, value in self.pg_settings.items() for arg in ("-c", f"{name}={value}")),
         ]
         proc = self._spawn("postgres", argv, **as_postgres)
         wait_until("postgres", self._alive("postgres", proc, self._postgres_answers))
