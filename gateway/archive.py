@@ -54,7 +54,7 @@ EXPORTS = (
     Export("reviews", "at >= $1 AND at < $2", "id"),
     Export("accepted_ledger", "day >= $1 AND day < $2", "day, key", True),
     Export("report_daily", "day >= $1 AND day < $2", "day, channel, industry, metric, reason", True),
-    Export("report_distinct", "day >= $1 AND day < $2", "day, kind, channel, industry, value", True),
+    Export("report_distinct", "day >= $1 AND day < $2", "day, kind, value, channel, industry", True),  # its key
     Export("report_days", "day >= $1 AND day < $2", "day", True),
     Export("tally_parts", "day >= $1 AND day < $2", "day, request, part", True),
 )
