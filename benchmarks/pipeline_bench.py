@@ -299,8 +299,14 @@ def _upload(url: str, folder: Path, n: int, prefixes: list[str]) -> dict[str, An
         subprocess.Popen([*argv, "--burst", str(k), "--out", str(out), "--prefix", prefix])
         for k, out, prefix in zip(shares, outs, prefixes, strict=True)
     ]
-    if any([g.wait() != 0 for g in gens]):  # a list: wait for every one
-        raise SystemExit("a burst generator failed")
+    try:
+        if any([g.wait() != 0 for g in gens]):  # a list: wait for every one
+            raise SystemExit("a burst generator failed")
+    finally:  # interrupted (Ctrl-C, a failed generator): none is left sending to a stack that is gone
+        for g in gens:
+            if g.poll() is None:
+                g.terminate()
+                g.wait(10)
     seen: dict[str, Any] = {"taken": 0, "statuses": Counter(), "cpu_s": 0.0, "maxrss_kb": []}
     for out in outs:
         lines = [json.loads(line) for line in out.read_text().splitlines()]
