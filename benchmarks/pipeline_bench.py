@@ -306,7 +306,11 @@ def _upload(url: str, folder: Path, n: int, prefixes: list[str]) -> dict[str, An
         for g in gens:
             if g.poll() is None:
                 g.terminate()
+        for g in gens:
+            try:
                 g.wait(10)
+            except subprocess.TimeoutExpired:
+                g.kill()
     seen: dict[str, Any] = {"taken": 0, "statuses": Counter(), "cpu_s": 0.0, "maxrss_kb": []}
     for out in outs:
         lines = [json.loads(line) for line in out.read_text().splitlines()]
