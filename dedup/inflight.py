@@ -81,39 +81,39 @@ class Releaser:
 
     def __init__(self, grace_s: float) -> None:
         self._grace_s = grace_s
-        self._due: deque[tuple[float, dict[str, list[str]], list[list[str]]]] = deque()
+        self._due: deque[tuple[float, dict[str, list[str]], dict[int, list[str]]]] = deque()
 
     def schedule(self, committed: dict[int, list[str]], duplicates: dict[int, list[str]] | None = None) -> None:
         """``committed``: keys by shard; ``duplicates``: "<channel>|<key>" fields by shard."""
         fields = {keys.inflight(shard): names for shard, names in committed.items()}
         fields |= {keys.duplicates(shard): names for shard, names in (duplicates or {}).items()}
-        answers = [[keys.verified(shard, key) for key in names] for shard, names in committed.items()]  # by shard
         if fields:
-            self._due.append((time.monotonic() + self._grace_s, fields, answers))
+            self._due.append((time.monotonic() + self._grace_s, fields, committed))
 
     async def release_due(self, redis: RedisClient, everything: bool = False) -> int:
         """HDEL every field whose grace period is over (all of them when ``everything``), in one round trip."""
         now = time.monotonic()
-        ready: list[tuple[dict[str, list[str]], list[list[str]]]] = []
+        ready: list[tuple[dict[str, list[str]], dict[int, list[str]]]] = []
         while self._due and (everything or self._due[0][0] <= now):
             ready.append(self._due.popleft()[1:])
         if not ready:
             return 0
         released = 0
         async with redis.pipeline(transaction=False) as pipe:
-            for fields, answers in ready:
+            for fields, committed in ready:
                 for name, names in fields.items():
                     pipe.hdel(name, *names)
                     released += len(names)
-                for shard_answers in answers:  # a shard's keys share its hash tag: one slot on a cluster
-                    pipe.execute_command("UNLINK", *shard_answers)  # a cluster pipeline's unlink() splits keys
+                for shard, names in committed.items():
+                    _drop_answers(pipe, shard, names)
             await pipe.execute()
         return released
 
 
 async def release_committed(redis: RedisClient, pool: asyncpg.Pool, shards: int, grace_s: float) -> int:
     """Release in-flight keys committed longer ago than the grace period, and duplicates recorded in PostgreSQL
-    that were uploaded longer ago than it: what dead workers left behind."""
+    that were uploaded longer ago than it: what dead workers left behind (with the verified answers of those
+    keys, as ``Releaser`` drops them)."""
     released = 0
     for shard in range(shards):
         async for found in _scan(redis, keys.inflight(shard)):
@@ -124,10 +124,21 @@ async def release_committed(redis: RedisClient, pool: asyncpg.Pool, shards: int,
                 grace_s,
             )
             if done:
-                released += await redis.hdel(keys.inflight(shard), *(r["key"] for r in done))
+                names = [r["key"] for r in done]
+                async with redis.pipeline(transaction=False) as pipe:
+                    pipe.hdel(keys.inflight(shard), *names)
+                    _drop_answers(pipe, shard, names)
+                    gone, _ = await pipe.execute()
+                released += gone
         async for found in _scan(redis, keys.duplicates(shard)):
             released += await _release_recorded(redis, pool, shard, found, grace_s)
     return released
+
+
+def _drop_answers(pipe: Any, shard: int, names: list[str]) -> None:
+    """Queue the UNLINK of committed invoices' verified answers (workers/verify.py's cache) on ``pipe``. A shard's
+    keys share its hash tag: one slot on a cluster, one command (a cluster pipeline's unlink() would split them)."""
+    pipe.execute_command("UNLINK", *(keys.verified(shard, key) for key in names))
 
 
 async def _scan(redis: RedisClient, name: str) -> AsyncIterator[dict[str, bytes]]:

@@ -271,16 +271,19 @@ def test_only_one_rebuild_runs_at_a_time(settings: Settings) -> None:
 
 
 def test_worker_start_releases_committed_keys_left_in_flight_on_every_shard(settings: Settings, drain: Any) -> None:
-    async def body(redis: Any, pool: asyncpg.Pool) -> tuple[int, int, int]:
+    async def body(redis: Any, pool: asyncpg.Pool) -> tuple[int, int, int, int]:
         committed = [r["key"] for r in await pool.fetch("SELECT key FROM invoices LIMIT 40")]
         for key in committed:  # as if dead workers had left them in flight, on whichever shard
             await redis.hset(keys.inflight(shard_of(digest(key), SHARDS)), key, "demo-channel|1|r|p")
+            await redis.set(keys.verified(shard_of(digest(key), SHARDS), key), b"answer")  # and their answers
         released = await inflight.release_committed(redis, pool, SHARDS, 0.0)
-        return len(committed), len({shard_of(digest(k), SHARDS) for k in committed}), released
+        answers = sum([await redis.exists(keys.verified(shard_of(digest(k), SHARDS), k)) for k in committed])
+        return len(committed), len({shard_of(digest(k), SHARDS) for k in committed}), released, answers
 
-    planted, shards_used, released = with_stores(settings, body)
+    planted, shards_used, released, answers_left = with_stores(settings, body)
     assert planted >= 8 and shards_used == SHARDS  # the leftovers sit on every shard
     assert released >= planted
+    assert answers_left == 0  # their verified answers went with them
 
 
 def test_uploads_go_on_after_redis_forgets_its_scripts(settings: Settings, channel: SignedClient) -> None:
