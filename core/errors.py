@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncpg
+import asyncpg.exceptions as pg
+import redis.exceptions as rx
 from redis.exceptions import RedisError
 
 # What a Redis or PostgreSQL call raises when the store is down, slow or unreachable (redis-py's timeouts are
@@ -14,6 +16,31 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+)
+
+# The store failures that say nothing of the work that met them: the store was down, slow, full, read-only
+# while failing over, or rolled the transaction back for a conflict. The same work may succeed a moment later.
+# Any other (a value PostgreSQL refused, a script error) may be the work's own fault.
+PASSING_ERRORS: tuple[type[BaseException], ...] = (
+    rx.ConnectionError,
+    rx.TimeoutError,
+    rx.ReadOnlyError,
+    rx.OutOfMemoryError,
+    rx.TryAgainError,
+    rx.ClusterError,
+    rx.AskError,
+    rx.SlotNotCoveredError,
+    rx.MaxConnectionsError,
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    pg.PostgresConnectionError,
+    pg.InsufficientResourcesError,
+    pg.OperatorInterventionError,
+    pg.TransactionRollbackError,
+    pg.LockNotAvailableError,
+    pg.ObjectInUseError,
+    pg.ReadOnlySQLTransactionError,
 )
 
 

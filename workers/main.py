@@ -18,7 +18,7 @@ from core import partitions
 from core import settings as config
 from core.campaign import Campaign
 from core.contract import Queued
-from core.errors import STORE_ERRORS
+from core.errors import PASSING_ERRORS, STORE_ERRORS
 from core.rollup import Rollup
 from core.shards import digest, shard_of
 from core.stores import RedisClient, open_pool
@@ -72,13 +72,16 @@ class Worker:
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._last_claim = 0.0
         self._last_confirm = 0.0
-        self.overlap = Overlap(settings.in_flight)
+        self.overlap: Overlap[stream.Batch] = Overlap(
+            settings.in_flight, self.process, lambda exc: isinstance(exc, PASSING_ERRORS)
+        )
         self.stopping = asyncio.Event()
 
     async def run(self, burst: bool = False) -> int:
         """Process invoices until stopped (in burst mode: until nothing is queued or waiting for a re-check,
         then seal); returns how many were committed."""
         done = await self._start()
+        holder = asyncio.create_task(self._hold_forever())
         sealer = None if burst else asyncio.create_task(self._seal_forever())
         partitioner = None if burst else asyncio.create_task(self._partitions_forever())
         reverifier = None if burst else asyncio.create_task(self._reverify_forever())
@@ -87,7 +90,8 @@ class Worker:
                 try:
                     more = await self._step(burst)
                 except STORE_ERRORS as exc:
-                    # The batch's entries stay pending: taken over once idle, dead letters if they keep failing.
+                    # Reading or claiming failed (a batch's own failure waits in the overlap, or stays pending
+                    # for another worker when it may be its entries' fault: dead letters if they keep failing).
                     log.error("batch failed, will be retried: %s: %s", type(exc).__name__, exc)
                     await asyncio.sleep(1.0)
                     continue
@@ -96,7 +100,7 @@ class Worker:
             await self._finish_in_flight()
         finally:
             self.overlap.cancel()
-            for task in (sealer, partitioner, reverifier):
+            for task in (holder, sealer, partitioner, reverifier):
                 if task is not None:
                     task.cancel()
         done += self.overlap.take_done()
@@ -126,6 +130,7 @@ class Worker:
         started beside those still in flight (``GATEWAY_WORKER_IN_FLIGHT``). Returns whether to go on (burst
         mode stops once nothing is queued, in flight or waiting for a re-check)."""
         s = self.settings
+        await self.overlap.start_due()
         if time.monotonic() - self._last_claim > min(5.0, s.claim_idle_ms / 2000):
             self._last_claim = time.monotonic()
             idle = await stream.claim_idle(
@@ -141,13 +146,34 @@ class Worker:
         if batch.empty and burst:
             # Nothing new: the batches in flight finish first, since what they defer waits for a re-check.
             await self.overlap.drain()
+            if (due_in_s := self.overlap.due_in_s()) is not None:  # a batch waits to be tried again
+                await asyncio.sleep(min(due_in_s, 1.0))
+                return True
             return await self._wait_for_rechecks()
         await self._submit(batch)
         return True
 
     async def _submit(self, batch: stream.Batch) -> None:
         if not batch.empty:
-            await self.overlap.submit(self.process(batch))
+            _tell_dead(batch)
+            await self.overlap.submit(batch)
+
+    async def _hold_forever(self) -> None:
+        """Every third of ``claim_idle_ms``, keep the entries of the batches in flight or waiting to be tried
+        again from being taken over (workers/stream.py ``hold``)."""
+        every_s = max(0.05, self.settings.claim_idle_ms / 3000)
+        while True:
+            await asyncio.sleep(every_s)
+            ids: dict[int, list[bytes]] = {}
+            for batch in self.overlap.held():
+                for shard, shard_ids in batch.ids.items():
+                    ids.setdefault(shard, []).extend(shard_ids)
+            if not ids:
+                continue
+            try:
+                await stream.hold(self.redis, self.consumer, ids)
+            except STORE_ERRORS as exc:
+                log.warning("could not hold the entries in flight: %s: %s", type(exc).__name__, exc)
 
     async def _finish_in_flight(self) -> None:
         """Stopping: the batches in flight are committed and acknowledged first (or stay pending if they fail)."""
@@ -170,6 +196,7 @@ class Worker:
         while not (
             batch := await stream.read(self.redis, self.consumer, self.shards, self.settings.batch, 0, True)
         ).empty:
+            _tell_dead(batch)
             done += await self.process(batch)
         return done
 
@@ -178,9 +205,6 @@ class Worker:
         schedule the rest for a re-check and acknowledge. Returns how many invoices were committed."""
         if batch.empty:
             return 0
-        for shard, entry_id, reason, _ in batch.dead:
-            log.error("dead letter %s of shard %d: %s", entry_id, shard, reason)
-            metrics.DEAD_LETTERS.inc()
         started = time.perf_counter()
         with metrics.STAGE_SECONDS.labels("cache").time():
             cached = await self.cache.get([(p.shard, p.queued.key) for p in batch.items])
@@ -341,3 +365,10 @@ async def open_sink_pool(stores: config.Stores, in_flight: int) -> asyncpg.Pool:
 def open_origin(verify: config.Verify) -> Origin:
     """The tax service's connections: as many as calls in flight (the verifier caps them at its concurrency)."""
     return Origin(verify.url, timeout_s=verify.timeout_ms / 1000)
+
+
+def _tell_dead(batch: stream.Batch) -> None:
+    """Log and count the entries a batch sets aside as dead letters (once, however often it is tried)."""
+    for shard, entry_id, reason, _ in batch.dead:
+        log.error("dead letter %s of shard %d: %s", entry_id, shard, reason)
+        metrics.DEAD_LETTERS.inc()

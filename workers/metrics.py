@@ -15,6 +15,10 @@ SINK_BATCH = Histogram(
 SINK_ROWS = Counter("worker_sink_rows_total", "Invoice rows inserted by the sink (a batch delivered twice adds none)")
 VERIFY_SECONDS = Histogram("worker_verify_duration_seconds", "Time of one call to the verification service")
 DEAD_LETTERS = Counter("worker_dead_letters_total", "Stream entries set aside as dead letters")
+BATCH_RETRIES = Counter(
+    "worker_batch_retries_total",
+    "Batches tried again by the same worker after a store was down, slow or failing over (no delivery spent)",
+)
 SEALED = Counter("worker_feed_batches_sealed_total", "Feed batches sealed")
 LAST_SEALED = Gauge(
     "worker_feed_last_sealed_timestamp_seconds",

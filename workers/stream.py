@@ -124,6 +124,16 @@ async def claim_idle(
     return batch
 
 
+async def hold(redis: RedisClient, consumer: str, ids: dict[int, list[bytes]]) -> None:
+    """Keep entries this consumer is still working on from looking idle: claimed again by it, their idle time
+    starts over and their delivery count stays (``JUSTID``). A batch slower than ``claim_idle_ms``, or one
+    waiting to be tried again after a store failed, is then never taken over while its worker lives."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard, shard_ids in ids.items():
+            pipe.xclaim(keys.stream(shard), keys.GROUP, consumer, 0, list[Any](shard_ids), justid=True)
+        await pipe.execute()
+
+
 def _shard_of_stream(name: bytes | str) -> int:
     text = name.decode() if isinstance(name, bytes) else name
     return int(text[2 : text.index("}")])

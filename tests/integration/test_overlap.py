@@ -20,7 +20,7 @@ from core.stores import open_redis
 from gateway.parse import as_invoice
 from gateway.validate import check
 from loadtest import sample
-from workers import main, stream
+from workers import main, overlap, stream
 from workers.cli import run_worker
 
 # A batch's transaction that PostgreSQL refuses: one invoice's key may not be written while the trigger is on.
@@ -147,3 +147,82 @@ def test_a_failed_batch_beside_others_in_flight_stays_unacknowledged_until_commi
     assert {r["key"]: r["n"] for r in rows} == {q.key: 1 for q in invoices}
     assert not asyncio.run(pending_ids(settings)) & set(ids)
     assert not asyncio.run(in_stream(settings, bad_id))
+
+
+def test_a_batch_that_met_a_passing_failure_is_tried_again_by_its_worker_without_spending_a_delivery(
+    settings: Settings, sql: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL rolls back one batch's transaction twice for a conflict (SQLSTATE 40001, as a serialization
+    failure would): the same worker tries it again and commits it, every entry delivered once, none a dead
+    letter. Before, the batch's entries waited to be taken over, a delivery spent each time."""
+    monkeypatch.setattr(overlap, "RETRY_AFTER_S", (0.1,))
+    invoices = fresh(4, settings)
+    bad = invoices[2]
+    ids = asyncio.run(enqueue(settings, invoices))
+    sql("CREATE SEQUENCE test_overlap_failures")
+    sql(
+        FAIL_ON[0]
+        .replace("'{key}' THEN", "'{key}' AND nextval('test_overlap_failures') <= 2 THEN")
+        .replace("'refused for the test'", "'refused for the test' USING ERRCODE = 'serialization_failure'")
+        .replace("{key}", bad.key)
+    )
+    sql(FAIL_ON[1])
+    tried: list[bytes] = []
+    process: Callable[..., Awaitable[int]] = main.Worker.process
+
+    async def seen(self: main.Worker, batch: stream.Batch) -> int:
+        tried.extend(i for shard_ids in batch.ids.values() for i in shard_ids)
+        return await process(self, batch)
+
+    monkeypatch.setattr(main.Worker, "process", seen)
+    try:
+        tuned = config.replace(settings, worker_batch=1, worker_in_flight=4)
+        asyncio.run(asyncio.wait_for(run_worker(tuned, burst=True, handle_signals=False), 120))
+    finally:
+        for statement in (*NO_FAIL, "DROP SEQUENCE test_overlap_failures"):
+            sql(statement)
+    rows = sql("SELECT key, count(*) AS n FROM invoices WHERE key = ANY($1) GROUP BY key", [q.key for q in invoices])
+    assert {r["key"]: r["n"] for r in rows} == {q.key: 1 for q in invoices}
+    bad_id = ids[invoices.index(bad)]
+    assert sorted(tried) == sorted([*ids, bad_id, bad_id])  # the bad batch three times, each other once
+    assert not asyncio.run(pending_ids(settings)) & set(ids)
+    assert not asyncio.run(letters_of(settings, ids))
+
+
+def test_a_batch_slower_than_the_claim_idle_time_is_held_by_its_worker(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With entries taken over after 300 ms, a batch that takes 1.2 s is not: its worker keeps claiming its
+    entries for itself (no delivery spent), so another worker looking for idle entries finds none of them."""
+    invoices = fresh(1, settings)
+    ids = asyncio.run(enqueue(settings, invoices))
+    process: Callable[..., Awaitable[int]] = main.Worker.process
+    seen: list[tuple[list[bytes], list[int]]] = []
+
+    async def slow(self: main.Worker, batch: stream.Batch) -> int:
+        await asyncio.sleep(1.2)
+        other = open_redis(settings.stores)
+        try:
+            taken = await stream.claim_idle(other, "another-worker", 1, 300, 10, 5)
+            found: Any = await other.xpending_range(keys.stream(0), keys.GROUP, "-", "+", 10)
+            taken_ids = [i for shard_ids in taken.ids.values() for i in shard_ids]
+            seen.append((taken_ids, [p["times_delivered"] for p in found]))
+        finally:
+            await other.aclose()
+        return await process(self, batch)
+
+    monkeypatch.setattr(main.Worker, "process", slow)
+    tuned = config.replace(settings, worker_batch=1, worker_claim_idle_ms=300)
+    asyncio.run(asyncio.wait_for(run_worker(tuned, burst=True, handle_signals=False), 120))
+    assert seen == [([], [1])]  # none taken over; delivered once
+    assert not asyncio.run(pending_ids(settings)) & set(ids)
+
+
+async def letters_of(settings: Settings, ids: list[bytes]) -> list[Any]:
+    """The dead letters of shard 0 that were these entries."""
+    redis = open_redis(settings.stores)
+    try:
+        letters: Any = await redis.xrange(keys.dead_letters(0))
+        return [(i, f) for i, f in letters if f.get(b"~entry") in ids]
+    finally:
+        await redis.aclose()
