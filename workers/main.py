@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 # PostgreSQL connections per worker process beside one per batch in flight: the sealer, the re-verification
 # and the confirmation of reversals.
 SPARE_CONNECTIONS = 3
-PARTITIONS_EVERY_S = 3600.0  # the coming months' partitions are looked after hourly (and at start)
+# The coming months' partitions are looked after hourly (and at start), and the sellers' days past the risk window
+# removed (workers/risk.py).
+PARTITIONS_EVERY_S = 3600.0
 CONFIRM_EVERY_S = 1.0  # how often a worker looks for other channels' reversals to confirm (workers/confirm.py)
 
 
@@ -257,7 +259,14 @@ class Worker:
             metrics.PROCESSED.labels(status, reason).inc(n)
         with metrics.STAGE_SECONDS.labels("sink").time():
             rows = await sink.write(
-                self.pool, judged, batch.dups, self.payout_hold_s, batch.tallies, self.rollup, self.reverify_entries
+                self.pool,
+                judged,
+                batch.dups,
+                self.payout_hold_s,
+                batch.tallies,
+                self.rollup,
+                self.reverify_entries,
+                self.campaign.risk,
             )
         metrics.SINK_BATCH.observe(len(judged))
         metrics.SINK_ROWS.inc(rows)
@@ -343,6 +352,10 @@ class Worker:
         while True:
             await asyncio.sleep(PARTITIONS_EVERY_S)
             await self._make_partitions()
+            try:
+                await risk.prune(self.pool, self.campaign.risk)
+            except STORE_ERRORS as exc:
+                log.warning("could not remove the sellers' days past the risk window, will retry: %s", exc)
 
     async def _make_partitions(self) -> None:
         """This month's partitions and the next ones' (core/partitions.py); a failure is retried next time."""

@@ -2,10 +2,19 @@
 code, never dropped (an admin releases or rejects it: ``/v1/admin/held``). They need only what was uploaded, so
 the workers run them while the tax service answers.
 
-One query per batch decides them all, counting over each device's and seller's newest ``SCAN`` (2,000)
-invoices of the last ``window_days`` together with the batch's own (a ticket farm's invoices often arrive in
-one batch), so a batch costs the same however big a seller grows. The thresholds are the campaign's ``[risk]``
-section (core/campaign.py); a held invoice keeps its cap slot until a review decides.
+One query per batch decides them all, counting together with the batch's own invoices (a ticket farm's
+invoices often arrive in one batch), so a batch costs the same however big a seller grows:
+
+- a device's: over its newest ``SCAN`` (2,000) invoices of the last ``window_days`` (a device has few);
+- a seller's: from its figures the sink keeps up to date in the transaction that commits its invoices
+  (``risk_sellers`` and ``risk_seller_days``, migration 091): its invoices by day, the newest persons its
+  invoices went to (``PERSONS_KEPT``, more than ``seller_max_persons``: the rule needs no more) and when its
+  newest high-value invoices came (``high_value_burst`` + 1). Reading a seller's newest 2,000 invoices
+  instead took 5 to 11 s a batch in a 10 M burst (benchmarks/README.md); ``benchmarks/risk_cost.py``
+  measures both. The window's first day counts whole (days are UTC).
+
+The thresholds are the campaign's ``[risk]`` section (core/campaign.py); a held invoice keeps its cap slot until
+a review decides.
 
 - ``blacklisted_person``, ``blacklisted_device``, ``blacklisted_seller``: in the blacklist (黄牛库), table
   ``blacklist``; a person blacklisted as a channel's user stays caught when an ID number is added;
@@ -30,9 +39,13 @@ import asyncpg
 from core.campaign import Risk
 from core.contract import Queued
 
-# Each device's and seller's newest invoices only, at most this many: enough for every threshold, and a
-# batch's cost stays flat however big a seller grows.
+# Each device's newest invoices only, at most this many: enough for its threshold, and a batch's cost stays flat
+# however much a device is used.
 SCAN = 2000
+# The newest persons kept for each seller (more if the campaign's seller_max_persons needs them): the rule asks
+# whether more than seller_max_persons persons were seen in the window, and if the newest this many all were, so
+# were more than it.
+PERSONS_KEPT = 16
 
 RULES = """
 WITH c AS (
@@ -40,28 +53,41 @@ WITH c AS (
         $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[]
     ) AS c(key, person, user_ref, device_ref, seller_tax_id, amount_fen, accepted_at)
 ), recent AS (
-    -- An index scan per device and per seller of the batch (migration 005), newest first and capped, never
-    -- a scan of the whole table (LATERAL with LIMIT keeps the planner from hashing it while its statistics
-    -- are young); then the batch itself, which is not committed yet.
-    SELECT i.* FROM (SELECT DISTINCT device_ref FROM c) d CROSS JOIN LATERAL (
-        SELECT key, person, device_ref, seller_tax_id, amount_fen, accepted_at FROM invoices
+    -- An index scan per device of the batch (migration 005), newest first and capped, never a scan of the
+    -- whole table (LATERAL with LIMIT keeps the planner from hashing it while its statistics are young); then
+    -- the batch itself, which is not committed yet.
+    SELECT i.person, i.device_ref FROM (SELECT DISTINCT device_ref FROM c) d CROSS JOIN LATERAL (
+        SELECT person, device_ref FROM invoices
         WHERE device_ref = d.device_ref AND accepted_at > now() - make_interval(secs => $8)
         ORDER BY accepted_at DESC LIMIT $17
     ) i
-    UNION
-    SELECT i.* FROM (SELECT DISTINCT seller_tax_id FROM c) s CROSS JOIN LATERAL (
-        SELECT key, person, device_ref, seller_tax_id, amount_fen, accepted_at FROM invoices
-        WHERE seller_tax_id = s.seller_tax_id AND accepted_at > now() - make_interval(secs => $8)
-        ORDER BY accepted_at DESC LIMIT $17
-    ) i
-    UNION
-    SELECT key, person, device_ref, seller_tax_id, amount_fen, accepted_at FROM c
+    UNION ALL
+    SELECT person, device_ref FROM c
 ), devices AS (
     SELECT device_ref, count(DISTINCT person) AS persons FROM recent GROUP BY device_ref
-), sellers AS (
-    SELECT seller_tax_id, count(*) AS invoices, count(DISTINCT person) AS persons,
+), batch_sellers AS (
+    SELECT seller_tax_id, count(*) AS invoices, array_agg(person) AS persons,
            count(*) FILTER (WHERE amount_fen >= $12 AND accepted_at > now() - make_interval(secs => $14)) AS high
-    FROM recent GROUP BY seller_tax_id
+    FROM c GROUP BY seller_tax_id
+), sellers AS MATERIALIZED (
+    -- Each seller's kept figures (a row by primary key, and its days in the window), with the batch's own:
+    -- worked out once a seller (inlined, the planner worked them out once an invoice, 3 times slower).
+    SELECT b.seller_tax_id,
+           b.invoices + coalesce((
+               SELECT sum(n.invoices) FROM risk_seller_days n
+               WHERE n.seller_tax_id = b.seller_tax_id
+                 AND n.day >= ((now() - make_interval(secs => $8)) AT TIME ZONE 'UTC')::date
+           ), 0) AS invoices,
+           (SELECT count(DISTINCT x.person) FROM (
+               SELECT unnest(b.persons)
+               UNION ALL
+               SELECT u.person FROM unnest(r.persons, r.seen_at) AS u(person, at)
+               WHERE u.at > now() - make_interval(secs => $8)
+           ) AS x(person)) AS persons,
+           b.high + (
+               SELECT count(*) FROM unnest(r.high_at) AS h(at) WHERE h.at > now() - make_interval(secs => $14)
+           ) AS high
+    FROM batch_sellers b LEFT JOIN risk_sellers r USING (seller_tax_id)
 ), reversed AS (
     -- Reversed however it was learnt: a red-letter reversal, or the tax service's answer (migration 006).
     SELECT seller_tax_id, count(*) AS n FROM invoices
@@ -115,9 +141,39 @@ async def holds(conn: asyncpg.Connection | asyncpg.Pool, invoices: Sequence[Queu
         risk.high_value_window_s,
         risk.seller_reversals,
         risk.blacklist,
-        max(SCAN, risk.seller_min_invoices),
+        SCAN,
     )
     for row in rows:
         if row["reason"] is not None:
             held.setdefault(row["key"], row["reason"])
     return held
+
+
+def persons_kept(risk: Risk) -> int:
+    """How many of each seller's newest persons the sink keeps (``PERSONS_KEPT``, or more for the campaign)."""
+    return max(PERSONS_KEPT, risk.seller_max_persons + 1)
+
+
+def high_kept(risk: Risk) -> int:
+    """How many of each seller's newest high-value invoices the sink keeps: one more than the burst allowed."""
+    return risk.high_value_burst + 1
+
+
+async def rebuild(conn: asyncpg.Connection | asyncpg.Pool, risk: Risk) -> None:
+    """Make the sellers' kept figures again from the invoices of the window (migration 091's function)."""
+    await conn.execute(
+        "SELECT risk_sellers_rebuild(make_interval(secs => $1), $2, $3, $4)",
+        risk.window_days * 86400.0,
+        persons_kept(risk),
+        risk.high_value_fen,
+        high_kept(risk),
+    )
+
+
+async def prune(conn: asyncpg.Connection | asyncpg.Pool, risk: Risk) -> int:
+    """Remove the sellers' days older than the window (and its first day); returns how many went."""
+    gone = await conn.execute(
+        "DELETE FROM risk_seller_days WHERE day < ((now() - make_interval(secs => $1)) AT TIME ZONE 'UTC')::date",
+        risk.window_days * 86400.0,
+    )
+    return int(gone.split()[-1])

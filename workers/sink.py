@@ -18,9 +18,11 @@ import msgspec
 
 from core import feed, locks, reversal
 from core import rollup as rollups
+from core.campaign import Risk
 from core.contract import Duplicate, Queued, TallyPart
 from core.rollup import UTC_ANY, Conn, Rollup
 from core.times import from_ms
+from workers import risk
 from workers.judge import Judgement
 
 STAGING_DDL = """
@@ -125,6 +127,27 @@ WITH d AS (
             'person', s.person, 'seller_tax_id', s.seller_tax_id, 'amount_fen', s.amount_fen,
             'issue_date', s.issue_date, 'industry', s.industry, 'accepted_at', iso_ms(s.accepted_at)))
     FROM s JOIN new USING (key) ORDER BY s.key
+), risk_days AS (
+    -- The sellers' figures for the risk rules (workers/risk.py, migration 091), rows in key order: two batches
+    -- of the same sellers wait for each other here, never in a cycle.
+    INSERT INTO risk_seller_days AS r (seller_tax_id, day, invoices)
+    SELECT s.seller_tax_id, (s.accepted_at AT TIME ZONE 'UTC')::date, count(*) FROM s JOIN new USING (key)
+    GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (seller_tax_id, day) DO UPDATE SET invoices = r.invoices + excluded.invoices
+), risk_seen AS (
+    INSERT INTO risk_sellers AS r (seller_tax_id, persons, seen_at, high_at)
+    SELECT b.seller_tax_id, p.persons, p.seen_at, risk_newest_instants('{}', b.high_at, $6)
+    FROM (
+        SELECT s.seller_tax_id, array_agg(s.person) AS persons, array_agg(s.accepted_at) AS seen,
+               coalesce(array_agg(s.accepted_at) FILTER (WHERE s.amount_fen >= $5), '{}') AS high_at
+        FROM s JOIN new USING (key) GROUP BY s.seller_tax_id
+    ) AS b, LATERAL risk_newest_persons('{}', '{}', b.persons, b.seen, $4) AS p
+    ORDER BY b.seller_tax_id
+    ON CONFLICT (seller_tax_id) DO UPDATE SET
+        (persons, seen_at) = (
+            SELECT * FROM risk_newest_persons(r.persons, r.seen_at, excluded.persons, excluded.seen_at, $4)
+        ),
+        high_at = risk_newest_instants(r.high_at, excluded.high_at, $6)
 ), counted AS (
     -- The daily figures of the new invoices, on the day of their verification ("held" is counted, not sent).
     SELECT day, channel, industry, metric, reason, count(*) AS n, sum(amount)::bigint AS amount FROM (
@@ -140,6 +163,8 @@ SELECT (SELECT count(*) FROM new) AS new, c.* FROM (VALUES (1)) AS one LEFT JOIN
 """
 
 UPSERT = UPSERT.replace("EFFECTIVE", reversal.EFFECTIVE.format(owner="d.channel"))
+
+DEFAULT_RISK = Risk()
 
 DUPLICATES = """
 INSERT INTO duplicate_uploads (key, channel, at) SELECT key, channel, at FROM staging_dups
@@ -175,11 +200,13 @@ async def write(
     tallies: Sequence[TallyPart] = (),
     rollup: Rollup = UTC_ANY,
     reverify: bool = False,
+    rules: Risk = DEFAULT_RISK,
 ) -> int:
     """Write one batch in one transaction; returns how many invoices were new. Eligible invoices are sealed
     into the feed no sooner than ``hold_s`` from now (the campaign's payout hold), and with ``reverify`` only
     once the tax service has confirmed them again then (workers/reverify.py). ``rollup``: the campaign's days
-    and industries, for the daily figures of the new invoices and of ``tallies``."""
+    and industries, for the daily figures of the new invoices and of ``tallies``; ``rules``: the campaign's risk
+    rules, for the sellers' figures they read (workers/risk.py)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", locks.REVERSAL)
         deltas = rollups.Deltas()
@@ -187,7 +214,15 @@ async def write(
         if judged:
             staged = [_row(j, rollup) for j in judged]
             await conn.copy_records_to_table("staging", records=staged, columns=STAGING_COLUMNS)
-            rows = await conn.fetch(UPSERT, float(hold_s), rollup.zone.key, reverify)
+            rows = await conn.fetch(
+                UPSERT,
+                float(hold_s),
+                rollup.zone.key,
+                reverify,
+                risk.persons_kept(rules),
+                rules.high_value_fen,
+                risk.high_kept(rules),
+            )
             new = rows[0]["new"]
             for r in rows:
                 if r["metric"] is not None:

@@ -134,3 +134,84 @@ def test_blacklisted_persons_and_sellers_are_held(settings: Settings, sql: Any) 
         user.key: "blacklisted_person",
     }
     assert holds(settings, [person, seller], OFF) == {}
+
+
+def test_the_sellers_kept_figures_decide_as_counting_their_invoices_would(settings: Settings) -> None:
+    """Sellers' invoices committed in random batches over 40 days (a window of 30; some of them high-value in a
+    window of 10 days), then batches to decide: the rules read from the sellers' kept figures (migration 091)
+    hold exactly what counting every committed invoice of the window, with the batch, holds. Few persons a
+    seller, so that both sides of each threshold come up; the window's first day counts whole, as documented."""
+    rng = random.Random()
+    rules = msgspec.structs.replace(
+        OFF,
+        window_days=30,
+        seller_min_invoices=8,
+        seller_max_persons=3,
+        high_value_fen=500_000,
+        high_value_burst=2,
+        high_value_window_s=10 * 86400,
+    )
+    tag = f"{rng.random()}"
+    sellers = [f"seller-kept-{tag}-{i}" for i in range(6)]
+    persons = {s: [f"p-{s}-{j}" for j in range(rng.choice((2, 3, 4, 6)))] for s in sellers}
+    now_ms = int(time.time() * 1000)
+
+    def made(days_ago: float) -> Queued:
+        seller = rng.choice(sellers)
+        return queued(
+            rng,
+            seller_tax_id=seller,
+            person=rng.choice(persons[seller]),
+            amount_fen=rng.choice((12_000, 800_000)),
+            accepted_at_ms=now_ms - int(days_ago * 86400_000),
+        )
+
+    def expected(committed: list[Queued], batch: list[Queued]) -> dict[str, str]:
+        now = time.time()
+        first_day = time.strftime("%Y-%m-%d", time.gmtime(now - 30 * 86400))
+        held = {}
+        for q in batch:
+            mine = [c for c in committed if c.seller_tax_id == q.seller_tax_id]
+            ours = [b for b in batch if b.seller_tax_id == q.seller_tax_id]
+            counted = [c for c in mine if time.strftime("%Y-%m-%d", time.gmtime(c.accepted_at_ms / 1000)) >= first_day]
+            seen = {c.person for c in mine if c.accepted_at_ms / 1000 > now - 30 * 86400} | {b.person for b in ours}
+            high = [c for c in [*mine, *ours] if c.amount_fen >= 500_000 and c.accepted_at_ms / 1000 > now - 10 * 86400]
+            if len(counted) + len(ours) >= 8 and len(seen) <= 3:
+                held[q.key] = "seller_few_persons"
+            elif q.amount_fen >= 500_000 and len(high) > 2:
+                held[q.key] = "seller_high_value_burst"
+        return held
+
+    async def go() -> list[tuple[dict[str, str], dict[str, str]]]:
+        pool = await asyncpg.create_pool(settings.stores.database_url, min_size=1, max_size=2, init=prepare)
+        committed: list[Queued] = []
+        found = []
+        try:
+            for _ in range(30):
+                batch = [made(rng.uniform(0, 40)) for _ in range(rng.randrange(1, 20))]
+                probe = [made(rng.uniform(0, 1)) for _ in range(rng.randrange(1, 6))]
+                found.append((await risk.holds(pool, probe, rules), expected(committed, probe)))
+                await write(pool, [Judged(q, VERIFIED, None) for q in batch], [], rules=rules)
+                await write(pool, [Judged(q, VERIFIED, None) for q in batch[:2]], [], rules=rules)  # again: no change
+                committed.extend(batch)
+            # The days past the window go; those of the window stay, and decide the same.
+            probe = [made(rng.uniform(0, 1)) for _ in range(8)]
+            kept = await risk.holds(pool, probe, rules)
+            past = "SELECT count(*) FROM risk_seller_days WHERE day < current_date - 31"
+            assert await pool.fetchval(past) > 0
+            assert await risk.prune(pool, rules) > 0
+            assert await pool.fetchval(past) == 0
+            assert await pool.fetchval("SELECT count(*) FROM risk_seller_days WHERE day >= current_date - 29") > 0
+            found.append((await risk.holds(pool, probe, rules), kept))
+            # Made again from the invoices (as migration 091 does on upgrade), the figures decide the same.
+            await risk.rebuild(pool, rules)
+            found.append((await risk.holds(pool, probe, rules), kept))
+            found.append((kept, expected(committed, probe)))
+        finally:
+            await pool.close()
+        return found
+
+    found = asyncio.run(go())
+    for got, want in found:
+        assert got == want
+    assert any(want for _, want in found) and any(not want for _, want in found)  # both sides came up
