@@ -12,15 +12,18 @@ requests answered 500 (``error_rate``), half of them after the records were stor
 the sender must send again; 429 with ``Retry-After`` past ``qps`` requests a second; an outage
 (``POST /sandbox/control {"outage_s": 30}``) answers 503 with ``Retry-After`` until it ends.
 
-``GET /sandbox/received[?limit=N]``: what it holds (counts by type, the requests it saw by answer, the records
-in arrival order, the last N). ``POST /sandbox/control``: change ``error_rate``, ``qps``, ``median_ms``,
-``p99_ms``; start an outage (``outage_s``); ``"clear": true`` forgets everything. It answers the settings.
+``GET /sandbox/received[?limit=N]``: what it holds (counts by type, the requests it saw by answer, the digest of
+the records in arrival order, and the records, the last N). It keeps each record as its JSON text, and the digest
+and counts as it goes (holding them as objects took 4.3 GiB in a 10 M burst stopped at 1.8 M invoices fed).
+``POST /sandbox/control``: change ``error_rate``, ``qps``, ``median_ms``, ``p99_ms``; start an outage
+(``outage_s``); ``"clear": true`` forgets everything. It answers the settings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import math
 import random
 import re
@@ -64,7 +67,9 @@ class Platform:
         self.latency = Latency(control.median_ms, control.p99_ms)
         self.window = Window(control.qps)
         self.outage_until = 0.0
-        self.held: dict[str, dict[str, Any]] = {}
+        self.held: dict[str, bytes] = {}  # each record's JSON text, by idempotency id, in arrival order
+        self.by_type: Counter[str] = Counter()
+        self.digest = hashlib.sha256()  # of the records' texts in arrival order, a line each
         self.requests: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
         self.nonces: dict[str, float] = {}
@@ -72,6 +77,8 @@ class Platform:
     def change(self, asked: Control) -> None:
         if asked.clear:
             self.held.clear()
+            self.by_type.clear()
+            self.digest = hashlib.sha256()
             self.requests.clear()
             self.outcomes.clear()
         self.control = msgspec.structs.replace(asked, outage_s=0.0, clear=False)
@@ -116,10 +123,24 @@ class Platform:
                 status = "duplicate"
             else:
                 status = "accepted"
-                self.held[rid] = record
+                self.hold(rid, record)
             self.outcomes[status] += 1
             results.append({"id": rid, "status": status, **({"reason": problem} if problem else {})})
         return results
+
+    def hold(self, rid: str, record: dict[str, Any]) -> None:
+        """Keep a new record: its text, its type's count, the digest."""
+        text = msgspec.json.encode(record)
+        self.digest.update(b"\n" + text if self.held else text)
+        self.held[rid] = text
+        self.by_type[str(record.get("type"))] += 1
+
+    def last(self, n: int) -> list[Any]:
+        """The newest ``n`` records held, oldest first."""
+        if n <= 0:
+            return []
+        texts = list(itertools.islice(reversed(self.held.values()), n))
+        return [msgspec.json.decode(t) for t in reversed(texts)]
 
 
 def invalid(record: Any) -> str | None:
@@ -248,15 +269,13 @@ async def received(request: web.Request) -> web.Response:
         limit = int(request.query.get("limit", str(len(platform.held))))
     except ValueError:
         return web.json_response({"error": "limit: a whole number"}, status=400)
-    held = list(platform.held.values())
-    by_type = Counter(str(r.get("type")) for r in held)
     answer = {
-        "count": len(held),
-        "by_type": dict(sorted(by_type.items())),
+        "count": len(platform.held),
+        "by_type": dict(sorted(platform.by_type.items())),
         "requests": dict(sorted(platform.requests.items())),
         "outcomes": dict(sorted(platform.outcomes.items())),
-        "digest": hashlib.sha256(b"\n".join(msgspec.json.encode(r) for r in held)).hexdigest(),
-        "records": held[-limit:] if limit > 0 else [],
+        "digest": platform.digest.hexdigest(),
+        "records": platform.last(limit),
     }
     return web.json_response(answer)
 
