@@ -19,9 +19,9 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workers import national  # noqa: E402
-from workers.national import Row  # noqa: E402
-from workers.national_simulator import Control, Platform  # noqa: E402
+from workers import national
+from workers.national import Row
+from workers.national_simulator import Control, Platform
 
 REQUEST = 200
 

@@ -23,13 +23,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import bench_stack  # noqa: E402
-from core import campaign as campaigns  # noqa: E402
-from core.contract import Queued  # noqa: E402
-from core.settings import from_env  # noqa: E402
-from core.stores import open_pool  # noqa: E402
-from workers import risk, sink  # noqa: E402
-from workers.judge import Judgement  # noqa: E402
+from benchmarks.common import bench_stack
+from core import campaign as campaigns
+from core.contract import Queued
+from core.settings import from_env
+from core.stores import open_pool
+from workers import risk, sink
+from workers.judge import Judgement
 
 SELLERS = 50
 BATCH = 2500
@@ -41,7 +41,10 @@ INSERT INTO invoices (key, channel, number, code, issue_date, amount_fen, seller
 SELECT k, 'channel-' || (g % 7), k, '', current_date, 10000 + g % 900000,
        '9134010' || lpad((g % $2::int)::text, 11, '0'), '合肥示例餐饮有限公司', 'catering',
        md5('p' || g), md5('u' || g), md5('d' || g), 'eligible', NULL, t, t
-FROM (SELECT g, now() - (g * (259200.0 / $1)) * interval '1 second' AS t FROM generate_series($3::bigint, $3::bigint + $1::bigint - 1) g) s,
+FROM (
+    SELECT g, now() - (g * (259200.0 / $1)) * interval '1 second' AS t
+    FROM generate_series($3::bigint, $3::bigint + $1::bigint - 1) g
+) s,
      LATERAL (SELECT '2633' || lpad(g::text, 16, '0') AS k) kk
 """
 

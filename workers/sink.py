@@ -135,14 +135,20 @@ WITH d AS (
     GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (seller_tax_id, day) DO UPDATE SET invoices = r.invoices + excluded.invoices
 ), risk_seen AS (
+    -- The batch's own newest persons and high-value instants of each seller, merged with those kept (a function
+    -- call a seller only for the sellers already there).
     INSERT INTO risk_sellers AS r (seller_tax_id, persons, seen_at, high_at)
-    SELECT b.seller_tax_id, p.persons, p.seen_at, risk_newest_instants('{}', b.high_at, $6)
+    SELECT p.seller_tax_id, p.persons[:$4], p.seen_at[:$4], coalesce(h.high_at[:$6], '{}')
     FROM (
-        SELECT s.seller_tax_id, array_agg(s.person) AS persons, array_agg(s.accepted_at) AS seen,
-               coalesce(array_agg(s.accepted_at) FILTER (WHERE s.amount_fen >= $5), '{}') AS high_at
-        FROM s JOIN new USING (key) GROUP BY s.seller_tax_id
-    ) AS b, LATERAL risk_newest_persons('{}', '{}', b.persons, b.seen, $4) AS p
-    ORDER BY b.seller_tax_id
+        SELECT seller_tax_id, array_agg(person ORDER BY at DESC, person) AS persons,
+               array_agg(at ORDER BY at DESC, person) AS seen_at
+        FROM (SELECT s.seller_tax_id, s.person, max(s.accepted_at) AS at FROM s JOIN new USING (key) GROUP BY 1, 2) x
+        GROUP BY seller_tax_id
+    ) AS p LEFT JOIN (
+        SELECT s.seller_tax_id, array_agg(s.accepted_at ORDER BY s.accepted_at DESC) AS high_at
+        FROM s JOIN new USING (key) WHERE s.amount_fen >= $5 GROUP BY 1
+    ) AS h USING (seller_tax_id)
+    ORDER BY p.seller_tax_id
     ON CONFLICT (seller_tax_id) DO UPDATE SET
         (persons, seen_at) = (
             SELECT * FROM risk_newest_persons(r.persons, r.seen_at, excluded.persons, excluded.seen_at, $4)

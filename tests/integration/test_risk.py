@@ -187,6 +187,15 @@ def test_the_sellers_kept_figures_decide_as_counting_their_invoices_would(settin
         committed: list[Queued] = []
         found = []
         try:
+            # A crowded seller: 20 persons past the window, 20 others in it, in one batch (more than the 16 kept).
+            crowded = sellers[0]
+            crowd = [
+                queued(rng, seller_tax_id=crowded, person=f"{who}-{j}", accepted_at_ms=now_ms - days * 86400_000)
+                for j in range(20)
+                for who, days in (("gone", 36), ("here", 5))
+            ]
+            await write(pool, [Judged(q, VERIFIED, None) for q in crowd], [], rules=rules)
+            committed.extend(crowd)
             for _ in range(30):
                 batch = [made(rng.uniform(0, 40)) for _ in range(rng.randrange(1, 20))]
                 probe = [made(rng.uniform(0, 1)) for _ in range(rng.randrange(1, 6))]
