@@ -78,12 +78,17 @@ class Worker:
             settings.in_flight, self.process, lambda exc: isinstance(exc, PASSING_ERRORS)
         )
         self.stopping = asyncio.Event()
+        self.own: stream.Batch | None = None  # at start, the batch of this consumer's own pending entries
 
     async def run(self, burst: bool = False) -> int:
         """Process invoices until stopped (in burst mode: until nothing is queued or waiting for a re-check,
         then seal); returns how many were committed."""
-        done = await self._start()
-        holder = asyncio.create_task(self._hold_forever())
+        holder = asyncio.create_task(self._hold_forever())  # from the start: this consumer's own pending too
+        try:
+            done = await self._start()
+        except BaseException:
+            holder.cancel()
+            raise
         sealer = None if burst else asyncio.create_task(self._seal_forever())
         partitioner = None if burst else asyncio.create_task(self._partitions_forever())
         reverifier = None if burst else asyncio.create_task(self._reverify_forever())
@@ -167,7 +172,7 @@ class Worker:
         while True:
             await asyncio.sleep(every_s)
             ids: dict[int, list[bytes]] = {}
-            for batch in self.overlap.held():
+            for batch in [*self.overlap.held(), *([self.own] if self.own else [])]:
                 for shard, shard_ids in batch.ids.items():
                     ids.setdefault(shard, []).extend(shard_ids)
             if not ids:
@@ -199,7 +204,11 @@ class Worker:
             batch := await stream.read(self.redis, self.consumer, self.shards, self.settings.batch, 0, True)
         ).empty:
             _tell_dead(batch)
-            done += await self.process(batch)
+            self.own = batch
+            try:
+                done += await self.process(batch)
+            finally:
+                self.own = None
         return done
 
     async def process(self, batch: stream.Batch) -> int:

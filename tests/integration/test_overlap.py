@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import random
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -189,13 +191,18 @@ def test_a_batch_that_met_a_passing_failure_is_tried_again_by_its_worker_without
     assert not asyncio.run(letters_of(settings, ids))
 
 
+@pytest.mark.parametrize("own", [False, True], ids=["new", "own-pending-at-start"])
 def test_a_batch_slower_than_the_claim_idle_time_is_held_by_its_worker(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, own: bool
 ) -> None:
     """With entries taken over after 300 ms, a batch that takes 1.2 s is not: its worker keeps claiming its
-    entries for itself (no delivery spent), so another worker looking for idle entries finds none of them."""
+    entries for itself (no delivery spent), so another worker looking for idle entries finds none of them. The
+    same for the entries a worker finds pending to its own name when it starts (read before, as by a worker of
+    the same name that was restarted)."""
     invoices = fresh(1, settings)
     ids = asyncio.run(enqueue(settings, invoices))
+    if own:
+        asyncio.run(read_as_this_worker(settings))
     process: Callable[..., Awaitable[int]] = main.Worker.process
     seen: list[tuple[list[bytes], list[int]]] = []
 
@@ -214,7 +221,7 @@ def test_a_batch_slower_than_the_claim_idle_time_is_held_by_its_worker(
     monkeypatch.setattr(main.Worker, "process", slow)
     tuned = config.replace(settings, worker_batch=1, worker_claim_idle_ms=300)
     asyncio.run(asyncio.wait_for(run_worker(tuned, burst=True, handle_signals=False), 120))
-    assert seen == [([], [1])]  # none taken over; delivered once
+    assert seen == [([], [2 if own else 1])]  # none taken over; delivered once (and read again from its own list)
     assert not asyncio.run(pending_ids(settings)) & set(ids)
 
 
@@ -224,5 +231,15 @@ async def letters_of(settings: Settings, ids: list[bytes]) -> list[Any]:
     try:
         letters: Any = await redis.xrange(keys.dead_letters(0))
         return [(i, f) for i, f in letters if f.get(b"~entry") in ids]
+    finally:
+        await redis.aclose()
+
+
+async def read_as_this_worker(settings: Settings) -> None:
+    """Read the new entries of shard 0 under the name the worker started here takes (``Worker.consumer``)."""
+    redis = open_redis(settings.stores)
+    try:
+        name = f"{socket.gethostname()}-{os.getpid()}"
+        await redis.xreadgroup(keys.GROUP, name, {keys.stream(0): ">"})
     finally:
         await redis.aclose()
