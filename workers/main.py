@@ -79,6 +79,9 @@ class Worker:
         )
         self.stopping = asyncio.Event()
         self.own: stream.Batch | None = None  # at start, the batch of this consumer's own pending entries
+        # Entries of batches that failed otherwise than on a store's outage, left for another delivery (by when):
+        # they are not this consumer's orphans.
+        self.given_up: dict[bytes, float] = {}
 
     async def run(self, burst: bool = False) -> int:
         """Process invoices until stopped (in burst mode: until nothing is queued or waiting for a re-check,
@@ -140,6 +143,7 @@ class Worker:
         await self.overlap.start_due()
         if time.monotonic() - self._last_claim > min(5.0, s.claim_idle_ms / 2000):
             self._last_claim = time.monotonic()
+            await self._submit(await self._orphans())
             idle = await stream.claim_idle(
                 self.redis, self.consumer, self.shards, s.claim_idle_ms, s.batch, s.max_deliveries
             )
@@ -156,6 +160,9 @@ class Worker:
             if (due_in_s := self.overlap.due_in_s()) is not None:  # a batch waits to be tried again
                 await asyncio.sleep(min(due_in_s, 1.0))
                 return True
+            if not (orphans := await self._orphans()).empty:
+                await self._submit(orphans)
+                return True
             return await self._wait_for_rechecks()
         await self._submit(batch)
         return True
@@ -171,16 +178,37 @@ class Worker:
         every_s = max(0.05, self.settings.claim_idle_ms / 3000)
         while True:
             await asyncio.sleep(every_s)
-            ids: dict[int, list[bytes]] = {}
-            for batch in [*self.overlap.held(), *([self.own] if self.own else [])]:
-                for shard, shard_ids in batch.ids.items():
-                    ids.setdefault(shard, []).extend(shard_ids)
+            ids = self._held_ids()
             if not ids:
                 continue
             try:
                 await stream.hold(self.redis, self.consumer, ids)
             except STORE_ERRORS as exc:
                 log.warning("could not hold the entries in flight: %s: %s", type(exc).__name__, exc)
+
+    def _held_ids(self) -> dict[int, list[bytes]]:
+        """The entry ids of the batches in flight or waiting to be tried again, by shard."""
+        ids: dict[int, list[bytes]] = {}
+        for batch in [*self.overlap.held(), *([self.own] if self.own else [])]:
+            for shard, shard_ids in batch.ids.items():
+                ids.setdefault(shard, []).extend(shard_ids)
+        return ids
+
+    async def _orphans(self) -> stream.Batch:
+        """Entries delivered to this consumer whose reply it lost (workers/stream.py ``orphans``): taken up
+        without spending a delivery."""
+        now = time.monotonic()
+        for batch in self.overlap.take_given_up():
+            for shard_ids in batch.ids.values():
+                self.given_up.update(dict.fromkeys(shard_ids, now))
+        forget = now - 2 * self.settings.claim_idle_ms / 1000  # taken over by then
+        self.given_up = {i: at for i, at in self.given_up.items() if at > forget}
+        held = {i for shard_ids in self._held_ids().values() for i in shard_ids} | self.given_up.keys()
+        found = await stream.orphans(self.redis, self.consumer, self.shards, self.settings.batch, held)
+        if not found.empty:
+            lost = sum(len(ids) for ids in found.ids.values())
+            log.warning("%d entries delivered to this worker were lost on the way: taken up", lost)
+        return found
 
     async def _finish_in_flight(self) -> None:
         """Stopping: the batches in flight are committed and acknowledged first (or stay pending if they fail)."""

@@ -51,6 +51,7 @@ class Overlap(Generic[T]):
         self.waiting: list[tuple[float, T, int]] = []  # (monotonic time due, item, failures)
         self.done = 0  # invoices committed by the items finished, until ``take_done``
         self.failed: BaseException | None = None
+        self.given_up: list[T] = []  # items that failed otherwise, until ``take_given_up``
 
     @property
     def busy(self) -> bool:
@@ -87,6 +88,10 @@ class Overlap(Generic[T]):
             await self._collect(asyncio.ALL_COMPLETED)
         self._raise_failure()
 
+    def take_given_up(self) -> list[T]:
+        given_up, self.given_up = self.given_up, []
+        return given_up
+
     def take_done(self) -> int:
         done, self.done = self.done, 0
         return done
@@ -110,10 +115,12 @@ class Overlap(Generic[T]):
                 log.error("batch failed, tried again in %.1f s: %s: %s", wait_s, type(exc).__name__, exc)
                 metrics.BATCH_RETRIES.inc()
                 self.waiting.append((time.monotonic() + wait_s, item, failures + 1))
-            elif self.failed is None:
-                self.failed = exc
-            else:  # one error is raised; the others are told here (their entries stay pending too)
-                log.error("batch failed, will be retried: %s: %s", type(exc).__name__, exc)
+            else:
+                self.given_up.append(item)
+                if self.failed is None:
+                    self.failed = exc
+                else:  # one error is raised; the others are told here (their entries stay pending too)
+                    log.error("batch failed, will be retried: %s: %s", type(exc).__name__, exc)
 
     def _raise_failure(self) -> None:
         failed, self.failed = self.failed, None

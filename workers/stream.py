@@ -18,6 +18,8 @@ from core.contract import Duplicate, Queued, TallyPart
 from core.stores import RedisClient
 from workers import recheck
 
+PENDING_PAGE = 500  # entries of a consumer's pending list read at a time (orphans)
+
 
 class Pending(msgspec.Struct):
     """An invoice to verify: from a stream entry (tries 0) or from a re-check item (``member``)."""
@@ -121,6 +123,38 @@ async def claim_idle(
         if retry:
             claimed: Any = await redis.xclaim(keys.stream(shard), keys.GROUP, consumer, min_idle_ms, retry)
             decode_into(batch, shard, claimed)
+    return batch
+
+
+async def orphans(redis: RedisClient, consumer: str, shards: int, count: int, held: set[bytes]) -> Batch:
+    """Up to ``count`` entries a shard that Redis delivered to this consumer but that it is not working on: their
+    reply was lost (a read or a claim timed out after Redis had answered it). Their idle time starts over and
+    they are fetched by id (``XCLAIM ... JUSTID``, ``XRANGE``: neither counts a delivery), so a lost reply spends
+    none. ``held``: the ids it is working on, or left for another
+    delivery (a failure that may be their own)."""
+    batch = empty()
+    for shard in range(shards):
+        found: list[bytes] = []
+        start: bytes | str = "-"
+        while len(found) < count:
+            page: Any = await redis.xpending_range(
+                keys.stream(shard), keys.GROUP, start, "+", PENDING_PAGE, consumername=consumer
+            )
+            found += [p["message_id"] for p in page if p["message_id"] not in held]
+            if len(page) < PENDING_PAGE:
+                break
+            start = b"(" + page[-1]["message_id"]
+        if not found:
+            continue
+        found = found[:count]
+        async with redis.pipeline(transaction=False) as pipe:
+            # Idle no more (claimed by this consumer, no delivery counted): not taken over as idle meanwhile.
+            pipe.xclaim(keys.stream(shard), keys.GROUP, consumer, 0, list[Any](found), justid=True)
+            for entry_id in found:
+                pipe.xrange(keys.stream(shard), entry_id, entry_id)
+            fetched: Any = (await pipe.execute())[1:]
+        for entry_id, entries in zip(found, fetched, strict=True):
+            decode_into(batch, shard, entries or [(entry_id, None)])
     return batch
 
 

@@ -243,3 +243,41 @@ async def read_as_this_worker(settings: Settings) -> None:
         await redis.xreadgroup(keys.GROUP, name, {keys.stream(0): ">"})
     finally:
         await redis.aclose()
+
+
+def test_entries_whose_reply_was_lost_are_taken_up_by_their_worker_without_spending_a_delivery(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read of new entries times out after Redis has answered it (as under load): the entries are delivered to
+    the worker, which never saw them. It finds them in its own pending list and fetches them by id: each is
+    committed once, delivered once. Before, they waited to be taken over, a delivery spent each time, and under
+    load the taking over timed out the same way until they were dead letters."""
+    invoices = fresh(3, settings)
+    ids = asyncio.run(enqueue(settings, invoices))
+    read: Callable[..., Awaitable[stream.Batch]] = stream.read
+    lost = 0
+
+    async def losing(*args: Any, **kwargs: Any) -> stream.Batch:
+        nonlocal lost
+        batch = await read(*args, **kwargs)
+        if not batch.empty and not lost:
+            lost = sum(len(shard_ids) for shard_ids in batch.ids.values())
+            raise TimeoutError("Timeout reading from the test")  # the reply, lost
+        return batch
+
+    process: Callable[..., Awaitable[int]] = main.Worker.process
+    delivered: list[int] = []
+
+    async def counted(self: main.Worker, batch: stream.Batch) -> int:
+        found: Any = await self.redis.xpending_range(keys.stream(0), keys.GROUP, "-", "+", 100)
+        mine = {i for shard_ids in batch.ids.values() for i in shard_ids}
+        delivered.extend(p["times_delivered"] for p in found if p["message_id"] in mine)
+        return await process(self, batch)
+
+    monkeypatch.setattr(stream, "read", losing)
+    monkeypatch.setattr(main.Worker, "process", counted)
+    tuned = config.replace(settings, worker_claim_idle_ms=1000)
+    asyncio.run(asyncio.wait_for(run_worker(tuned, burst=True, handle_signals=False), 120))
+    assert lost == 3
+    assert delivered == [1, 1, 1]
+    assert not asyncio.run(pending_ids(settings)) & set(ids)
