@@ -21,9 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import bench_stack
+from benchmarks.worker_bench import invoices
 from core import campaign as campaigns
 from core.contract import Queued
 from core.settings import from_env
@@ -50,26 +53,12 @@ FROM (
 
 
 def batch(rng: random.Random, round_: int) -> list[Queued]:
-    now_ms = int(time.time() * 1000)
+    """``BATCH`` fresh invoices (each of a new person and device, as ``worker_bench`` makes them) spread over the
+    loaded sellers, some of them high-value; ``round_`` (below 1,000) keeps their keys apart."""
     return [
-        Queued(
-            key=f"2637{round_:04d}{i:012d}",
-            number=f"2637{round_:04d}{i:012d}",
-            code="",
-            issue_date=dt.date.today().isoformat(),
-            amount_fen=rng.choice((12_850, 600_000)),
-            seller_tax_id=f"9134010{rng.randrange(SELLERS):011d}",
-            seller_name="",
-            category="catering",
-            check_code="",
-            person=f"new-person-{round_}-{i}",
-            user_ref="u",
-            device_ref=f"new-device-{round_}-{i}",
-            buyer_ref="b",
-            channel="channel-1",
-            accepted_at_ms=now_ms,
-        )
-        for i in range(BATCH)
+        msgspec.structs.replace(q, seller_tax_id=f"9134010{rng.randrange(SELLERS):011d}", amount_fen=amount)
+        for q in invoices(BATCH, f"27{round_:03d}")
+        for amount in [rng.choice((12_850, 600_000))]
     ]
 
 
@@ -78,21 +67,22 @@ async def run(settings: Any, sizes: list[int], rounds: int) -> None:
     pool = await open_pool(settings.stores, 2, timed=False, init=sink.prepare)
     await pool.execute(PARTITIONS, (dt.date.today().replace(day=1) - dt.timedelta(days=1)).replace(day=1))
     rng = random.Random(7)
-    loaded = 0
+    loaded = done = 0
     print(f"risk rules, {BATCH:,}-invoice batches of {SELLERS} sellers; µs of wall time an invoice")
     for size in sizes:
         await pool.execute(LOAD, size - loaded, SELLERS, loaded + 1)
         loaded = size
         await pool.execute("ANALYZE invoices")
-        if hasattr(risk, "rebuild"):  # the sellers' kept figures (migration 091), made from what was loaded
+        if hasattr(risk, "rebuild"):  # the sellers' kept figures (migration 091); absent before it (31dd9e3)
             await risk.rebuild(pool, rules)
         times = []
-        for r in range(rounds):
-            invoices = batch(rng, r + size // 1000)
+        for _ in range(rounds):
+            made = batch(rng, done)
+            done += 1
             started = time.perf_counter()
-            await risk.holds(pool, invoices, rules)
+            await risk.holds(pool, made, rules)
             times.append((time.perf_counter() - started) / BATCH * 1e6)
-            await sink.write(pool, [sink.Judged(q, Judgement("verified"), None) for q in invoices], [])
+            await sink.write(pool, [sink.Judged(q, Judgement("verified"), None) for q in made], [])
         median, low, high = statistics.median(times), min(times), max(times)
         print(f"  {size:>10,} committed: median {median:,.1f} µs (rounds {low:,.1f} to {high:,.1f})", flush=True)
     await pool.close()

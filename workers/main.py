@@ -87,15 +87,13 @@ class Worker:
         """Process invoices until stopped (in burst mode: until nothing is queued or waiting for a re-check,
         then seal); returns how many were committed."""
         holder = asyncio.create_task(self._hold_forever())  # from the start: this consumer's own pending too
+        sealer = partitioner = reverifier = None
         try:
             done = await self._start()
-        except BaseException:
-            holder.cancel()
-            raise
-        sealer = None if burst else asyncio.create_task(self._seal_forever())
-        partitioner = None if burst else asyncio.create_task(self._partitions_forever())
-        reverifier = None if burst else asyncio.create_task(self._reverify_forever())
-        try:
+            if not burst:
+                sealer = asyncio.create_task(self._seal_forever())
+                partitioner = asyncio.create_task(self._partitions_forever())
+                reverifier = asyncio.create_task(self._reverify_forever())
             while not self.stopping.is_set():
                 try:
                     more = await self._step(burst)

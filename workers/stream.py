@@ -128,10 +128,9 @@ async def claim_idle(
 
 async def orphans(redis: RedisClient, consumer: str, shards: int, count: int, held: set[bytes]) -> Batch:
     """Up to ``count`` entries a shard that Redis delivered to this consumer but that it is not working on: their
-    reply was lost (a read or a claim timed out after Redis had answered it). Their idle time starts over and
-    they are fetched by id (``XCLAIM ... JUSTID``, ``XRANGE``: neither counts a delivery), so a lost reply spends
-    none. ``held``: the ids it is working on, or left for another
-    delivery (a failure that may be their own)."""
+    reply was lost (a read or a claim timed out after Redis had answered it). They are held (``hold``) and fetched
+    by id (``XRANGE``): neither counts a delivery, so a lost reply spends none. ``held``: the ids it is working on,
+    or left for another delivery (a failure that may be their own)."""
     batch = empty()
     for shard in range(shards):
         found: list[bytes] = []
@@ -147,12 +146,11 @@ async def orphans(redis: RedisClient, consumer: str, shards: int, count: int, he
         if not found:
             continue
         found = found[:count]
+        await hold(redis, consumer, {shard: found})  # idle no more: not taken over while it is fetched
         async with redis.pipeline(transaction=False) as pipe:
-            # Idle no more (claimed by this consumer, no delivery counted): not taken over as idle meanwhile.
-            pipe.xclaim(keys.stream(shard), keys.GROUP, consumer, 0, list[Any](found), justid=True)
             for entry_id in found:
                 pipe.xrange(keys.stream(shard), entry_id, entry_id)
-            fetched: Any = (await pipe.execute())[1:]
+            fetched: Any = await pipe.execute()
         for entry_id, entries in zip(found, fetched, strict=True):
             decode_into(batch, shard, entries or [(entry_id, None)])
     return batch
