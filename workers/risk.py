@@ -171,7 +171,7 @@ async def rebuild(conn: asyncpg.Connection | asyncpg.Pool, risk: Risk) -> None:
 
 
 async def prune(conn: asyncpg.Connection | asyncpg.Pool, risk: Risk) -> int:
-    """Remove the sellers' days older than the window (and its first day); returns how many went."""
+    """Remove the sellers' days before the window's first day (which counts whole); returns how many went."""
     gone = await conn.execute(
         "DELETE FROM risk_seller_days WHERE day < ((now() - make_interval(secs => $1)) AT TIME ZONE 'UTC')::date",
         risk.window_days * 86400.0,
