@@ -32,6 +32,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,8 @@ def median_of(rounds: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(r[key] for r in rounds))
 
 
-def machine_limits(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
-    body = Invoices().body(100)
+def _wrk_rounds(stack: Any, args: argparse.Namespace) -> Callable[[str, Path | None], dict[str, Any]]:
+    """wrk at full speed against a URL, ``args.rounds`` times: the median requests/s and each round."""
 
     def rounds(url: str, script: Path | None) -> dict[str, Any]:
         runs = []
@@ -128,7 +129,12 @@ def machine_limits(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
             runs.append({**run, "cores": m.cores})
         return {"rps": median_of(runs, "rps"), "rounds": runs}
 
-    bare = limits.bare_app(devstack, stack.data / "bare", 2, rounds, body)
+    return rounds
+
+
+def machine_limits(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
+    body = Invoices().body(100)
+    bare = limits.bare_app(devstack, stack.data / "bare", 2, _wrk_rounds(stack, args), body)
     print(f"bare ASGI app: GET {bare['get']['rps']:,.0f} req/s, POST of 100 invoices {bare['post']['rps']:,.0f} req/s")
     redis = limits.redis_ops(stack.redis_port, args.rounds)
     print("redis:", json.dumps({k: {c: v["median"] for c, v in d.items()} for k, d in redis.items()}))
@@ -397,8 +403,17 @@ def main() -> None:
         action="store_true",
         help="only the sink's limit and the burst (the 10 M run: make bench-burst); saved as results/burst-N",
     )
+    parser.add_argument(
+        "--gateway-only",
+        action="store_true",
+        help="only the bare app's GET and the gateway's rows, printed and saved as results/gateway-only (to compare"
+        " two revisions in one sitting)",
+    )
     args = parser.parse_args()
     campaign = bench_campaign(ROOT / ".data" / "bench-campaign")
+    if args.gateway_only:
+        gateway_only(campaign, args)
+        return
     if args.burst_only:
         burst_only(campaign, args)
         return
@@ -416,6 +431,34 @@ def main() -> None:
     from benchmarks.pipeline_report import markdown
 
     save("pipeline", "Pipeline against this machine's limits", result, markdown)
+
+
+def gateway_only(campaign: Path, args: argparse.Namespace) -> None:
+    """The bare app's GET, then the gateway's single- and 100-invoice rows, as ``make bench`` has them."""
+    from benchmarks.pipeline_report import gateway_cpu_us
+
+    result: dict[str, Any] = {"round_s": args.round_s, "rounds": args.rounds, "cores": _cores()}
+    with bench_stack(False, campaign=campaign, extra_env=NO_SHEDDING) as stack:
+        stack.start_gateway(2)
+        bare = limits.bare_app(devstack, stack.data / "bare", 2, _wrk_rounds(stack, args), Invoices().body(100))
+        result["bare_app"] = bare
+        result["gateway"] = gateway(stack, args)
+
+    def lines(r: dict[str, Any]) -> str:
+        get, rows = r["bare_app"]["get"]["rps"], [f"At {r['commit']}:", ""]
+        for kind, g in r["gateway"].items():
+            rows.append(
+                f"- {kind}: {median_of(g['full'], 'accepted_per_s'):,.0f} invoices/s,"
+                f" {median_of(g['full'], 'rps') / get:.1%} of the bare app's GET ({get:,.0f} req/s),"
+                f" gateway {gateway_cpu_us(g):,.0f} µs of CPU a request, p99 at 70%"
+                f" {median_of(g['paced'], 'p99_us') / 1000:.1f} ms"
+            )
+        return "\n".join(rows) + "\n"
+
+    result["commit"] = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    save("gateway-only", "The gateway's rows of make bench alone", result, lines)
 
 
 def burst_only(campaign: Path, args: argparse.Namespace) -> None:

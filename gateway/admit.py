@@ -88,8 +88,7 @@ async def _in_one_call(
     if together is None:
         return None
     try:
-        async with asyncio.timeout(timeout_s):
-            answer = await together.decide(channel, count, [q for _, q in going], nonce, claim)
+        answer = await together.decide(channel, count, [q for _, q in going], nonce, timeout_s, claim)
     except STORE_ERRORS:
         await _fail_open(redis, nonce)
         return None, await _reserve(caps, going), None

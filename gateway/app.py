@@ -125,6 +125,7 @@ def create_app(settings: Settings) -> Starlette:
         watching = asyncio.create_task(monitor.run_forever())
         app.state.draining = False
         ratelimiter, caps = RateLimiter(redis, campaign.limits), Caps(redis, campaign)
+        together = Together(redis, ratelimiter, caps)
         try:
             yield {
                 "deps": Deps(
@@ -140,7 +141,7 @@ def create_app(settings: Settings) -> Starlette:
                     feed_watch,
                     signer,
                     read_pool,
-                    Together(redis, ratelimiter, caps),
+                    together,
                 )
             }
         finally:
@@ -151,6 +152,7 @@ def create_app(settings: Settings) -> Starlette:
             if read_pool is not pool:
                 await read_pool.close()
             await pool.close()
+            await together.aclose()
             await redis.aclose()
             accesslog.LOG.flush()
 

@@ -5,18 +5,21 @@ The nonce and the rate limits (ratelimit/limits.lua), the caps of the invoices t
 each script as written, wrapped as a function of its own KEYS and ARGV and run in a row by ``together.lua``. It
 applies where one Redis holds every key (a single Redis, not a cluster), the request is small (``MOST_INVOICES``),
 its invoices count in one cap shard and day and fall in one intake shard, and no replica must acknowledge the
-claim (``Claimer.first_call``): a single-invoice upload is then one round trip where it was three. When an invoice
+claim (``Claimer.first_call``): a single-invoice upload is then one round trip where it was three. The call goes
+on the process's shared connection (core/line.py), within the limits' timeout. When an invoice
 is refused by the limits or the caps, the call claims nothing and the claim goes on its own as before, with the
 tally of what admission decided.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from core import lua
 from core.contract import Queued
+from core.line import Line
 from core.stores import RedisClient, is_cluster
 from dedup import scripts
 from ratelimit.caps import Caps
@@ -53,6 +56,7 @@ class Together:
         self._caps = caps
         self._script = redis.register_script(script())
         self._one_node = not is_cluster(redis)
+        self._line = Line.of(redis)  # None for a unix socket or TLS: redis-py's pool then
 
     def takes(self, count: int) -> bool:
         """Whether a request of ``count`` invoices going on may be admitted (and claimed) in one call here."""
@@ -64,12 +68,13 @@ class Together:
         invoice_count: int,
         invoices: Sequence[Queued],
         nonce: Nonce,
+        timeout_s: float,
         claim: tuple[list[str], list[Any]] | None = None,
     ) -> Answer | None:
-        """The limits' decision, the reservations of the invoices they let through and, with ``claim`` (the claim
-        script's KEYS and ARGV for ``invoices``), the claim's answers when every invoice got through. None: not in
-        one call here (a cluster, a large request, invoices of several cap shards or days): the caller makes the
-        calls on its own."""
+        """Within ``timeout_s`` (else redis-py's TimeoutError or the builtin one): the limits' decision, the
+        reservations of the invoices they let through and, with ``claim`` (the claim script's KEYS and ARGV for
+        ``invoices``), the claim's answers when every invoice got through. None: not in one call here (a cluster, a
+        large request, invoices of several cap shards or days): the caller makes the calls on its own."""
         if not self.takes(len(invoices)):
             return None
         calls = self._caps.reservations(invoices)
@@ -82,10 +87,14 @@ class Together:
             cap_keys, cap_args = list(call.keys), self._caps.reserve_argv(group, call)
         claim_keys, claim_args = claim if claim is not None and cap_args else ([], [])
         counts = [len(limit_keys), len(cap_keys), len(claim_keys), len(limit_args), len(cap_args)]
-        limited, reserved, claimed = await lua.run(
-            self._redis,
-            self._script,
-            [*limit_keys, *cap_keys, *claim_keys],
-            [*counts, *limit_args, *cap_args, *claim_args],
-        )
+        keys, args = [*limit_keys, *cap_keys, *claim_keys], [*counts, *limit_args, *cap_args, *claim_args]
+        if self._line is not None:
+            limited, reserved, claimed = await self._line.evalsha(timeout_s, self._script, keys, args)
+        else:
+            async with asyncio.timeout(timeout_s):
+                limited, reserved, claimed = await lua.run(self._redis, self._script, keys, args)
         return Answer(decision(limited), [r.decode() for r in reserved], claimed)
+
+    async def aclose(self) -> None:
+        if self._line is not None:
+            await self._line.aclose()

@@ -26,6 +26,10 @@ def test_an_upload_while_redis_hangs_is_a_prompt_503_and_the_limits_failed_open(
 ) -> None:
     assert channel.upload([sample.invoice(random.Random())]).status_code == 202  # pools warm
     before = fail_open_count(base_url)
+    # While Redis answers, the limits hold: the upload's one call (on its shared connection, core/line.py) did
+    # not fail open.
+    assert channel.upload([sample.invoice(random.Random())]).status_code == 202
+    assert fail_open_count(base_url) == before
     _, redis = next((n, p) for n, p in stack.procs if n == "redis" and p.poll() is None)
     redis.send_signal(signal.SIGSTOP)  # hangs without closing a connection: the slow case
     try:

@@ -74,7 +74,7 @@ def test_one_call_answers_as_the_separate_calls_do(settings: Settings) -> None:
             claim = claimer.first_call("demo-channel", NOW_MS, request_id, items, b"")
             assert claim is not None  # one shard
             answer = await together.decide(
-                "demo-channel", len(batch), batch, Nonce(keys.nonce("demo-channel", request_id), b"t", 60), claim
+                "demo-channel", len(batch), batch, Nonce(keys.nonce("demo-channel", request_id), b"t", 60), 1.0, claim
             )
             assert answer is not None
             one.append(shape(answer.decision, answer.reserved))
@@ -89,7 +89,7 @@ def test_one_call_answers_as_the_separate_calls_do(settings: Settings) -> None:
         again = Nonce(keys.nonce("demo-channel", f"one-{run_id}-0"), b"other", 60)
         items = enqueue.claim_items(list(enumerate(batch)))
         replayed = await together.decide(
-            "demo-channel", len(batch), batch, again, claimer.first_call("demo-channel", NOW_MS, "r", items, b"")
+            "demo-channel", len(batch), batch, again, 1.0, claimer.first_call("demo-channel", NOW_MS, "r", items, b"")
         )
         assert (
             replayed is not None and replayed.decision.replayed and replayed.reserved == [] and replayed.claimed is None
@@ -98,6 +98,7 @@ def test_one_call_answers_as_the_separate_calls_do(settings: Settings) -> None:
         for shard in range(camp.dedup.shards):
             for _, fields in await redis.xrange(keys.stream(shard), "-", "+"):
                 ours += fields[b"~request"].decode().startswith(f"one-{run_id}-")
+        await together.aclose()
         return one, two, claimed, ours
 
     one, two, claimed, entries = with_stores(settings, run)
