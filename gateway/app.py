@@ -15,10 +15,13 @@ from starlette.routing import Route
 from core import campaign as campaigns
 from core import person_key
 from core.acks import Acks
+from core.metrics import flush, flush_forever, keep
 from core.settings import ConfigError, Settings
 from core.stores import open_pool, open_redis
+from dedup import metrics as dedup_metrics
 from dedup.claim import Claimer
 from gateway import accesslog, apidocs, draws, prize_routes, receipt_keys
+from gateway import metrics as gateway_metrics
 from gateway.awards import award
 from gateway.clients import ClientTable
 from gateway.console import routes as console
@@ -38,6 +41,7 @@ from gateway.review import decide, held, reversals_by_seller
 from gateway.status import status
 from gateway.together import Together
 from gateway.upload import upload
+from ratelimit import metrics as shed_metrics
 from ratelimit.caps import Caps
 from ratelimit.limits import RateLimiter
 from ratelimit.pipeline import PipelineConfig, PipelineMonitor
@@ -120,6 +124,11 @@ def create_app(settings: Settings) -> Starlette:
         reloading: set[asyncio.Task[None]] = set()
         await feed_watch.start(settings.stores.database_url, {CLIENTS: lambda: _reload(clients, pool, reloading)})
         refresh = asyncio.create_task(clients.refresh_forever(pool, settings.api.clients_refresh_s))
+        # The unlabelled metrics every upload moves: their updates are kept in the process and written each
+        # second (core/metrics.py), as the labelled ones of gateway/middleware.py and gateway/upload.py are.
+        for hot in (gateway_metrics.READING_BODY, shed_metrics.IN_FLIGHT, dedup_metrics.CHECKED):
+            keep(hot)
+        flushing = asyncio.create_task(flush_forever())
         admission.known |= {c.client_id for c in clients.all() if c.role == "channel"}
         monitor = PipelineMonitor(redis, campaign.dedup.shards, PipelineConfig.of(settings.shed), admission)
         watching = asyncio.create_task(monitor.run_forever())
@@ -148,6 +157,8 @@ def create_app(settings: Settings) -> Starlette:
             app.state.draining = True
             refresh.cancel()
             watching.cancel()
+            flushing.cancel()
+            flush()
             await feed_watch.stop()
             if read_pool is not pool:
                 await read_pool.close()

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.metrics import keep
 from gateway import accesslog, codes, metrics
 from gateway.errors import problem_body
 from ratelimit import metrics as shed_metrics
@@ -28,7 +29,7 @@ class Metrics:
         self.app = app
         self.routes = routes
         # Labelled children, looked up once (a histogram's labels() cost 6 µs a request): routes and statuses
-        # are few.
+        # are few. Their updates are kept in the process and written each second (core/metrics.py).
         self.requests: dict[tuple[str, int], Any] = {}
         self.latency: dict[str, Any] = {}
 
@@ -59,11 +60,11 @@ class Metrics:
             took = time.perf_counter() - started
             counter = self.requests.get((route, status))
             if counter is None:
-                counter = self.requests[(route, status)] = metrics.REQUESTS.labels(route, str(status))
+                counter = self.requests[(route, status)] = keep(metrics.REQUESTS.labels(route, str(status)))
             counter.inc()
             histogram = self.latency.get(route)
             if histogram is None:
-                histogram = self.latency[route] = metrics.LATENCY.labels(route)
+                histogram = self.latency[route] = keep(metrics.LATENCY.labels(route))
             histogram.observe(took)
             if route != "/metrics":
                 accesslog.LOG.line(

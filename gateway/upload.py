@@ -17,6 +17,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.metrics import keep
 from gateway import admit, auth, enqueue, metrics, parse, validate
 from gateway import tally as tallies
 from gateway.deps import deps
@@ -96,5 +97,5 @@ def _count(channel: str, results: list[dict[str, Any]]) -> None:
 @functools.lru_cache(maxsize=4096)
 def _invoices(channel: str, status: str, reason: str) -> Any:
     """The outcome's counter, looked up once (``labels()`` cost more than the increment): channels, outcomes and
-    reasons are few."""
-    return metrics.INVOICES.labels(channel, status, reason)
+    reasons are few. Its updates are kept in the process and written each second (core/metrics.py)."""
+    return keep(metrics.INVOICES.labels(channel, status, reason))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import random
 import signal
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from core.metrics import FLUSH_S
 from loadtest import sample
 from loadtest.client import SignedClient
 
@@ -45,15 +48,28 @@ def test_uploads_succeed_right_after_a_redis_restart(stack: Any, base_url: str) 
             assert resp.status_code == 202, resp.text
 
 
-def test_metrics_merge_every_gateway_process(base_url: str, channel: SignedClient) -> None:
-    before = _count(httpx.get(f"{base_url}/metrics").text, 'gateway_http_requests_total{route="/healthz",status="200"}')
+def test_metrics_merge_every_gateway_process(base_url: str, channel: SignedClient, wait_for: Any) -> None:
+    series = 'gateway_http_requests_total{route="/healthz",status="200"}'
+    before = _settled(lambda: _count(httpx.get(f"{base_url}/metrics").text, series))
     for _ in range(40):
         httpx.get(f"{base_url}/healthz")  # a new connection each time: spread over the processes
     channel.upload([sample.invoice(random.Random())])
+    # Each process writes its request counts at least every FLUSH_S (core/metrics.py), /metrics's own at once.
+    wait_for(lambda: _count(httpx.get(f"{base_url}/metrics").text, series) - before >= 40, 3 * FLUSH_S + 2)
     text = httpx.get(f"{base_url}/metrics").text
-    after = _count(text, 'gateway_http_requests_total{route="/healthz",status="200"}')
-    assert after - before == 40
+    assert _count(text, series) - before == 40
     assert 'gateway_invoices_total{channel="demo-channel",outcome="accepted",reason=""}' in text
+
+
+def _settled(read: Callable[[], float]) -> float:
+    """A count once no earlier update is still kept in a process: the same on two reads a flush apart."""
+    last = read()
+    while True:
+        time.sleep(1.5 * FLUSH_S)
+        now = read()
+        if now == last:
+            return now
+        last = now
 
 
 def _count(text: str, series: str) -> float:
