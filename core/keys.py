@@ -95,8 +95,22 @@ def written(client_id: str) -> str:
     return f"{rate_limits(client_id)}:written"
 
 
+# The digits of a person's reference (64 hex) that name its cap hashes: 96 bits, so that two of 100 million
+# persons share a name with odds of about 1 in 10^13; the hash then takes 184 bytes where the whole reference
+# made it 232 (MEMORY USAGE, issue 19).
+CAP_PERSON_DIGITS = 24
+# The last month whose cap hashes may still bear the whole reference (named before issue 19): the scripts move
+# such a hash to its short name when they first meet it (ratelimit/caps.lua).
+CAP_LONG_UNTIL = "202612"
+
+
 def cap(shard: int, person: str, month: str) -> str:
     """A person's campaign-cap counts for one month (``month`` as ``yyyymm``), in cap shard ``shard``."""
+    return f"{{c{shard:02d}}}:cap:{person[:CAP_PERSON_DIGITS]}:{month}"
+
+
+def cap_long(shard: int, person: str, month: str) -> str:
+    """The name ``cap`` gave before issue 19, with the whole reference: read until ``CAP_LONG_UNTIL`` has passed."""
     return f"{{c{shard:02d}}}:cap:{person}:{month}"
 
 

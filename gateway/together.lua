@@ -7,8 +7,9 @@
 -- ARGV[1..3]  how many of KEYS are limits.lua's, caps.lua's, claim_enqueue.lua's
 -- ARGV[4..5]  how many of the arguments that follow are limits.lua's, caps.lua's (the rest are the claim's)
 -- ARGV[6..]   limits.lua's arguments, then caps.lua's (none when the request has no invoice going on): its five
---             fixed ones, its per-invoice indices (2 bytes each), then a seller and a key per invoice, for every
---             invoice that limits.lua limits, in the same order; then claim_enqueue.lua's (none: no claim here)
+--             fixed ones, its per-invoice indices (2 bytes each), its flag of long names (caps.lua's ARGV[7]),
+--             then a seller and a key per invoice, for every invoice that limits.lua limits, in the same order;
+--             then claim_enqueue.lua's (none: no claim here)
 --
 -- Returns {limits.lua's answer, caps.lua's answer for the invoices the limits let through, in order (an empty
 -- table when none is, or the request is refused whole), claim_enqueue.lua's answer or false (nothing claimed:
@@ -29,11 +30,12 @@ end
 local ca = slice(ARGV, first, 5)
 local idx, kept, sub = ARGV[first + 5], {}, string.sub
 ca[6] = ""
+ca[7] = ARGV[first + 6]
 local waits = #limited - 3
 for j = 1, waits do
   if limited[3 + j] == 0 then
     kept[#kept + 1] = sub(idx, 2 * j - 1, 2 * j)
-    local at = first + 6 + 2 * (j - 1)
+    local at = first + 7 + 2 * (j - 1)
     ca[#ca + 1] = ARGV[at]
     ca[#ca + 1] = ARGV[at + 1]
   end

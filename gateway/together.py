@@ -84,7 +84,7 @@ class Together:
         cap_keys: list[str] = []
         cap_args: list[Any] = []
         for group, call in calls.items():
-            cap_keys, cap_args = list(call.keys), self._caps.reserve_argv(group, call)
+            cap_keys, cap_args = call.names(), self._caps.reserve_argv(group, call)
         claim_keys, claim_args = claim if claim is not None and cap_args else ([], [])
         counts = [len(limit_keys), len(cap_keys), len(claim_keys), len(limit_args), len(cap_args)]
         keys, args = [*limit_keys, *cap_keys, *claim_keys], [*counts, *limit_args, *cap_args, *claim_args]

@@ -1,6 +1,6 @@
 -- Reserve campaign-cap slots for invoices, per person, atomically (one call per cap shard).
 --
--- KEYS[i]  person-month hashes "{cNN}:cap:<person>:<yyyymm>", each named once; fields:
+-- KEYS[i]  person-month hashes "{cNN}:cap:<person's first 24 hex digits>:<yyyymm>", each named once; fields:
 --            "m"           invoices of the person this month
 --            "d<dd>"       invoices of the person on day dd
 --            "s<seller>"   invoices of the person from that seller this month
@@ -9,7 +9,10 @@
 -- ARGV[4]  time to live of a person-month hash, seconds (a little over a month), set when the hash is new
 -- ARGV[5]  the day "dd" the invoices count in (a request's invoices share their upload time)
 -- ARGV[6]  per invoice, in order, its index into KEYS as 2 bytes (big-endian): one argument for the request
--- ARGV[7..] pairs per invoice, in order: seller tax id, invoice key
+-- ARGV[7]  "1" while a month of these hashes may have hashes of the name before issue 19 (the whole person):
+--          KEYS then names each hash twice, short names first, long ones after in the same order, and a hash
+--          found only under its long name is renamed (ratelimit/caps.py); "0" otherwise
+-- ARGV[8..] pairs per invoice, in order: seller tax id, invoice key
 --
 -- Returns one value per invoice: "new" (reserved now), "held" (this invoice already holds a slot for this
 -- person: no second slot), or the cap that refuses it: "person_daily_cap", "person_monthly_cap",
@@ -43,10 +46,16 @@ local function text(n)
   end
   return s
 end
+if ARGV[7] == "1" then
+  local n = #KEYS / 2
+  for i = 1, n do
+    if call("EXISTS", KEYS[i]) == 0 and call("EXISTS", KEYS[n + i]) == 1 then call("RENAME", KEYS[n + i], KEYS[i]) end
+  end
+end
 local results = {}
 local idx, byte = ARGV[6], string.byte
-for a = 7, #ARGV, 2 do
-  local j = a - 6
+for a = 8, #ARGV, 2 do
+  local j = a - 7
   local hi, lo = byte(idx, j, j + 1)
   local key = KEYS[hi * 256 + lo]
   local seller = ARGV[a]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from core import keys, lua
@@ -31,12 +31,35 @@ class _Call:
 
     def __init__(self) -> None:
         self.keys: dict[str, int] = {}
+        self.long: list[str] = []  # each key's name before issue 19 (core/keys.py cap_long), in the same order
+        self.moving = False  # whether a month of these keys may still have hashes of the long name
         self.argv: list[str | int] = []
         self.indices: list[int] = []  # reserve: each invoice's index into KEYS, sent as 2 bytes apiece
         self.invoices: list[int] = []
 
-    def index(self, key: str) -> int:
-        return self.keys.setdefault(key, len(self.keys) + 1)
+    def index(self, place: _Place) -> int:
+        found = self.keys.get(place.key)
+        if found is None:
+            found = self.keys[place.key] = len(self.keys) + 1
+            self.long.append(place.long)
+        self.moving = self.moving or place.moving
+        return found
+
+    def names(self) -> list[str]:
+        """The call's KEYS: the hashes' names, then, while one of their months may have hashes of the long
+        name, each one's long name (the scripts move such a hash to its short name)."""
+        return [*self.keys, *self.long] if self.moving else list(self.keys)
+
+    def moving_flag(self) -> str:
+        return "1" if self.moving else "0"
+
+
+class _Place(NamedTuple):
+    shard: int
+    key: str  # the person-month hash
+    day: str  # "dd"
+    long: str  # the hash's name before issue 19
+    moving: bool  # whether the month may have a hash of that name
 
 
 class Caps:
@@ -62,9 +85,9 @@ class Caps:
         """The reservation's script calls: one per cap shard and day (one day in a request, in practice)."""
         calls: dict[tuple[int, str], _Call] = {}
         for i, q in enumerate(invoices):
-            shard, key, day = self.slot(q)
-            call = calls.get((shard, day)) or calls.setdefault((shard, day), _Call())
-            call.indices.append(call.index(key))
+            place = self.place(q)
+            call = calls.get((place.shard, place.day)) or calls.setdefault((place.shard, place.day), _Call())
+            call.indices.append(call.index(place))
             call.argv += [q.seller_tax_id, q.key]
             call.invoices.append(i)
         return calls
@@ -79,6 +102,7 @@ class Caps:
             TTL_S,
             group[1],
             lua.indices(call.indices),
+            call.moving_flag(),
             *call.argv,
         ]
 
@@ -86,24 +110,29 @@ class Caps:
         """Give back the slots these invoices hold (none twice); returns how many were given back."""
         calls: dict[int, _Call] = {}
         for q in invoices:
-            shard, key, _ = self.slot(q)
-            call = calls.setdefault(shard, _Call())
-            call.argv += [call.index(key), q.key]
-        return sum(await self._send(self._release, calls, lambda _, call: call.argv))
+            place = self.place(q)
+            call = calls.setdefault(place.shard, _Call())
+            call.argv += [call.index(place), q.key]
+        return sum(await self._send(self._release, calls, lambda _, call: [call.moving_flag(), *call.argv]))
 
     async def _send(self, script: Any, calls: Mapping[G, _Call], argv: Callable[[G, _Call], list[Any]]) -> list[Any]:
         """One script call per group of invoices (a cap shard; for a reservation, a shard and a day), its ARGV
         made by ``argv``; the replies in the groups' order."""
         if not calls:
             return []
-        return await lua.call_each(self._redis, script, [(list(c.keys), argv(g, c)) for g, c in calls.items()])
+        return await lua.call_each(self._redis, script, [(c.names(), argv(g, c)) for g, c in calls.items()])
 
     def slot(self, q: Counted) -> tuple[int, str, str]:
         """The cap shard, the person-month hash and the day ("dd") an invoice counts in: its upload time, in the
         campaign's time zone."""
+        place = self.place(q)
+        return place.shard, place.key, place.day
+
+    def place(self, q: Counted) -> _Place:
         shard = 0 if self._shards == 1 else shard_of(digest(q.person), self._shards)
         month, day = _month_day(local_minute(q.accepted_at_ms, self._tz))
-        return shard, keys.cap(shard, q.person, month), day
+        long = keys.cap_long(shard, q.person, month)
+        return _Place(shard, keys.cap(shard, q.person, month), day, long, month <= keys.CAP_LONG_UNTIL)
 
 
 class Counted(Protocol):

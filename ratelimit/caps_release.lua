@@ -1,14 +1,21 @@
 -- Give back the cap slots of invoices that do not count: a duplicate of another person's upload, or (when
 -- the campaign says so) an invoice found ineligible. Idempotent: a slot is given back once.
 --
--- KEYS[i]  person-month hashes, as in caps.lua
--- ARGV[..] pairs: index into KEYS, invoice key
+-- KEYS[i]  person-month hashes, as in caps.lua (with their long names after them when ARGV[1] is "1")
+-- ARGV[1]  "1" while a month of these hashes may have hashes of the name before issue 19, as in caps.lua
+-- ARGV[2..] pairs: index into KEYS, invoice key
 --
 -- Returns how many slots were given back.
 
 local call = redis.call
+if ARGV[1] == "1" then
+  local n = #KEYS / 2
+  for i = 1, n do
+    if call("EXISTS", KEYS[i]) == 0 and call("EXISTS", KEYS[n + i]) == 1 then call("RENAME", KEYS[n + i], KEYS[i]) end
+  end
+end
 local released = 0
-for a = 1, #ARGV, 2 do
+for a = 2, #ARGV, 2 do
   local key = KEYS[tonumber(ARGV[a])]
   local invoice = "i" .. ARGV[a + 1]
   local held = call("HGET", key, invoice)

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import msgspec
+import pytest
 
 from core import campaign as campaigns
 from core import keys
@@ -100,7 +101,13 @@ def test_an_ineligible_invoice_gives_its_slot_back(channel: SignedClient, drain:
     drain()
 
 
-def test_monthly_and_seller_caps(settings: Settings) -> None:
+# Upload times: May 2026, whose cap hashes may still bear their long names (core/keys.py CAP_LONG_UNTIL), and
+# January 2027, whose cannot.
+MAY_2026_MS, JAN_2027_MS = 1_780_000_000_000, 1_800_000_000_000
+
+
+@pytest.mark.parametrize("now_ms", [MAY_2026_MS, JAN_2027_MS])
+def test_monthly_and_seller_caps(settings: Settings, now_ms: int) -> None:
     """The monthly and per-seller caps, with the daily cap lifted (uploads here all fall on one day)."""
     base = campaigns.load(settings.campaign_file)
     camp = msgspec.structs.replace(
@@ -111,7 +118,7 @@ def test_monthly_and_seller_caps(settings: Settings) -> None:
     seller = sample.seller_tax_id(rng)
     same_seller = [sample.invoice(rng, user=p, seller_tax_id=seller) for _ in range(4)]
     others = [sample.invoice(rng, user=p) for _ in range(3)]
-    queued = [check(as_invoice(i), camp, "demo-channel", "k", 1_780_000_000_000) for i in same_seller + others]
+    queued = [check(as_invoice(i), camp, "demo-channel", "k", now_ms) for i in same_seller + others]
     assert all(isinstance(q, Queued) for q in queued)
 
     async def run() -> tuple[list[str], list[str], int]:
@@ -129,6 +136,56 @@ def test_monthly_and_seller_caps(settings: Settings) -> None:
     assert first == ["new", "new", "new", "seller_person_monthly_cap", "new", "new", "person_monthly_cap"]
     assert again == ["held", "held", "held"]
     assert released == 1
+
+
+@pytest.mark.parametrize("release_first", [False, True])
+def test_a_cap_hash_of_the_long_name_is_moved_and_keeps_counting(settings: Settings, release_first: bool) -> None:
+    """A person-month hash written before issue 19, under the whole person's reference: the first reservation
+    (or release) of the month moves it to its short name, and its counts and slots go on."""
+    base = campaigns.load(settings.campaign_file)
+    camp = msgspec.structs.replace(
+        base, caps=msgspec.structs.replace(base.caps, person_daily=100, person_monthly=3, seller_person_monthly=3)
+    )
+    rng = random.Random()
+    p = person(rng)
+    queued = [check(as_invoice(sample.invoice(rng, user=p)), camp, "demo-channel", "k", MAY_2026_MS) for _ in range(3)]
+    assert all(isinstance(q, Queued) for q in queued)
+
+    async def run() -> tuple[list[Any], list[str], int, int]:
+        redis = open_redis(settings.stores)
+        try:
+            caps = Caps(redis, camp)
+            place = caps.place(queued[0])  # type: ignore[arg-type]
+            assert place.moving and place.long != place.key and place.long.endswith(":202605")
+            # The first two invoices' slots, as the scripts before issue 19 wrote them.
+            first, second = queued[0], queued[1]
+            day, month = f"d{place.day}", 2
+            await redis.hset(
+                place.long,
+                mapping={
+                    "m": month,
+                    day: 2,
+                    f"s{first.seller_tax_id}": 1,  # type: ignore[union-attr]
+                    f"s{second.seller_tax_id}": 1,  # type: ignore[union-attr]
+                    f"i{first.key}": f"{place.day}|{first.seller_tax_id}",  # type: ignore[union-attr]
+                    f"i{second.key}": f"{place.day}|{second.seller_tax_id}",  # type: ignore[union-attr]
+                },
+            )
+            await redis.expire(place.long, 3600)
+            released = await caps.release([first]) if release_first else 0  # type: ignore[list-item]
+            answers = await caps.reserve(queued)  # type: ignore[arg-type]
+            names = [await redis.exists(place.long), await redis.exists(place.key)]
+            return names, answers, released, int(await redis.hget(place.key, "m"))
+        finally:
+            await redis.aclose()
+
+    names, answers, released, month_count = asyncio.run(run())
+    assert names == [0, 1]  # moved to its short name
+    if release_first:
+        assert released == 1
+        assert answers == ["new", "held", "new"] and month_count == 3
+    else:
+        assert answers == ["held", "held", "new"] and month_count == 3
 
 
 def one_queued(settings: Settings) -> tuple[campaigns.Campaign, Queued]:
