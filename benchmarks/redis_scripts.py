@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import hashlib
 import json
 import re
 import shutil
@@ -62,13 +63,23 @@ class Recorder:
     def __init__(self, reply: list[Any]) -> None:
         self.reply = reply
         self.calls: list[tuple[str, list[Any], list[Any]]] = []
+        self.texts: dict[str, str] = {}
 
     def register_script(self, text: str) -> Any:
         async def call(keys: list[Any], args: list[Any], client: Any = None) -> Any:
             self.calls.append((text, list(keys), list(args)))
             return self.reply
 
+        call.sha = hashlib.sha1(text.encode()).hexdigest()  # type: ignore[attr-defined]
+        call.script = text  # type: ignore[attr-defined]
+        self.texts[call.sha] = text  # type: ignore[attr-defined]
         return call
+
+    async def execute_command(self, name: str, sha: str, count: int, *rest: Any) -> Any:
+        """EVALSHA, as core/lua.py's ``run`` sends a lone call."""
+        assert name == "EVALSHA", name
+        self.calls.append((self.texts[sha], list(rest[:count]), list(rest[count:])))
+        return self.reply
 
 
 def requests(
