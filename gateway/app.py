@@ -32,7 +32,7 @@ from gateway.events import events
 from gateway.feed import feed
 from gateway.feedwatch import CLIENTS, FeedWatch
 from gateway.listing import invoices_of_user
-from gateway.middleware import Metrics, Shed
+from gateway.middleware import Direct, Metrics, Shed
 from gateway.ops import healthz, metrics_endpoint, readyz
 from gateway.receipts import Signer, load_signer, register
 from gateway.reports import daily, prize_ledger_report, reconciliation
@@ -177,6 +177,7 @@ def create_app(settings: Settings) -> Starlette:
                 body_timeout_s=settings.http.body_timeout_s,
             ),
             Middleware(Metrics, routes=routes),
+            Middleware(Direct, endpoints={("POST", "/v1/invoices"): upload}, handlers=HANDLERS),
         ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
