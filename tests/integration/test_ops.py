@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import signal
 import time
@@ -169,7 +170,8 @@ def test_redis_memory_by_family_is_a_sample_scaled_to_the_key_count(stack: Any) 
     sync.flushdb()
     try:
         for i in range(1000):
-            sync.hset(keys.cap(0, f"{i:064x}", "202612"), mapping={"m": 1, "d01": 1, f"i{i:020d}": "01|s"})
+            person = hashlib.sha256(f"person {i}".encode()).hexdigest()  # an HMAC's hex, as the gateway's are
+            sync.hset(keys.cap(0, person, "202612"), mapping={"m": 1, "d01": 1, f"i{i:020d}": "01|s"})
             sync.set(keys.nonce("c", f"n{i:016d}"), "t", ex=600)
         for i in range(300):
             sync.xadd(keys.stream(0), {"k": f"{i}" * 10})
