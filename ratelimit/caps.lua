@@ -11,7 +11,7 @@
 -- ARGV[6]  per invoice, in order, its index into KEYS as 2 bytes (big-endian): one argument for the request
 -- ARGV[7]  "1" while a month of these hashes may have hashes of the name before issue 19 (the whole person):
 --          KEYS then names each hash twice, short names first, long ones after in the same order, and a hash
---          found only under its long name is renamed (ratelimit/caps.py); "0" otherwise
+--          found only under its long name is renamed when first met (ratelimit/caps.py); "0" otherwise
 -- ARGV[8..] pairs per invoice, in order: seller tax id, invoice key
 --
 -- Returns one value per invoice: "new" (reserved now), "held" (this invoice already holds a slot for this
@@ -46,22 +46,28 @@ local function text(n)
   end
   return s
 end
-if ARGV[7] == "1" then
-  local n = #KEYS / 2
-  for i = 1, n do
-    if call("EXISTS", KEYS[i]) == 0 and call("EXISTS", KEYS[n + i]) == 1 then call("RENAME", KEYS[n + i], KEYS[i]) end
-  end
-end
+-- A hash without "m" does not exist (a hash is made with it, and a slot given back leaves it at 0): only then,
+-- and once a call, is a hash of the long name looked for (ARGV[7]).
+local long_from = ARGV[7] == "1" and #KEYS / 2 or nil
+local looked = {}
 local results = {}
 local idx, byte = ARGV[6], string.byte
 for a = 8, #ARGV, 2 do
   local j = a - 7
   local hi, lo = byte(idx, j, j + 1)
-  local key = KEYS[hi * 256 + lo]
+  local k = hi * 256 + lo
+  local key = KEYS[k]
   local seller = ARGV[a]
   local s = "s" .. seller
   local invoice = "i" .. ARGV[a + 1]
   local v = call("HMGET", key, invoice, "m", day, s)
+  if long_from and not v[2] and not looked[k] then
+    looked[k] = true
+    if call("EXISTS", KEYS[long_from + k]) == 1 then
+      call("RENAME", KEYS[long_from + k], key)
+      v = call("HMGET", key, invoice, "m", day, s)
+    end
+  end
   local month_n, day_n, seller_n = count(v[2]), count(v[3]), count(v[4])
   local answer
   if v[1] then

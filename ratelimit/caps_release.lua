@@ -8,17 +8,22 @@
 -- Returns how many slots were given back.
 
 local call = redis.call
-if ARGV[1] == "1" then
-  local n = #KEYS / 2
-  for i = 1, n do
-    if call("EXISTS", KEYS[i]) == 0 and call("EXISTS", KEYS[n + i]) == 1 then call("RENAME", KEYS[n + i], KEYS[i]) end
-  end
-end
+local long_from = ARGV[1] == "1" and #KEYS / 2 or nil
+local looked = {}
 local released = 0
 for a = 2, #ARGV, 2 do
-  local key = KEYS[tonumber(ARGV[a])]
+  local k = tonumber(ARGV[a])
+  local key = KEYS[k]
   local invoice = "i" .. ARGV[a + 1]
   local held = call("HGET", key, invoice)
+  if not held and long_from and not looked[k] then
+    -- Not held under the short name: a hash of the long name, if the short one is not there yet, is moved.
+    looked[k] = true
+    if call("EXISTS", key) == 0 and call("EXISTS", KEYS[long_from + k]) == 1 then
+      call("RENAME", KEYS[long_from + k], key)
+      held = call("HGET", key, invoice)
+    end
+  end
   if held then
     local bar = string.find(held, "|", 1, true)
     call("HINCRBY", key, "m", -1)
