@@ -143,15 +143,16 @@ def machine_limits(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
     return {"bare_app": bare, "redis": redis, "sink": sink, "upload_body_bytes": len(body)}
 
 
-def gateway(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
+def gateway(stack: Any, args: argparse.Namespace, profiles: str = "profile") -> dict[str, Any]:
+    """The gateway's rows; each kind's py-spy profile in results/<profiles>-<kind>.txt."""
     inv = Invoices()
     out: dict[str, Any] = {}
     for kind, n in KINDS.items():
-        out[kind] = _gateway_kind(stack, args, kind, n, inv)
+        out[kind] = _gateway_kind(stack, args, kind, n, inv, RESULTS / f"{profiles}-{kind}.txt")
     return out
 
 
-def _gateway_kind(stack: Any, args: argparse.Namespace, kind: str, n: int, inv: Invoices) -> dict[str, Any]:
+def _gateway_kind(stack: Any, args: argparse.Namespace, kind: str, n: int, inv: Invoices, spy: Path) -> dict[str, Any]:
     """Full speed (32 connections), then 70% of that rate (scheduled by wrk), then a profile at full speed."""
     url = f"http://127.0.0.1:{stack.port}"
     file = stack.data / "wrk" / f"{kind}.req"
@@ -179,7 +180,6 @@ def _gateway_kind(stack: Any, args: argparse.Namespace, kind: str, n: int, inv: 
     full = [run(32) for _ in range(args.rounds)]
     target = 0.7 * median_of(full, "rps")
     paced = [run(32, rate=target) for _ in range(args.rounds)]
-    spy = RESULTS / f"profile-{kind}.txt"
     gunicorn = next(p for name, p in stack.procs if name == "gateway")
     with profile.record(gunicorn.pid, spy, args.round_s, subprocesses=True):
         run(32)
@@ -442,7 +442,7 @@ def gateway_only(campaign: Path, args: argparse.Namespace) -> None:
         stack.start_gateway(2)
         bare = limits.bare_app(devstack, stack.data / "bare", 2, _wrk_rounds(stack, args), Invoices().body(100))
         result["bare_app"] = bare
-        result["gateway"] = gateway(stack, args)
+        result["gateway"] = gateway(stack, args, profiles="profile-gateway-only")
 
     def lines(r: dict[str, Any]) -> str:
         get, rows = r["bare_app"]["get"]["rps"], [f"At {r['commit']}:", ""]
