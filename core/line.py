@@ -3,15 +3,19 @@ the order they are called, and Redis answers in that order, so each reply settle
 
 redis-py's pooled client takes a connection out of its pool for each command, retries through two layers, and
 must throw the connection away when a caller's timeout cancels the read (it cannot know where the reply ends):
-a single-invoice upload's one script call spent about a quarter of its CPU there (``make bench-stages``). Here a
+a single-invoice upload's one script call spent about a quarter of its CPU there (py-spy, ``single_stages.py``). Here a
 call is a packed command (hiredis), one write and a future; a call past its deadline fails at once with
 TimeoutError and its reply, when it comes, is read and dropped: the connection stays in step.
 
 A deadline is checked by one timer for the whole connection, armed at the oldest unanswered call's deadline,
-not a timer per call. When the oldest unanswered call has waited ``hung_s`` (the stores' Redis timeout), Redis
-is taken to be hung: the connection is closed, every waiting call fails with ConnectionError, and the next call
-connects again. A call that met a broken connection is sent again, twice at most, within its deadline: what the
-gateway sends here is safe to repeat (core/stores.py says why).
+not a timer per call. The deadlines are checked in the order the calls were sent, which is their own order
+when the calls share a timeout, as the gateway's do (a call with a shorter one behind a longer one would fail
+late, at most by the difference).
+
+When the oldest unanswered call has waited ``hung_s`` (the stores' Redis timeout), Redis is taken to be hung: the
+connection is closed, every waiting call fails with ConnectionError, and the next call connects again. A call
+that met a broken connection is sent again, twice at most, within its deadline: what the gateway sends here is
+safe to repeat (core/stores.py says why).
 
 Only for a single Redis over TCP (``Line.of`` says None otherwise: a cluster, a unix socket, TLS).
 """
@@ -82,8 +86,7 @@ class _Protocol(asyncio.Protocol):
         return call
 
     def _write(self) -> None:
-        """One write for the commands of this turn (a system call each cost a single-invoice upload about as
-        much as the rest of its call)."""
+        """One write (one system call) for the commands of this turn of the event loop, not one a command."""
         unsent, self.unsent = self.unsent, []
         if self.lost is None and self.transport is not None and not self.transport.is_closing():
             self.transport.writelines(unsent)
