@@ -90,19 +90,20 @@ def keep(metric: T) -> T:
     ``FLUSH_S`` and when it stops (the gateway's lifespan does; ``/metrics`` first writes its own). Nothing to do
     outside multiprocess mode (a value in memory is as cheap)."""
     for attr in ("_value", "_sum", "_count"):
-        found = getattr(metric, attr, None)
-        if found is not None and getattr(found, "_multiprocess", False):
-            kept = _Kept(found)
-            _KEPT.append(kept)
-            setattr(metric, attr, kept)
-    buckets = getattr(metric, "_buckets", None)
-    if buckets:
-        for i, found in enumerate(buckets):
-            if getattr(found, "_multiprocess", False):
-                kept = _Kept(found)
-                _KEPT.append(kept)
-                buckets[i] = kept
+        if hasattr(metric, attr):
+            setattr(metric, attr, _kept(getattr(metric, attr)))
+    buckets = getattr(metric, "_buckets", None) or []
+    buckets[:] = [_kept(value) for value in buckets]
     return metric
+
+
+def _kept(value: Any) -> Any:
+    """``value`` kept, if it is a multiprocess file's (a value kept already, or one in memory, as it is)."""
+    if not getattr(value, "_multiprocess", False):
+        return value
+    kept = _Kept(value)
+    _KEPT.append(kept)
+    return kept
 
 
 def flush() -> None:

@@ -31,7 +31,7 @@ class _Call:
 
     def __init__(self) -> None:
         self.keys: dict[str, int] = {}
-        self.long: list[str] = []  # each key's name before issue 19 (core/keys.py cap_long), in the same order
+        self.places: list[_Place] = []  # each key's place, in the same order (for its long name)
         self.moving = False  # whether a month of these keys may still have hashes of the long name
         self.argv: list[str | int] = []
         self.indices: list[int] = []  # reserve: each invoice's index into KEYS, sent as 2 bytes apiece
@@ -41,14 +41,14 @@ class _Call:
         found = self.keys.get(place.key)
         if found is None:
             found = self.keys[place.key] = len(self.keys) + 1
-            self.long.append(place.long)
+            self.places.append(place)
         self.moving = self.moving or place.moving
         return found
 
     def names(self) -> list[str]:
         """The call's KEYS: the hashes' names, then, while one of their months may have hashes of the long
         name, each one's long name (the scripts move such a hash to its short name)."""
-        return [*self.keys, *self.long] if self.moving else list(self.keys)
+        return [*self.keys, *(p.long for p in self.places)] if self.moving else list(self.keys)
 
     def moving_flag(self) -> str:
         return "1" if self.moving else "0"
@@ -58,8 +58,18 @@ class _Place(NamedTuple):
     shard: int
     key: str  # the person-month hash
     day: str  # "dd"
-    long: str  # the hash's name before issue 19
-    moving: bool  # whether the month may have a hash of that name
+    person: str
+    month: str  # "yyyymm"
+
+    @property
+    def moving(self) -> bool:
+        """Whether the month may have a hash of the long name."""
+        return self.month <= keys.CAP_LONG_UNTIL
+
+    @property
+    def long(self) -> str:
+        """The hash's name before issue 19, worked out only for a call that needs it."""
+        return keys.cap_long(self.shard, self.person, self.month)
 
 
 class Caps:
@@ -131,8 +141,7 @@ class Caps:
     def place(self, q: Counted) -> _Place:
         shard = 0 if self._shards == 1 else shard_of(digest(q.person), self._shards)
         month, day = _month_day(local_minute(q.accepted_at_ms, self._tz))
-        long = keys.cap_long(shard, q.person, month)
-        return _Place(shard, keys.cap(shard, q.person, month), day, long, month <= keys.CAP_LONG_UNTIL)
+        return _Place(shard, keys.cap(shard, q.person, month), day, q.person, month)
 
 
 class Counted(Protocol):
