@@ -5,12 +5,21 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def commit(revision: str = "HEAD") -> str:
+    """The short commit id of ``revision`` in this tree ("" when git cannot say)."""
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", revision], capture_output=True, text=True)
+    return found.stdout.strip()
+
+
 RESULTS = ROOT / "benchmarks" / "results"
 
 

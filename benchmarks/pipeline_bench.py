@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import limits, presign, procs, profile  # noqa: E402
-from benchmarks.common import RESULTS, bench_stack, metric, save  # noqa: E402
+from benchmarks.common import RESULTS, bench_stack, commit, metric, save  # noqa: E402
 from benchmarks.loadgen import Invoices  # noqa: E402
 from core import settings as config  # noqa: E402
 from deploy import devstack  # noqa: E402
@@ -455,9 +455,7 @@ def gateway_only(campaign: Path, args: argparse.Namespace) -> None:
             )
         return "\n".join(rows) + "\n"
 
-    result["commit"] = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    result["commit"] = commit()
     save("gateway-only", "The gateway's rows of make bench alone", result, lines)
 
 

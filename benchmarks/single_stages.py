@@ -31,7 +31,7 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import bench_stack, save  # noqa: E402
+from benchmarks.common import bench_stack, commit, save  # noqa: E402
 from benchmarks.loadgen import Invoices, signed  # noqa: E402
 from benchmarks.pipeline_bench import CHANNEL, NO_SHEDDING, SECRET, bench_campaign  # noqa: E402
 
@@ -209,7 +209,7 @@ def main() -> None:
         stack.ensure_keys()  # the receipts' signing key, as start_gateway makes it
         with open(stack.data / "access.log", "wb") as log:
             result = uvloop.run(measure(stack.env, args, log))
-    result["commit"] = os.popen(f"git -C {ROOT} rev-parse --short HEAD").read().strip()
+    result["commit"] = commit()
     name = f"stages-{args.invoices}"
     save(name, f"CPU per upload stage, {args.invoices}-invoice requests", result, markdown)
 
