@@ -96,6 +96,14 @@ def is_cluster(redis: RedisClient) -> bool:
     return isinstance(redis, RedisCluster)
 
 
+# Every pooled PostgreSQL session runs without JIT compilation. Our statements are short, but the planner's estimate
+# of a statement over many rows (a CTE whose UPDATE it cannot see to be empty, a partitioned table's whole size)
+# passes jit_above_cost, and compiling then cost more than running: re-verification's look for due entries, which
+# finds none in a campaign without re-verification, took 88 ms a call after a 30,000-invoice burst, 59 of them JIT,
+# and 549 µs of PostgreSQL time an invoice in a 100,000-invoice burst (benchmarks/pipeline_bench.py --pg-stats).
+SESSION_SETTINGS = {"jit": "off"}
+
+
 async def open_pool(
     stores: Stores,
     max_size: int,
@@ -113,5 +121,6 @@ async def open_pool(
         max_size=max_size,
         command_timeout=stores.database_timeout_ms / 1000 if timed else None,
         init=init,
+        server_settings=SESSION_SETTINGS,
     )
     return pool
