@@ -87,7 +87,7 @@ async def statements(dsn: str, per: int, top: int = 8) -> dict[str, Any]:
         "us_per": sum(r["total_exec_time"] for r in rows) * 1000 / per,
         "top": [
             {
-                "statement": " ".join(r["query"].split())[:90],
+                "statement": " ".join(" ".join(line.split("--")[0] for line in r["query"].splitlines()).split())[:90],
                 "calls": r["calls"],
                 "us_per": r["total_exec_time"] * 1000 / per,
             }

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import limits, presign, procs, profile  # noqa: E402
-from benchmarks.common import RESULTS, bench_stack, commit, metric, save  # noqa: E402
+from benchmarks.common import RESULTS, bench_stack, commit, metric, save, statements, statements_reset  # noqa: E402
 from benchmarks.loadgen import Invoices  # noqa: E402
 from core import settings as config  # noqa: E402
 from deploy import devstack  # noqa: E402
@@ -74,23 +74,25 @@ class Meter:
     """CPU seconds of the generator (this process's children) and of the stack's processes over one run."""
 
     def __init__(self, stack: Any) -> None:
-        self.groups = {name: procs.tree(p.pid) for name, p in stack.procs}
+        self.roots = {name: p.pid for name, p in stack.procs}
+        self.gateways = procs.tree(self.roots["gateway"]) if "gateway" in self.roots else []
 
     def __enter__(self) -> Meter:
         self.t0 = time.perf_counter()
         self.gen0 = _children_cpu()
         self.busy0 = procs.machine_busy_s()
-        self.cpu0 = {name: procs.cpu_s(pids) for name, pids in self.groups.items()}
-        self.each0 = {pid: procs.cpu_s([pid]) for pid in self.groups.get("gateway", [])}
+        self.cpu0 = {name: procs.tree_cpu_s(pid) for name, pid in self.roots.items()}
+        self.each0 = {pid: procs.cpu_s([pid]) for pid in self.gateways}
         return self
 
     def __exit__(self, *_: object) -> None:
         seconds = time.perf_counter() - self.t0
-        self.cores = {name: (procs.cpu_s(pids) - self.cpu0[name]) / seconds for name, pids in self.groups.items()}
+        self.cores = {name: (procs.tree_cpu_s(pid) - self.cpu0[name]) / seconds for name, pid in self.roots.items()}
         self.cores["generator"] = (_children_cpu() - self.gen0) / seconds
         # The busiest gateway process: keep-alive connections need not spread evenly over the processes.
         self.busiest = max(((procs.cpu_s([p]) - c) / seconds for p, c in self.each0.items()), default=0.0)
-        # Everything else on the machine (the other engineers' work): what the measured parts could not use.
+        # Everything else on the machine: what the stack's process trees did not use (in the limits' rows, the bare
+        # app's own gunicorn, which is not the stack's; elsewhere other engineers' work, or the bench itself).
         self.cores["others"] = max(0.0, (procs.machine_busy_s() - self.busy0) / seconds - sum(self.cores.values()))
 
 
@@ -233,6 +235,8 @@ def burst(stack: Any, args: argparse.Namespace, cached: bool = False) -> dict[st
     if cached:
         asyncio.run(_precache(stack, prefixes, _shares(args.burst)))
     calls0 = _tax_service_calls(stack)
+    if args.pg_stats:
+        asyncio.run(statements_reset(stack.env["GATEWAY_DATABASE_URL"]))
     procs.reset_peak(pid for pids in everyone.values() for pid in pids)
     name = f"burst-{args.burst}" if args.burst_only else ""
     spy = RESULTS / f"profile-worker{'-' if name else ''}{name}{'-cached' if cached else ''}.txt"
@@ -243,6 +247,7 @@ def burst(stack: Any, args: argparse.Namespace, cached: bool = False) -> dict[st
         uploaded = time.time()
         fed_at, counts = asyncio.run(_wait_for_feed(stack.env["GATEWAY_DATABASE_URL"], args.burst, started))
     rss = {name: max(procs.peak_rss_kb(pid) for pid in pids) for name, pids in everyone.items()}
+    pg = asyncio.run(statements(stack.env["GATEWAY_DATABASE_URL"], args.burst, top=15)) if args.pg_stats else None
     rss.update({f"generator-{i}": kb for i, kb in enumerate(gens["maxrss_kb"])})
     return {
         "invoices": args.burst,
@@ -260,6 +265,7 @@ def burst(stack: Any, args: argparse.Namespace, cached: bool = False) -> dict[st
         "cached": cached,
         "tax_service_calls": _tax_service_calls(stack) - calls0,
         "in_flight": args.in_flight,
+        **({"pg_statements": pg} if pg else {}),
     }
 
 
@@ -409,6 +415,14 @@ def main() -> None:
         help="only the bare app's GET and the gateway's rows, printed and saved as results/gateway-only (to compare"
         " two revisions in one sitting)",
     )
+    parser.add_argument(
+        "--pg-stats",
+        action="store_true",
+        help="the bursts' PostgreSQL statements by execution time, µs an invoice (pg_stat_statements)",
+    )
+    parser.add_argument(
+        "--cached-only", action="store_true", help="with --burst-only: only the burst with every answer cached"
+    )
     args = parser.parse_args()
     campaign = bench_campaign(ROOT / ".data" / "bench-campaign")
     if args.gateway_only:
@@ -475,8 +489,9 @@ def bursts(campaign: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The burst with the simulator at its default latency, then on a fresh stack with every answer cached."""
     out = {}
     env = {**NO_SHEDDING, "GATEWAY_WORKER_IN_FLIGHT": str(args.in_flight)}
-    for key, cached in (("burst", False), ("burst_cached", True))[: 2 if args.cached else 1]:
-        with bench_stack(True, campaign=campaign, extra_env=env, workers=2) as stack:
+    kinds = (("burst", False), ("burst_cached", True))[: 2 if args.cached else 1]
+    for key, cached in kinds[1:] if args.cached_only else kinds:
+        with bench_stack(True, campaign=campaign, extra_env=env, workers=2, pg_stats=args.pg_stats) as stack:
             out[key] = burst(stack, args, cached)
     return out
 

@@ -41,7 +41,7 @@ def limits_rows(lim: dict[str, Any]) -> list[Row]:
             "bare ASGI app, GET, gunicorn + uvicorn worker, 2 processes (wrk, 32 connections)",
             f"{get['rps']:,.0f} req/s",
             f"{_each([r['rps'] for r in get['rounds']])}; wrk {_cores(get['rounds'], 'generator'):.2f} cores,"
-            f" other work {_cores(get['rounds'], 'others'):.2f}",
+            f" the bare app and all else {_cores(get['rounds'], 'others'):.2f}",
             "",
         ),
         (
@@ -265,9 +265,20 @@ def sink_row(sink: dict[str, Any]) -> Row:
 
 
 def burst_markdown(r: dict[str, Any]) -> str:
-    """The table of a burst run on its own (``pipeline_bench.py --burst-only``)."""
-    rows = [sink_row(r["sink"]), *burst_rows(r["burst"], r["sink"]["median"], r.get("burst_cached"))]
+    """The table of a burst run on its own (``pipeline_bench.py --burst-only``; ``--cached-only`` has only the
+    cached burst), and PostgreSQL's dearest statements when measured (``--pg-stats``)."""
+    b, c, sink = r.get("burst"), r.get("burst_cached"), r["sink"]["median"]
+    rows = [sink_row(r["sink"]), *(burst_rows(b, sink, c) if b else [cached_row(c, sink)] if c else [])]
     lines = ["| what | measured | beside | target |", "| --- | --- | --- | --- |"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
-    statuses = ", ".join(f"{k}: {v:,}" for k, v in sorted(r["burst"]["statuses"].items()))
-    return "\n".join([*lines, "", f"Answers the generators saw (requests): {statuses}.", ""])
+    statuses = ", ".join(f"{k}: {v:,}" for k, v in sorted((b or c or {}).get("statuses", {}).items()))
+    lines += ["", f"Answers the generators saw (requests): {statuses}."]
+    for what, run in (("the burst", b), ("the burst with every answer cached", c)):
+        if run and "pg_statements" in run:
+            pg = run["pg_statements"]
+            top = "; ".join(f"{t['us_per']:,.0f} µs in {t['calls']:,} calls of `{t['statement']}`" for t in pg["top"])
+            lines += [
+                "",
+                f"PostgreSQL's execution time in {what}: {pg['us_per']:,.0f} µs an invoice, the dearest: {top}.",
+            ]
+    return "\n".join([*lines, ""])
