@@ -45,7 +45,7 @@ ACTOR = "workers (re-verification)"
 # Each leased invoice's facts looked up by its key: a nested loop on each month's index (LATERAL, and LIMIT 1 so
 # that the planner cannot flatten it into a join; a key is in one month only). A plain join let the planner, who
 # cannot see that the lease holds at most $1 rows, sort the whole invoices table to merge it with them (246 ms a
-# call during a 100,000-invoice burst with nothing due, and seconds at 10 M) or hash it.
+# call during a 100,000-invoice burst with nothing due, more as the table grows) or hash it.
 FACTS = """
 SELECT l.ref, i.key, i.number, i.code, i.issue_date, i.amount_fen, i.seller_tax_id, coalesce(i.check_code, '') AS
        check_code, i.person, i.accepted_at

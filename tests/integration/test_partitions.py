@@ -21,6 +21,7 @@ from core import campaign as campaigns
 from core import contract, partitions
 from core.campaign import Risk
 from core.settings import Settings
+from core.stores import open_pool
 from deploy.devstack import VENV_BIN
 from gateway.migrate import MIGRATIONS, migrate
 from gateway.parse import as_invoice
@@ -147,6 +148,23 @@ def test_hot_paths_read_only_the_months_they_need(settings: Settings) -> None:
     assert {n.split(" on ")[1].split()[0] for n in executed["reconcile"]} == {"invoices_p2026_07"}, plans["reconcile"]
     populated = [n for n in plans["reverify"].splitlines() if "Seq Scan on invoices_p2026_0" in n]
     assert executed["reverify"] == [] and populated == [], plans["reverify"]
+
+
+def test_pooled_sessions_run_without_jit(settings: Settings) -> None:
+    """Every pool's sessions have JIT off (core/stores.py SESSION_SETTINGS), whatever the server's default: with it,
+    PostgreSQL spent 1,791 µs an invoice of a cached burst, 1,030 without (benchmarks/README.md)."""
+
+    async def run() -> tuple[str, str]:
+        conn = await asyncpg.connect(settings.stores.database_url)  # a session of the server's own settings
+        pool = await open_pool(settings.stores, 2, timed=True)
+        try:
+            return await conn.fetchval("SHOW jit"), await pool.fetchval("SHOW jit")
+        finally:
+            await pool.close()
+            await conn.close()
+
+    server, pooled = asyncio.run(run())
+    assert (server, pooled) == ("on", "off")
 
 
 DAY = dt.datetime(2026, 7, 18, tzinfo=CST)  # a day of July's invoices, reconciled
