@@ -246,7 +246,8 @@ def burst(stack: Any, args: argparse.Namespace, cached: bool = False) -> dict[st
         gens = _upload(f"http://127.0.0.1:{stack.port}", folder, args.burst, prefixes)
         uploaded = time.time()
         fed_at, counts = asyncio.run(_wait_for_feed(stack.env["GATEWAY_DATABASE_URL"], args.burst, started))
-    rss = {name: max(procs.peak_rss_kb(pid) for pid in pids) for name, pids in everyone.items()}
+    # The trees again: a process started during the burst (a PostgreSQL backend) has its peak since its start.
+    rss = {name: max(procs.peak_rss_kb(pid) for pid in procs.tree(p.pid)) for name, p in stack.procs}
     pg = asyncio.run(statements(stack.env["GATEWAY_DATABASE_URL"], args.burst, top=15)) if args.pg_stats else None
     rss.update({f"generator-{i}": kb for i, kb in enumerate(gens["maxrss_kb"])})
     return {

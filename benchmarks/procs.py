@@ -32,31 +32,25 @@ def tree(pid: int) -> list[int]:
     return [pid, *children(pid)]
 
 
-def cpu_s(pids: Iterable[int]) -> float:
-    """User + system CPU seconds of these processes so far (those that have exited count nothing)."""
+def cpu_s(pids: Iterable[int], reaped: bool = False) -> float:
+    """User + system CPU seconds of these processes so far (those that have exited count nothing). ``reaped``: with
+    the times of the children each has waited for (cutime, cstime)."""
     total = 0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
+        total += sum(int(f) for f in fields[11 : 15 if reaped else 13])
     return total / TICKS
 
 
 def tree_cpu_s(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and all its descendants so far, those that have exited included. A
-    process reaped by its parent counts in the parent's times of waited-for children (cutime, cstime); one
-    started meanwhile (a PostgreSQL backend of a growing pool, an autovacuum worker, a restarted gunicorn worker)
-    counts in its own. Measured over a list of pids taken at the start, these had counted as other work."""
-    total = 0
-    for p in tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15])
-    return total / TICKS
+    process reaped by its parent counts in the parent's times of waited-for children; one started meanwhile (a
+    PostgreSQL backend of a growing pool, an autovacuum worker, a restarted gunicorn worker) counts in its own.
+    Measured over a list of pids taken at the start, these had counted as other work."""
+    return cpu_s(tree(pid), reaped=True)
 
 
 def peak_rss_kb(pid: int) -> int:
