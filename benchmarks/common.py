@@ -66,25 +66,38 @@ async def statements_reset(dsn: str) -> None:
     try:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         await conn.execute("SELECT pg_stat_statements_reset()")
+        await conn.execute("SELECT pg_stat_reset()")  # the tables' counters (``statements``' "tables")
     finally:
         await conn.close()
 
 
 async def statements(dsn: str, per: int, top: int = 8) -> dict[str, Any]:
     """PostgreSQL's execution time since ``statements_reset``, in µs per ``per`` (e.g. invoices): the whole, and
-    the ``top`` statements (their text's start, calls, µs), the dearest first."""
+    the ``top`` statements (their text's start, calls, µs), the dearest first; the WAL written, in bytes per
+    ``per``; and the rows each table (its partitions summed) inserted and updated per ``per``, and how many of the
+    updates were HOT (no index touched), the most written first."""
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
-            "SELECT query, calls, total_exec_time FROM pg_stat_statements"
+            "SELECT query, calls, total_exec_time, wal_bytes FROM pg_stat_statements"
             " WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC"
+        )
+        tables = await conn.fetch(
+            "SELECT coalesce(i.inhparent::regclass::text, t.relname) AS name, sum(t.n_tup_ins) AS ins,"
+            " sum(t.n_tup_upd) AS upd, sum(t.n_tup_hot_upd) AS hot FROM pg_stat_user_tables t"
+            " LEFT JOIN pg_inherits i ON i.inhrelid = t.relid GROUP BY 1"
+            " HAVING sum(t.n_tup_ins) + sum(t.n_tup_upd) > 0 ORDER BY sum(t.n_tup_ins) + sum(t.n_tup_upd) DESC"
         )
     finally:
         await conn.close()
     return {
         "us_per": sum(r["total_exec_time"] for r in rows) * 1000 / per,
+        "wal_bytes_per": sum(int(r["wal_bytes"]) for r in rows) / per,
+        "tables": [
+            {"table": t["name"], **{f"{k}_per": int(t[k]) / per for k in ("ins", "upd", "hot")}} for t in tables
+        ],
         "top": [
             {
                 "statement": " ".join(" ".join(line.split("--")[0] for line in r["query"].splitlines()).split())[:90],

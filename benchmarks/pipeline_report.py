@@ -281,4 +281,10 @@ def burst_markdown(r: dict[str, Any]) -> str:
                 "",
                 f"PostgreSQL's execution time in {what}: {pg['us_per']:,.0f} µs an invoice, the dearest: {top}.",
             ]
+            if "tables" in pg:  # runs saved before the tables were counted have only the statements
+                writes = "; ".join(
+                    f"{t['table']} {t['ins_per']:.2f} inserted, {t['upd_per']:.2f} updated ({t['hot_per']:.2f} HOT)"
+                    for t in pg["tables"]
+                )
+                lines += ["", f"WAL {pg['wal_bytes_per']:,.0f} bytes an invoice. Rows written an invoice: {writes}."]
     return "\n".join([*lines, ""])
