@@ -31,9 +31,11 @@ from gateway.parse import decode
 from gateway.validate import check
 from loadtest import sample
 from loadtest.client import SignedClient
+from tests.integration.helpers import scratch_database
 from workers import national
 from workers.judge import Judgement
 from workers.national import Row
+from workers.relay import PENDING as PENDING_RECORDS
 from workers.relay import Relay
 from workers.seal import seal_all
 from workers.sink import Judged, prepare, write
@@ -238,3 +240,38 @@ def _command(stack: Any, *argv: str) -> str:
     done = subprocess.run([str(VENV_BIN / "gateway-worker"), *argv], env=stack.env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def test_the_look_for_pending_records_does_not_grow_with_the_records_parked(settings: Settings) -> None:
+    """The relay asks, for each pending record of its batch, for the first parked record of its subject ahead of
+    it. With 3,000 parked records of other invoices (refused by the platform, not sent again yet) a batch of 200
+    reads the rows it needs, not every parked record once per pending one (600,000 rows read and filtered out,
+    200 ms); and the pending record of a parked invoice names the record it waits behind."""
+
+    async def run(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], int]:
+        await conn.execute(
+            "INSERT INTO outbox (destination, subject, kind, record, parked_at, parked_reason)"
+            " SELECT 'national', 'parked-' || g, 'invoice', '{}', now(), 'invalid' FROM generate_series(1, 3000) g"
+        )
+        await conn.execute(
+            "INSERT INTO outbox (destination, subject, kind, record)"
+            " SELECT 'national', CASE g WHEN 7 THEN 'parked-5' ELSE 'pending-' || g END, 'invoice', '{}'"
+            " FROM generate_series(1, 200) g"
+        )
+        found = await conn.fetch(PENDING_RECORDS, NATIONAL, 200)
+        plan = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + PENDING_RECORDS, NATIONAL, 200)
+        return found, rows_filtered(orjson.loads(plan)[0]["Plan"])
+
+    def rows_filtered(node: dict[str, Any]) -> int:
+        here = node.get("Rows Removed by Filter", 0) * node.get("Actual Loops", 1)  # EXPLAIN gives it a loop
+        return int(here) + sum(rows_filtered(n) for n in node.get("Plans", []))
+
+    async def scratch() -> tuple[list[asyncpg.Record], int]:
+        async with scratch_database(settings, "relay_parked") as conn:
+            return await run(conn)
+
+    found, filtered = asyncio.run(scratch())
+    parked_5 = [r["behind"] for r in found if r["subject"] == "parked-5"]
+    assert len(found) == 200 and [r["subject"] for r in found if r["behind"] is not None] == ["parked-5"]
+    assert parked_5 == [5]  # the 5th parked record's id: the ids were given in insertion order
+    assert filtered < 1_000, filtered
