@@ -28,6 +28,7 @@ from gateway.validate import check
 from loadtest import sample
 from loadtest.client import SignedClient
 from tests.topology import ON_BOTH
+from workers.verify import PUT_CHUNK, Cache, Verified
 
 T = TypeVar("T")
 SHARDS = 4  # tests/campaigns/hefei-2026-sharded.toml
@@ -322,6 +323,28 @@ def test_a_dead_workers_duplicate_notes_are_swept_once_recorded_and_old(settings
 
     old_left, recent_left = with_stores(settings, run)
     assert not old_left and recent_left
+
+
+def test_verified_answers_are_kept_for_their_ttl_and_read_back_whole(settings: Settings) -> None:
+    """Cache.put writes a batch's answers in a script call per shard and chunk (workers/cache_put.lua): each one
+    read back as it was given, under its shard's key, with the cache's TTL; an answer with every field set too."""
+    full = Verified(18800, "2026-06-01", "reversed", "91340104000000044P", "b" * 64, "organisation", "on_behalf", "x")
+    answers = [
+        (shard, f"cache-test-{shard}-{i}", full if i == 3 else Verified(100 + i, "2026-06-01", "normal"))
+        for shard in range(SHARDS)
+        for i in range(PUT_CHUNK + 2 if shard == 1 else 5)
+    ]
+
+    async def run(redis: Any, pool: asyncpg.Pool) -> tuple[dict[str, Verified], list[int]]:
+        await Cache(redis, 600).put(answers)
+        found = await Cache(redis, 600).get([(shard, key) for shard, key, _ in answers])
+        ttls = [await redis.ttl(keys.verified(shard, key)) for shard, key, _ in answers[:: len(answers) // 7]]
+        await redis.delete(*(keys.verified(shard, key) for shard, key, _ in answers))
+        return found, ttls
+
+    found, ttls = with_stores(settings, run)
+    assert found == {key: answer for _, key, answer in answers}
+    assert all(590 <= ttl <= 600 for ttl in ttls), ttls
 
 
 def test_a_committed_invoice_leaves_no_verified_answer_behind(

@@ -28,7 +28,7 @@ from ratelimit.caps import Caps
 from ratelimit.limits import Nonce, RateLimiter
 from tests.conftest import settings_of
 from workers.recheck import Rechecks
-from workers.verify import Pace
+from workers.verify import PUT_CHUNK, Cache, Pace, Verified
 
 Call = tuple[str, list[bytes]]  # the script's sha, its KEYS
 
@@ -92,6 +92,14 @@ async def every_script(settings: Settings) -> int:
         await Adder(redis, camp.dedup.shards).add([i.key for i in batch], only_test=True)
         await Rechecks(redis, camp.dedup.shards, 1.0).take_due(10)
         await Pace(redis, 1000.0).wait()
+        answers = [
+            (shard, f"slot-test-{shard}-{i}", Verified(100 + i, "2026-06-01", "normal"))
+            for shard in range(camp.dedup.shards)
+            for i in range(2 if shard else PUT_CHUNK + 1)  # shard 0's in two calls
+        ]
+        cache = Cache(redis, 60)
+        await cache.put(answers)
+        assert await cache.get([(shard, key) for shard, key, _ in answers]) == {k: v for _, k, v in answers}
         return camp.dedup.shards
     finally:
         await pool.close()
@@ -107,7 +115,7 @@ def test_each_script_call_on_the_cluster_names_keys_of_one_slot(cluster_stack: A
     spanning = [(sha[:8], names) for sha, names in recorded if len({slots_of[k] for k in names}) != 1]
     assert spanning == [], f"script calls whose keys span slots: {spanning}"
     # Each script ran (limits, caps, caps_release, claim_enqueue in each shard, unacked, bloom_add,
-    # recheck_take, pace): seven scripts besides the claim's, the claim reaching every shard.
-    assert len({sha for sha, _ in recorded}) >= 8
+    # recheck_take, pace, cache_put): eight scripts besides the claim's, the claim reaching every shard.
+    assert len({sha for sha, _ in recorded}) >= 9
     claim_slots = {slots_of[names[0]] for _, names in recorded if names[0].endswith(b":inflight")}
     assert len(claim_slots) == shards
