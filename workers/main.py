@@ -31,7 +31,7 @@ from workers.overlap import Overlap
 from workers.recheck import Rechecks
 from workers.reverify import Reverifier
 from workers.sink import Judged
-from workers.verify import Cache, Verification, Verified, Verifier
+from workers.verify import Cache, Verification, Verified, Verifier, in_turn
 
 log = logging.getLogger(__name__)
 # PostgreSQL connections per worker process beside one per batch in flight: the sealer, the re-verification
@@ -338,8 +338,10 @@ class Worker:
         self, invoices: list[Queued], cached: dict[str, Verified]
     ) -> list[tuple[Verification, dt.datetime | None]]:
         """Each invoice's answer and when it was verified (None unless found): from the cache, or asked of the
-        tax service, all the batch's calls at once (a task each only for those)."""
-        asked = iter(await asyncio.gather(*(self._verify(q) for q in invoices if q.key not in cached)))
+        tax service by twice as many tasks as calls may be in flight (workers/verify.py ``in_turn``: a call's
+        backoff before it tries again holds no slot, so another task's call can take it)."""
+        todo = [q for q in invoices if q.key not in cached]
+        asked = iter(await in_turn(2 * self.verify.concurrency, todo, self._verify))
         now = dt.datetime.now(dt.UTC)
         return [
             (Verification("found", c), now) if (c := cached.get(q.key)) is not None else next(asked) for q in invoices

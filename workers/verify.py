@@ -18,8 +18,8 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -29,6 +29,9 @@ from core.errors import STORE_ERRORS
 from core.stores import RedisClient
 from workers import metrics
 from workers.http1 import HttpError, Origin
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 Outcome = Literal["found", "not_found", "error", "unavailable"]
 
@@ -156,6 +159,22 @@ class Pace:
         if answered - asked > self.interval / 4:
             return  # the reply took too long to place the slots in time: they are lost, never spent late
         self.slots.extend(answered + wait_us / 1e6 + i * self.interval for i in range(self.chunk))
+
+
+async def in_turn(tasks: int, items: Sequence[T], call: Callable[[T], Awaitable[R]]) -> list[R]:
+    """``call`` of each item, the answers in the items' order: ``tasks`` tasks take the items in turn, rather
+    than a task each. A task each for a batch of 5,000 invoices made the event loop run 5,000 first steps in one
+    turn: on a quiet machine 27 µs of CPU an invoice against 16 and the loop held 51 ms against 2
+    (benchmarks/verify_fanout.py); in a burst, a stream read waiting behind such turns timed out."""
+    answers: list[R | None] = [None] * len(items)
+    turns = iter(range(len(items)))  # shared: each index is taken by one task
+
+    async def take() -> None:
+        for i in turns:
+            answers[i] = await call(items[i])
+
+    await asyncio.gather(*(take() for _ in range(min(tasks, len(items)))))
+    return answers  # type: ignore[return-value]  # every index was answered
 
 
 class Verifier:

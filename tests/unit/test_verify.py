@@ -8,7 +8,7 @@ from aiohttp import web
 
 from core.contract import Queued
 from workers.judge import Defer, Judgement, judge
-from workers.verify import Breaker, Pace, Verification, Verified
+from workers.verify import Breaker, Pace, Verification, Verified, in_turn
 
 
 @contextlib.asynccontextmanager
@@ -184,3 +184,24 @@ def test_the_simulator_remembers_tries_only_for_the_invoices_that_need_them() ->
 
     assert asyncio.run(run()) == [200, 200, 404, 404, 200]  # 996: not found twice, then found
     assert dict(app[TRIES]) == {"26341000000000000996": 3}  # a plain invoice leaves nothing behind
+
+
+def test_in_turn_answers_each_item_in_order_with_at_most_its_tasks_at_once() -> None:
+    """Items take unequal times, so they finish out of order: the answers still come in the items' order, each
+    item is called once, and no more than ``tasks`` calls are ever under way."""
+    running, most, calls = 0, 0, []
+
+    async def call(i: int) -> int:
+        nonlocal running, most
+        calls.append(i)
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.001 * (i % 5))
+        running -= 1
+        return i * i
+
+    answers = asyncio.run(in_turn(8, list(range(100)), call))
+    assert answers == [i * i for i in range(100)]
+    assert sorted(calls) == list(range(100)) and most == 8
+    assert asyncio.run(in_turn(8, [], call)) == []
+    assert asyncio.run(in_turn(8, [3], call)) == [9]
