@@ -52,9 +52,13 @@ class Cluster(RedisCluster):
     ERRORS_ALLOW_RETRY = (ConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
 
 
-def open_redis(stores: Stores) -> RedisClient:
+def open_redis(stores: Stores, block_ms: int = 0) -> RedisClient:
     """A Redis client (a cluster client with ``GATEWAY_REDIS_CLUSTER``) that retries a command twice when its
-    connection broke.
+    connection broke. ``block_ms``: the longest one of its commands waits in Redis on purpose (the workers'
+    ``XREADGROUP ... BLOCK``), added to its timeout: a wait that ends with entries still has
+    ``GATEWAY_REDIS_TIMEOUT_MS`` for the reply. Without it, a worker read that had waited 200 ms had 300 ms left
+    for thousands of entries, and timed out in bursts: the entries delivered were then taken up only by the
+    sweep for lost replies, seconds later.
 
     A pooled connection goes stale when Redis restarts; the retry reconnects. Every write the gateway makes
     is safe to repeat: the claim script recognises its own claim, and a nonce is spent with a token that
@@ -63,7 +67,7 @@ def open_redis(stores: Stores) -> RedisClient:
     failure policy promises. On a cluster, a retry first reads the slot map again (from any node that answers),
     so a command follows a failover once the replica has taken over; MOVED and ASK are followed as they come.
     """
-    timeout_s = stores.redis_timeout_ms / 1000
+    timeout_s = (stores.redis_timeout_ms + block_ms) / 1000
     retry = Retry(ExponentialBackoff(cap=0.05, base=0.005), retries=2, supported_errors=(ConnectionError,))
     if stores.redis_cluster:
         return _open_cluster(stores.redis_url, timeout_s, retry)

@@ -114,7 +114,7 @@ def serve_metrics(port: int, metrics_dir: str) -> None:
 
 async def run_worker(settings: Settings, burst: bool, handle_signals: bool = True) -> int:
     """The worker process's wiring: open every client, run, close every client."""
-    redis = open_redis(settings.stores)
+    redis = open_redis(settings.stores, block_ms=settings.worker.block_ms)
     pool = await open_sink_pool(settings.stores, settings.worker.in_flight)
     verify = settings.verify
     origin = open_origin(verify)

@@ -31,6 +31,15 @@ def test_tcp_clients_pack_with_hiredis_and_unix_sockets_keep_their_class() -> No
     assert unix.connection_pool.connection_class is UnixDomainSocketConnection
 
 
+def test_a_client_whose_reads_block_waits_that_long_more_for_a_reply() -> None:
+    """The workers' client (XREADGROUP with BLOCK) times out after the block and the usual timeout, on one Redis or
+    a cluster; every other client after the usual timeout."""
+    plain, cluster = Stores(redis_timeout_ms=500), Stores(redis_timeout_ms=500, redis_cluster=True)
+    assert open_redis(plain).connection_pool.connection_kwargs["socket_timeout"] == 0.5
+    assert open_redis(plain, block_ms=200).connection_pool.connection_kwargs["socket_timeout"] == 0.7
+    assert open_redis(cluster, block_ms=200).connection_kwargs["socket_timeout"] == 0.7  # type: ignore[attr-defined]
+
+
 class _ClosedWriter:
     """A stream writer whose transport was closed under it: uvloop raises RuntimeError on a write."""
 
