@@ -291,9 +291,9 @@ class _Cached(Verified, array_like=True, omit_defaults=True, frozen=True):
     out (about half the bytes of a map)."""
 
 
-# Keys a call of cache_put.lua at most: a script holds Redis while it runs (about 1 ms for 1,000 SETs here), and
-# the gateway's calls wait behind it.
-PUT_CHUNK = 1000
+# Keys a call of cache_put.lua at most: a script holds Redis while it runs (Redis spends 7 µs a key on it here,
+# benchmarks/cache_put_cost.py), and the gateway's calls wait behind it: 200 keys hold it about 1.5 ms.
+PUT_CHUNK = 200
 
 
 class Cache:
