@@ -18,7 +18,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import bench_stack
-from core.settings import from_env
+from core import keys
+from core.settings import Settings, from_env
 from core.stores import open_redis
 from workers.verify import Cache, Verified
 
@@ -26,8 +27,8 @@ BATCH = 2500
 ROUNDS = 30
 
 
-async def run(settings: object) -> dict[str, float]:
-    redis = open_redis(settings.stores)  # type: ignore[attr-defined]
+async def run(settings: Settings) -> dict[str, float]:
+    redis = open_redis(settings.stores)
     cache = Cache(redis, 7 * 86400)
     answer = Verified(18800, "2026-06-01", "normal", "91340104000000044P", None, "person", "normal", "catering")
     cpu, wall, server = [], [], []
@@ -41,7 +42,7 @@ async def run(settings: object) -> dict[str, float]:
         server.append((await redis_cpu_s(redis) - before) / BATCH * 1e6)
     found = await cache.get([(0, f"2634{ROUNDS - 1:04d}{i:012d}") for i in range(BATCH)])
     assert len(found) == BATCH and found[f"2634{ROUNDS - 1:04d}{0:012d}"] == answer
-    assert 0 < await redis.ttl(f"{{s00}}:v:2634{0:04d}{0:012d}") <= 7 * 86400
+    assert 0 < await redis.ttl(keys.verified(0, f"2634{0:04d}{0:012d}")) <= 7 * 86400
     await redis.aclose()
     return {k: statistics.median(v) for k, v in (("cpu_us", cpu), ("redis_us", server), ("wall_us", wall))}
 
@@ -53,10 +54,7 @@ async def redis_cpu_s(redis: Any) -> float:
 
 def main() -> None:
     with bench_stack(False, name="cache-put") as stack:
-        import os
-
-        os.environ.update(stack.env)
-        found = asyncio.run(run(from_env()))
+        found = asyncio.run(run(from_env({k: v for k, v in stack.env.items() if k.startswith("GATEWAY_")})))
     print(
         f"Cache.put, {BATCH:,} answers a call, median of {ROUNDS}: {found['cpu_us']:.1f} µs of the worker's CPU"
         f", {found['redis_us']:.1f} µs of Redis's and {found['wall_us']:.1f} µs of wall time an invoice"

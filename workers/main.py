@@ -31,7 +31,7 @@ from workers.overlap import Overlap
 from workers.recheck import Rechecks
 from workers.reverify import Reverifier
 from workers.sink import Judged
-from workers.verify import Cache, Verification, Verified, Verifier, in_turn
+from workers.verify import Cache, Verification, Verified, Verifier
 
 log = logging.getLogger(__name__)
 # PostgreSQL connections per worker process beside one per batch in flight: the sealer, the re-verification
@@ -338,10 +338,8 @@ class Worker:
         self, invoices: list[Queued], cached: dict[str, Verified]
     ) -> list[tuple[Verification, dt.datetime | None]]:
         """Each invoice's answer and when it was verified (None unless found): from the cache, or asked of the
-        tax service by twice as many tasks as calls may be in flight (workers/verify.py ``in_turn``: a call's
-        backoff before it tries again holds no slot, so another task's call can take it)."""
-        todo = [q for q in invoices if q.key not in cached]
-        asked = iter(await in_turn(2 * self.verify.concurrency, todo, self._verify))
+        tax service (``Verifier.each``: a few tasks, not one an invoice)."""
+        asked = iter(await self.verifier.each([q for q in invoices if q.key not in cached], self._verify))
         now = dt.datetime.now(dt.UTC)
         return [
             (Verification("found", c), now) if (c := cached.get(q.key)) is not None else next(asked) for q in invoices

@@ -22,7 +22,6 @@ than the one fed (a partial red-letter reversal lowers the total).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections import defaultdict
@@ -144,7 +143,7 @@ class Reverifier:
             metrics.REVERIFIED.labels(found if isinstance(found, str) else "withdrawn").inc()
             return found
 
-        return dict(zip((r["key"] for r in rows), await asyncio.gather(*(one(r) for r in rows)), strict=True))
+        return dict(zip((r["key"] for r in rows), await self.verifier.each(rows, one), strict=True))
 
     async def _settle(self, rows: Sequence[asyncpg.Record], answers: dict[str, Verdict], what: str) -> None:
         confirmed = [r["ref"] for r in rows if answers[r["key"]] == "confirmed"]

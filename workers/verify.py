@@ -189,11 +189,18 @@ class Verifier:
         pace: Pace | None = None,
     ) -> None:
         self._origin = origin
+        self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._attempts = max(1, attempts)
         self._breaker = breaker or Breaker(5, 5.0)
         self._pace = pace or Pace(None, 0.0)
         self._name_ref = name_ref
+
+    async def each(self, items: Sequence[T], ask: Callable[[T], Awaitable[R]]) -> list[R]:
+        """``ask`` (which calls this verifier) of each item, the answers in the items' order, by twice as many tasks
+        as calls may be in flight (``in_turn``): a call's backoff before it tries again holds no slot, so another
+        task's call can take it."""
+        return await in_turn(2 * self._concurrency, items, ask)
 
     async def verify(self, q: Queued) -> Verification:
         """Ask the tax service about one invoice; never raises."""
