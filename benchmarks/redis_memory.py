@@ -1,6 +1,6 @@
 """Redis memory by key family, per invoice, after a burst of fresh consumers and after its drain.
 
-    .venv/bin/python benchmarks/redis_memory.py [--invoices 1000000] [--sample 2000]
+    .venv/bin/python benchmarks/redis_memory.py [--invoices 1000000] [--sample 2000] [--caps-form before]
 
 A fresh stack of its own (Redis, PostgreSQL, the simulator, the gateway of 2 processes; the channel limits
 raised and no shedding, as ``make bench``'s burst): the burst is uploaded with no worker running, so the whole
@@ -11,6 +11,10 @@ the whole keyspace, ``core/keys.family``) and MEMORY USAGE is read for up to ``-
 on the same sample: what outlives 24 hours (every rate window has passed by then; a nonce stays spent 600 s)
 is the memory an invoice keeps once drained.
 
+The campaign's cap hashes take their compact form from this month (``caps.compact_from``: the stack's Redis is
+empty, as a new campaign's), the form every month from January 2027 has; ``--caps-form before`` measures the
+form of the months before it.
+
 Writes benchmarks/results/redis-memory.json and .md (with the date and the commit) and prints the table.
 """
 
@@ -18,13 +22,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import random
+import re
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import redis
 
@@ -33,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import bench_stack, save  # noqa: E402
 from benchmarks.pipeline_bench import NO_SHEDDING, _upload, _wait_for_feed, bench_campaign  # noqa: E402
+from core import campaign as campaigns  # noqa: E402
 from core import keys  # noqa: E402
 from deploy import devstack  # noqa: E402
 
@@ -83,9 +91,21 @@ def _wait_for_inflight_empty(client: redis.Redis, shards: int) -> None:
     )
 
 
-def run(n: int, sample: int) -> dict[str, Any]:
+def caps_from(campaign: Path, form: str) -> str:
+    """Sets the campaign's ``caps.compact_from``: this month for the compact form, one far ahead for the form
+    before it. Returns the month set."""
+    zone = ZoneInfo(campaigns.load(campaign).caps.timezone)
+    month = dt.datetime.now(zone).strftime("%Y%m") if form == "compact" else "209912"
+    text, n = re.subn(r'(?m)^# compact_from = ".*"$', f'compact_from = "{month}"', campaign.read_text())
+    assert n == 1, "the campaign's caps.compact_from moved: update benchmarks/redis_memory.py"
+    campaign.write_text(text)
+    return month
+
+
+def run(n: int, sample: int, form: str) -> dict[str, Any]:
     folder = ROOT / ".data" / "bench-memory-campaign"
     campaign = bench_campaign(folder)
+    compact_from = caps_from(campaign, form)
     with bench_stack(False, campaign, NO_SHEDDING, name="bench-memory") as stack:
         if stack.runs("GATEWAY_VERIFY_URL"):
             stack.start_simulator()
@@ -101,7 +121,15 @@ def run(n: int, sample: int) -> dict[str, Any]:
         _wait_for_inflight_empty(client, max(shards, 1))
         points["drained"] = snapshot(client, sample)
         client.close()
-    return {"invoices": n, "taken": taken, "fed": counts, "drained_s": time.time() - started, "points": points}
+    return {
+        "invoices": n,
+        "taken": taken,
+        "fed": counts,
+        "drained_s": time.time() - started,
+        "caps_form": form,
+        "caps_compact_from": compact_from,
+        "points": points,
+    }
 
 
 def per_invoice(result: dict[str, Any], point: str, field: str = "bytes") -> dict[str, float]:
@@ -115,7 +143,8 @@ def markdown(r: dict[str, Any]) -> str:
     lasting = per_invoice(r, "drained", "bytes_after_24h")
     fam = r["points"]["drained"]["families"]
     lines = [
-        f"{r['invoices']:,} invoices of fresh consumers (100 a request), at {r['commit']}; fed {r['fed']['fed']:,}.",
+        f"{r['invoices']:,} invoices of fresh consumers (100 a request), at {r['commit']}; fed {r['fed']['fed']:,};"
+        f" the cap hashes in the {r['caps_form']} form (caps.compact_from {r['caps_compact_from']}).",
         "",
         "| family | B/invoice after the burst (no worker) | B/invoice drained | keys drained | TTL drained, median"
         " / max (s) | B/invoice after 24 h (rate windows passed) |",
@@ -138,8 +167,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--invoices", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=2000, help="keys per family whose MEMORY USAGE is read")
+    parser.add_argument(
+        "--caps-form", choices=("compact", "before"), default="compact", help="the cap hashes' form (see above)"
+    )
     args = parser.parse_args()
-    result = run(args.invoices, args.sample)
+    result = run(args.invoices, args.sample, args.caps_form)
     git = ["git", "-C", str(ROOT), "describe", "--always", "--dirty"]
     result["commit"] = subprocess.run(git, capture_output=True, text=True, check=True).stdout.strip()
     save("redis-memory", "Redis memory by key family", result, markdown)

@@ -34,6 +34,10 @@ class Caps(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     seller_person_monthly: Positive
     timezone: str = "Asia/Shanghai"
     ineligible_returns_slot: bool = True
+    # The first month (yyyymm) whose person-month hashes take the compact form (ratelimit/caps.py): a month's
+    # hashes keep one form, so the default is the first month no deployment has written yet; a campaign that
+    # starts on an empty Redis may give its first month.
+    compact_from: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}(0[1-9]|1[0-2])$")] = "202701"
 
 
 class ChannelLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

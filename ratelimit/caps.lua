@@ -1,10 +1,13 @@
 -- Reserve campaign-cap slots for invoices, per person, atomically (one call per cap shard).
 --
--- KEYS[i]  person-month hashes "{cNN}:cap:<person's first 24 hex digits>:<yyyymm>", each named once; fields:
+-- KEYS[i]  person-month hashes "{cNN}:cap:<person's first 24 hex digits>:<yyyymm>" (in the compact form,
+--          "{cNN}:cap:<yymm><those 96 bits in base64>": core/keys.py cap), each named once; fields:
 --            "m"           invoices of the person this month
 --            "d<dd>"       invoices of the person on day dd
 --            "s<seller>"   invoices of the person from that seller this month
 --            "i<key>"      the reservation of one invoice: "<dd>|<seller>"
+--          where <seller> is as ARGV gives it: the tax id, or in the compact form 6 bytes of its digest
+--          (ratelimit/caps.py): this script and caps_release.lua read both forms alike
 -- ARGV[1]  cap per day, ARGV[2] cap per month, ARGV[3] cap per seller per month
 -- ARGV[4]  time to live of a person-month hash, seconds (a little over a month), set when the hash is new
 -- ARGV[5]  the day "dd" the invoices count in (a request's invoices share their upload time)
@@ -12,7 +15,7 @@
 -- ARGV[7]  "1" while a month of these hashes may have hashes of the name before issue 19 (the whole person):
 --          KEYS then names each hash twice, short names first, long ones after in the same order, and a hash
 --          found only under its long name is renamed when first met (ratelimit/caps.py); "0" otherwise
--- ARGV[8..] pairs per invoice, in order: seller tax id, invoice key
+-- ARGV[8..] pairs per invoice, in order: seller (tax id or digest), invoice key
 --
 -- Returns one value per invoice: "new" (reserved now), "held" (this invoice already holds a slot for this
 -- person: no second slot), or the cap that refuses it: "person_daily_cap", "person_monthly_cap",

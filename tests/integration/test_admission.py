@@ -102,7 +102,7 @@ def test_an_ineligible_invoice_gives_its_slot_back(channel: SignedClient, drain:
 
 
 # Upload times: May 2026, whose cap hashes may still bear their long names (core/keys.py CAP_LONG_UNTIL), and
-# January 2027, whose cannot.
+# January 2027, whose cannot, and which the sandbox campaign counts in the compact form (caps.compact_from).
 MAY_2026_MS, JAN_2027_MS = 1_780_000_000_000, 1_800_000_000_000
 
 
@@ -121,21 +121,53 @@ def test_monthly_and_seller_caps(settings: Settings, now_ms: int) -> None:
     queued = [check(as_invoice(i), camp, "demo-channel", "k", now_ms) for i in same_seller + others]
     assert all(isinstance(q, Queued) for q in queued)
 
-    async def run() -> tuple[list[str], list[str], int]:
+    async def run() -> tuple[list[str], list[str], int, list[str]]:
         redis = open_redis(settings.stores)
         try:
             caps = Caps(redis, camp)
+            assert caps.place(queued[0]).compact == (now_ms == JAN_2027_MS)  # type: ignore[arg-type]
             first = await caps.reserve(queued)  # type: ignore[arg-type]
             again = await caps.reserve(queued[:3])  # type: ignore[arg-type]
             released = await caps.release(queued[:1]) + await caps.release(queued[:1])  # type: ignore[arg-type]
-            return first, again, released
+            # The slot given back was the seller's too: the fourth invoice from that seller now gets one.
+            after = await caps.reserve(queued[3:4])  # type: ignore[arg-type]
+            return first, again, released, after
         finally:
             await redis.aclose()
 
-    first, again, released = asyncio.run(run())
+    first, again, released, after = asyncio.run(run())
     assert first == ["new", "new", "new", "seller_person_monthly_cap", "new", "new", "person_monthly_cap"]
     assert again == ["held", "held", "held"]
     assert released == 1
+    assert after == ["new"]
+
+
+def test_a_person_month_hash_of_the_compact_form_takes_at_most_150_bytes_for_one_invoice(settings: Settings) -> None:
+    """Issue 19's figure: what a person with one invoice leaves in Redis for the month, in both forms."""
+    camp = campaigns.load(settings.campaign_file)
+    rng = random.Random()
+    p = person(rng)
+    queued = [
+        check(as_invoice(sample.invoice(rng, user=p)), camp, "demo-channel", "k", ms)
+        for ms in (MAY_2026_MS, JAN_2027_MS)
+    ]
+
+    async def run() -> dict[bool, tuple[int, int]]:
+        redis = open_redis(settings.stores)
+        try:
+            caps = Caps(redis, camp)
+            sizes = {}
+            for q in queued:
+                assert await caps.reserve([q]) == ["new"]  # type: ignore[list-item]
+                place = caps.place(q)  # type: ignore[arg-type]
+                sizes[place.compact] = (await redis.memory_usage(place.key, samples=0), await redis.hlen(place.key))
+            return sizes
+        finally:
+            await redis.aclose()
+
+    sizes = asyncio.run(run())
+    assert sizes[True][1] == sizes[False][1] == 4  # the month's, the day's and the seller's counts, the reservation
+    assert sizes[True][0] <= 150 < sizes[False][0], sizes
 
 
 @pytest.mark.parametrize("release_first", [False, True])

@@ -7,6 +7,7 @@ import datetime as dt
 import re
 import struct
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
@@ -60,3 +61,25 @@ def test_an_invoice_counts_in_the_campaigns_day_and_month_not_utcs() -> None:
     assert day == "01" and key.endswith(":202604")
     assert key == keys.cap(shard, "p" * 64, "202604") and 0 <= shard < CAMPAIGN.dedup.shards
     assert caps.slot(queued("p" * 64, late_utc))[0] == shard  # a person always lands on one cap shard
+
+
+def test_from_the_campaigns_compact_month_a_person_month_hash_has_the_short_name_and_sellers_digest() -> None:
+    person = "0123456789abcdef" * 4  # a keyed hash's hex, as the gateway's persons are
+    camp = msgspec.structs.replace(CAMPAIGN, caps=msgspec.structs.replace(CAMPAIGN.caps, compact_from="202605"))
+    caps = Caps(Redis(), camp)
+    april, may = (caps.place(queued(person, dt.datetime(2026, m, 10, tzinfo=dt.UTC))) for m in (4, 5))
+    assert not april.compact and april.moving and april.seller("91340100MA2N000001") == "91340100MA2N000001"
+    assert may.compact and not may.moving  # a hash of the long name is never moved into the compact form
+    assert may.key == f"{{c{may.shard:02d}}}:cap:2605ASNFZ4mrze8BI0Vn" and len(may.key) == 30
+    assert may.key == keys.cap(may.shard, person, "202605", compact=True)
+    digest = may.seller("91340100MA2N000001")
+    assert isinstance(digest, bytes) and len(digest) == 6 and digest != may.seller("91340100MA2N000002")
+    # What the reservation hands caps.lua: the digest in place of the tax id.
+    call = caps.reservations([queued(person, dt.datetime(2026, 5, 10, tzinfo=dt.UTC))])[(may.shard, may.day)]
+    assert call.argv == [may.seller("s"), "k"] and call.names() == [may.key]
+
+
+def test_a_campaign_names_its_compact_month_as_yyyymm() -> None:
+    for bad in ("2027-01", "202713", "27001", "2027010"):
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.convert({**msgspec.to_builtins(CAMPAIGN.caps), "compact_from": bad}, campaigns.Caps)
