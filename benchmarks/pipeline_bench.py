@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import re
@@ -30,11 +31,15 @@ import statistics
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,11 +64,17 @@ KINDS = {"single": 1, "batch": 100}
 FAILED_OPEN = "gateway_ratelimit_fail_open_total"
 
 
-def bench_campaign(folder: Path) -> Path:
-    """The sandbox campaign with channel rate limits far above what this machine can do."""
+def bench_campaign(folder: Path, caps_form: str = "compact") -> Path:
+    """The sandbox campaign with channel rate limits far above what this machine can do. Its cap hashes take
+    the compact form from this month (``caps.compact_from``: a bench's Redis is empty, as a new campaign's),
+    the form of every month from January 2027; ``caps_form="before"`` keeps the form of the months before."""
     text = (ROOT / "deploy" / "campaigns" / "hefei-2026.toml").read_text()
     raised, n = re.subn(r"(?m)^channel_(requests|invoices)_(per_s|burst) = .*$", r"channel_\1_\2 = 100000000", text)
     assert n == 4, "the campaign's channel limits moved: update benchmarks/pipeline_bench.py"
+    zone = ZoneInfo(tomllib.loads(raised)["caps"]["timezone"])
+    month = dt.datetime.now(zone).strftime("%Y%m") if caps_form == "compact" else "209912"
+    raised, n = re.subn(r'(?m)^# compact_from = ".*"$', f'compact_from = "{month}"', raised)
+    assert n == 1, "the campaign's caps.compact_from moved: update benchmarks/pipeline_bench.py"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "bench-campaign.toml"
     path.write_text(raised)
@@ -232,6 +243,10 @@ def burst(stack: Any, args: argparse.Namespace, cached: bool = False) -> dict[st
     everyone = {name: procs.tree(p.pid) for name, p in stack.procs}
     _wait_for_workers(stack, sum(1 for name in everyone if name.startswith("worker-")))
     prefixes = [f"9{cached:d}{i:06d}" for i in range(2)]
+    from benchmarks import redis_memory  # it builds on this module
+
+    client = redis.Redis(port=stack.redis_port)
+    memory0 = redis_memory.snapshot(client, 2000)
     if cached:
         asyncio.run(_precache(stack, prefixes, _shares(args.burst)))
     calls0 = _tax_service_calls(stack)
@@ -250,6 +265,8 @@ def burst(stack: Any, args: argparse.Namespace, cached: bool = False) -> dict[st
     rss = {name: max(procs.peak_rss_kb(pid) for pid in procs.tree(p.pid)) for name, p in stack.procs}
     pg = asyncio.run(statements(stack.env["GATEWAY_DATABASE_URL"], args.burst, top=15)) if args.pg_stats else None
     rss.update({f"generator-{i}": kb for i, kb in enumerate(gens["maxrss_kb"])})
+    kept = redis_memory.kept_after_drain(client, memory0, args.burst)
+    client.close()
     return {
         "invoices": args.burst,
         "taken": gens["taken"],
@@ -261,6 +278,7 @@ def burst(stack: Any, args: argparse.Namespace, cached: bool = False) -> dict[st
         "end_to_end_rate": args.burst / (fed_at - started) if fed_at else None,
         **counts,
         "peak_rss_kb": rss,
+        "redis_bytes_kept": kept,
         "cores": meter.cores,
         "profile": str(spy.relative_to(ROOT)),
         "cached": cached,

@@ -84,6 +84,7 @@ BATCH_RATE = 40_000  # invoices/s in 100-invoice requests
 P99_MS = {"single-invoice requests": 25, "100-invoice requests": 100}  # at 70% of the full-speed rate
 END_TO_END_SHARE = 0.35  # of the sink's COPY + upsert limit
 BURST_10M_MIN = 35  # minutes from the first upload of 10 M to the last in the feed
+REDIS_KEPT_B = 150  # Redis bytes an invoice once drained and every rate window has passed
 
 
 def _failed_share(rounds: list[dict[str, Any]]) -> str:
@@ -180,6 +181,24 @@ def burst_rows(b: dict[str, Any], sink_rows: float, cached: dict[str, Any] | Non
             "",
             "",
         ),
+        *redis_kept_rows(b),
+    ]
+
+
+def redis_kept_rows(b: dict[str, Any]) -> list[Row]:
+    """Redis's bytes an invoice once the burst has drained and its rate windows have passed, by key family
+    (benchmarks/redis_memory.py ``kept_after_drain``; runs saved before it have none)."""
+    kept = b.get("redis_bytes_kept")
+    if kept is None:
+        return []
+    total = sum(kept.values())
+    return [
+        (
+            "Redis memory an invoice, drained and every rate window passed (MEMORY USAGE of a sample, by TTL)",
+            f"{total:,.0f} B",
+            ", ".join(f"{k} {v:,.1f}" for k, v in kept.items() if abs(v) >= 0.05) or "nothing",
+            _verdict(f"≤ {REDIS_KEPT_B} B", total <= REDIS_KEPT_B),
+        )
     ]
 
 

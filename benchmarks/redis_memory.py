@@ -11,9 +11,8 @@ the whole keyspace, ``core/keys.family``) and MEMORY USAGE is read for up to ``-
 on the same sample: what outlives 24 hours (every rate window has passed by then; a nonce stays spent 600 s)
 is the memory an invoice keeps once drained.
 
-The campaign's cap hashes take their compact form from this month (``caps.compact_from``: the stack's Redis is
-empty, as a new campaign's), the form every month from January 2027 has; ``--caps-form before`` measures the
-form of the months before it.
+The campaign's cap hashes take their compact form from this month, as in every benchmark
+(``pipeline_bench.bench_campaign``); ``--caps-form before`` measures the form of the months before it.
 
 Writes benchmarks/results/redis-memory.json and .md (with the date and the commit) and prints the table.
 """
@@ -22,16 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import random
-import re
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import redis
 
@@ -91,27 +87,29 @@ def _wait_for_inflight_empty(client: redis.Redis, shards: int) -> None:
     )
 
 
-def caps_from(campaign: Path, form: str) -> str:
-    """Sets the campaign's ``caps.compact_from``: this month for the compact form, one far ahead for the form
-    before it. Returns the month set."""
-    zone = ZoneInfo(campaigns.load(campaign).caps.timezone)
-    month = dt.datetime.now(zone).strftime("%Y%m") if form == "compact" else "209912"
-    text, n = re.subn(r'(?m)^# compact_from = ".*"$', f'compact_from = "{month}"', campaign.read_text())
-    assert n == 1, "the campaign's caps.compact_from moved: update benchmarks/redis_memory.py"
-    campaign.write_text(text)
-    return month
+def intake_shards(client: redis.Redis) -> int:
+    return int(client.eval("return #redis.call('KEYS', '{s*}:intake')", 0) or 1)  # type: ignore[arg-type]
+
+
+def kept_after_drain(client: redis.Redis, before: dict[str, Any], n: int, sample: int = 2000) -> dict[str, float]:
+    """Bytes an invoice each family keeps once a drained burst of ``n`` invoices has had its in-flight claims'
+    grace period waited out and every rate window has passed (the TTLs of a sample), beyond ``before`` (a
+    ``snapshot`` from before the burst): ``make bench``'s row of Redis memory."""
+    _wait_for_inflight_empty(client, intake_shards(client))
+    at = snapshot(client, sample)["families"]
+    return {f: (at[f]["bytes_after_24h"] - before["families"][f]["bytes"]) / n for f in keys.FAMILIES}
 
 
 def run(n: int, sample: int, form: str) -> dict[str, Any]:
     folder = ROOT / ".data" / "bench-memory-campaign"
-    campaign = bench_campaign(folder)
-    compact_from = caps_from(campaign, form)
+    campaign = bench_campaign(folder, form)
+    compact_from = campaigns.load(campaign).caps.compact_from
     with bench_stack(False, campaign, NO_SHEDDING, name="bench-memory") as stack:
         if stack.runs("GATEWAY_VERIFY_URL"):
             stack.start_simulator()
         stack.start_gateway(2)
         client = redis.Redis(port=stack.redis_port)
-        shards = int(client.eval("return #redis.call('KEYS', '{s*}:intake')", 0) or 1)
+        shards = intake_shards(client)
         points = {"before": snapshot(client, sample)}
         started = time.time()
         taken = _upload(f"http://127.0.0.1:{stack.port}", stack.data, n, ["80000000", "80000001"])["taken"]
