@@ -91,22 +91,29 @@ class Releaser:
             self._due.append((time.monotonic() + self._grace_s, fields, committed))
 
     async def release_due(self, redis: RedisClient, everything: bool = False) -> int:
-        """HDEL every field whose grace period is over (all of them when ``everything``), in one round trip."""
+        """HDEL every field whose grace period is over (all of them when ``everything``), in one round trip. If
+        the round trip fails, they stay due and the next call sends them again (an HDEL twice is harmless):
+        dropped, they stayed in flight until a worker's next start swept them (5,000 claims and their answers
+        after one Redis timeout in a burst)."""
         now = time.monotonic()
-        ready: list[tuple[dict[str, list[str]], dict[int, list[str]]]] = []
+        ready: list[tuple[float, dict[str, list[str]], dict[int, list[str]]]] = []
         while self._due and (everything or self._due[0][0] <= now):
-            ready.append(self._due.popleft()[1:])
+            ready.append(self._due.popleft())
         if not ready:
             return 0
         released = 0
-        async with redis.pipeline(transaction=False) as pipe:
-            for fields, committed in ready:
-                for name, names in fields.items():
-                    pipe.hdel(name, *names)
-                    released += len(names)
-                for shard, names in committed.items():
-                    _drop_answers(pipe, shard, names)
-            await pipe.execute()
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for _, fields, committed in ready:
+                    for name, names in fields.items():
+                        pipe.hdel(name, *names)
+                        released += len(names)
+                    for shard, names in committed.items():
+                        _drop_answers(pipe, shard, names)
+                await pipe.execute()
+        except BaseException:
+            self._due.extendleft(reversed(ready))
+            raise
         return released
 
 

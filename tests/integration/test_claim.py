@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 from prometheus_client import REGISTRY
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core import campaign as campaigns
 from core import keys, locks
@@ -361,3 +362,30 @@ def test_a_committed_invoice_leaves_no_verified_answer_behind(
         return int(await redis.exists(keys.verified(shard, key))) + int(await redis.hexists(keys.inflight(shard), key))
 
     assert with_stores(settings, left) == 0
+
+
+def test_claims_whose_release_failed_are_released_by_the_next_call(settings: Settings) -> None:
+    """A release whose round trip fails (Redis away, a timeout in a burst) keeps its claims due: the next call
+    releases them, where they stayed in flight until a worker's next start."""
+    from redis.asyncio import Redis
+
+    keys_by_shard = {s: [f"release-again-{s}-{random.randrange(10**12)}"] for s in range(SHARDS)}
+
+    async def run(redis: Any, pool: asyncpg.Pool) -> tuple[int, int, int]:
+        for shard, names in keys_by_shard.items():
+            await redis.hset(keys.inflight(shard), names[0], "demo-channel|1|r|p")
+        releaser = inflight.Releaser(0.0)
+        releaser.schedule(keys_by_shard)
+        nowhere = Redis(port=1, socket_connect_timeout=0.5)  # nothing listens there
+        try:
+            await releaser.release_due(nowhere)
+        except (OSError, RedisConnectionError):
+            pass
+        finally:
+            await nowhere.aclose()
+        still = sum([await redis.hexists(keys.inflight(s), n[0]) for s, n in keys_by_shard.items()])
+        released = await releaser.release_due(redis)
+        left = sum([await redis.hexists(keys.inflight(s), n[0]) for s, n in keys_by_shard.items()])
+        return still, released, left
+
+    assert with_stores(settings, run) == (SHARDS, SHARDS, 0)
