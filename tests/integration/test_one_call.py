@@ -8,6 +8,7 @@ import random
 from typing import Any
 
 import msgspec
+import pytest
 
 from core import campaign as campaigns
 from core import keys
@@ -31,10 +32,12 @@ NOW_MS = 1_780_000_000_000
 SHAPE = [(0, 1), (0, 2), (0, 3), (0, 1), (1, 1)]
 
 
-def campaign(settings: Settings) -> campaigns.Campaign:
+def campaign(settings: Settings, compact_from: str = "202701") -> campaigns.Campaign:
     base = campaigns.load(settings.campaign_file)
     limits = msgspec.structs.replace(base.limits, user_invoices_per_minute=4)
-    caps = msgspec.structs.replace(base.caps, person_daily=4, person_monthly=100, seller_person_monthly=100)
+    caps = msgspec.structs.replace(
+        base.caps, person_daily=4, person_monthly=100, seller_person_monthly=100, compact_from=compact_from
+    )
     dedup = msgspec.structs.replace(base.dedup, shards=1)
     return msgspec.structs.replace(base, limits=limits, caps=caps, dedup=dedup)
 
@@ -60,15 +63,16 @@ def shape(decision: Decision | None, reserved: list[str]) -> tuple[Any, ...]:
     return decision.replayed, decision.channel_wait_ms > 0, [w > 0 for w in decision.invoice_waits_ms], reserved
 
 
-def test_one_call_answers_as_the_separate_calls_do(settings: Settings) -> None:
-    camp = campaign(settings)
+@pytest.mark.parametrize("compact_from", ["202701", "202601"])  # May 2026's cap hashes in either form
+def test_one_call_answers_as_the_separate_calls_do(settings: Settings, compact_from: str) -> None:
+    camp = campaign(settings, compact_from)
     run_id = random.randrange(10**9)
 
     async def run(redis: Any, pool: Any) -> tuple[list[Any], list[Any], list[Any], int]:
         limiter, caps = RateLimiter(redis, camp.limits), Caps(redis, camp)
         together, claimer = Together(redis, limiter, caps), Claimer(redis, pool, camp.dedup.shards)
         one, two, claimed = [], [], []
-        for i, batch in enumerate(requests(camp, "demo-channel", 1)):
+        for i, batch in enumerate(requests(camp, "demo-channel", run_id * 10 + 1)):
             request_id = f"one-{run_id}-{i}"
             items = enqueue.claim_items(list(enumerate(batch)))
             claim = claimer.first_call("demo-channel", NOW_MS, request_id, items, b"")
@@ -79,13 +83,13 @@ def test_one_call_answers_as_the_separate_calls_do(settings: Settings) -> None:
             assert answer is not None
             one.append(shape(answer.decision, answer.reserved))
             claimed.append((claim is not None, answer.claimed))
-        for i, batch in enumerate(requests(camp, "demo-channel-2", 2)):
+        for i, batch in enumerate(requests(camp, "demo-channel-2", run_id * 10 + 2)):
             nonce = Nonce(keys.nonce("demo-channel-2", f"two-{run_id}-{i}"), b"t", 60)
             decision = await limiter.decide("demo-channel-2", len(batch), batch, nonce)
             through = [q for q, w in zip(batch, decision.invoice_waits_ms, strict=True) if w == 0]
             two.append(shape(decision, await caps.reserve(through) if through else []))
         # A replayed nonce is refused whole: nothing is reserved or claimed.
-        batch = requests(camp, "demo-channel", 3)[0]
+        batch = requests(camp, "demo-channel", run_id * 10 + 3)[0]
         again = Nonce(keys.nonce("demo-channel", f"one-{run_id}-0"), b"other", 60)
         items = enqueue.claim_items(list(enumerate(batch)))
         replayed = await together.decide(
