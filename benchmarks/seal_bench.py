@@ -1,13 +1,14 @@
 """The sealer alone: how fast pending feed entries become sealed batches (one sealer at a time, by design).
 
-    .venv/bin/python benchmarks/seal_bench.py [--invoices 30000] [--rounds 2]
+    .venv/bin/python benchmarks/seal_bench.py [--invoices 30000] [--rounds 2] [--batch 1000]
 
 On a stack of its own (Redis, PostgreSQL), each round writes ``--invoices`` verified invoices with the workers'
 sink (2 writers, 500-row transactions; their feed entries pending) and then times ``workers.seal.seal_all``
-with 1,000-entry batches, as the workers run it: the update that makes the invoices eligible, their events,
-the daily figures with the distinct merchants and consumers, the outbox records, the batch's hash. Reports
-entries sealed a second and this process's CPU per entry (median of the rounds). Every invoice is eligible and
-of a new consumer, the sealer's dearest case. Writes benchmarks/results/seal.json and seal.md.
+with batches of ``--batch`` entries (``GATEWAY_SEAL_MAX_ENTRIES``'s default), as the workers run it: the update
+that makes the invoices eligible, their events, the daily figures with the distinct merchants and consumers,
+the outbox records, the batch's hash. Reports entries sealed a second and this process's CPU per entry (median
+of the rounds). Every invoice is eligible and of a new consumer, the sealer's dearest case. Writes
+benchmarks/results/seal.json and seal.md.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import bench_stack, save  # noqa: E402
 from benchmarks.worker_bench import invoices, raw_limit  # noqa: E402
-from core.settings import Settings, from_env  # noqa: E402
+from core.settings import Settings, Worker, from_env  # noqa: E402
 
 
-async def seal_round(settings: Settings) -> dict[str, float]:
+async def seal_round(settings: Settings, batch: int) -> dict[str, float]:
     from core import campaign as campaigns
     from core.rollup import Rollup
     from core.stores import open_pool
@@ -39,7 +40,7 @@ async def seal_round(settings: Settings) -> dict[str, float]:
         rollup = Rollup.of(campaigns.load(settings.campaign_file))
         before = await pool.fetchval("SELECT count(*) FROM feed_entries WHERE batch_seq IS NOT NULL")
         started, cpu = time.perf_counter(), time.process_time()
-        await seal.seal_all(pool, 1000, rollup)
+        await seal.seal_all(pool, batch, rollup)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         after = await pool.fetchval("SELECT count(*) FROM feed_entries WHERE batch_seq IS NOT NULL")
     finally:
@@ -51,7 +52,7 @@ async def seal_round(settings: Settings) -> dict[str, float]:
 def markdown(r: dict[str, Any]) -> str:
     rounds = r["rounds"]
     return (
-        f"{r['invoices']:,} eligible invoices of new consumers a round, sealed in 1,000-entry batches by "
+        f"{r['invoices']:,} eligible invoices of new consumers a round, sealed in {r['batch']:,}-entry batches by "
         f"`workers.seal.seal_all`; {len(rounds)} rounds.\n\n"
         "| measure | median | rounds |\n| --- | --- | --- |\n"
         f"| entries sealed a second | {r['entries_per_s']:,.0f} | "
@@ -67,18 +68,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--invoices", type=int, default=30_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=Worker().seal_max_entries, help="entries a sealed batch")
     args = parser.parse_args()
     rounds = []
     with bench_stack(full=False, name="seal") as stack:
         settings = from_env({k: v for k, v in stack.env.items() if k.startswith("GATEWAY_")})
         for i in range(args.rounds):
             asyncio.run(raw_limit(settings, invoices(args.invoices, f"2635{i}"), 2, 500))
-            rounds.append(asyncio.run(seal_round(settings)))
+            rounds.append(asyncio.run(seal_round(settings, args.batch)))
     for r in rounds:
         if r["sealed"] != args.invoices:
             raise RuntimeError(f"{r['sealed']:,} of {args.invoices:,} entries sealed")
     result = {
         "invoices": args.invoices,
+        "batch": args.batch,
         "rounds": rounds,
         "entries_per_s": statistics.median(r["entries_per_s"] for r in rounds),
         "cpu_us_per_entry": statistics.median(r["cpu_us_per_entry"] for r in rounds),
