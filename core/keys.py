@@ -111,7 +111,7 @@ def cap(shard: int, person: str, month: str, compact: bool = False) -> str:
 
     ``compact`` (the months from the campaign's ``caps.compact_from``, ratelimit/caps.py): the same 96 bits of the
     reference in base64 (16 characters) after the month as ``yymm``: 30 characters, the longest name Redis
-    keeps in jemalloc's 32-byte class with its header and end (31 take 48 bytes). The hash then takes 136
+    keeps in jemalloc's 32-byte class with its header and end (31 to 35 took 16 bytes more). The hash then takes 136
     bytes for one invoice where this name and the seller's whole tax id made it 184 (MEMORY USAGE)."""
     if compact:
         reference = binascii.b2a_base64(bytes.fromhex(person[:CAP_PERSON_DIGITS]), newline=False).decode()
