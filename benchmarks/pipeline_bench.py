@@ -44,7 +44,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import limits, presign, procs, profile  # noqa: E402
+from benchmarks import limits, presign, procs, profile, redis_families  # noqa: E402
 from benchmarks.common import RESULTS, bench_stack, commit, metric, save, statements, statements_reset  # noqa: E402
 from benchmarks.loadgen import Invoices  # noqa: E402
 from core import settings as config  # noqa: E402
@@ -243,10 +243,8 @@ def burst(stack: Any, args: argparse.Namespace, cached: bool = False) -> dict[st
     everyone = {name: procs.tree(p.pid) for name, p in stack.procs}
     _wait_for_workers(stack, sum(1 for name in everyone if name.startswith("worker-")))
     prefixes = [f"9{cached:d}{i:06d}" for i in range(2)]
-    from benchmarks import redis_memory  # it builds on this module
-
     client = redis.Redis(port=stack.redis_port)
-    memory0 = redis_memory.snapshot(client, 2000)
+    memory0 = redis_families.snapshot(client, 2000)
     if cached:
         asyncio.run(_precache(stack, prefixes, _shares(args.burst)))
     calls0 = _tax_service_calls(stack)
@@ -265,7 +263,7 @@ def burst(stack: Any, args: argparse.Namespace, cached: bool = False) -> dict[st
     rss = {name: max(procs.peak_rss_kb(pid) for pid in procs.tree(p.pid)) for name, p in stack.procs}
     pg = asyncio.run(statements(stack.env["GATEWAY_DATABASE_URL"], args.burst, top=15)) if args.pg_stats else None
     rss.update({f"generator-{i}": kb for i, kb in enumerate(gens["maxrss_kb"])})
-    kept = redis_memory.kept_after_drain(client, memory0, args.burst)
+    kept = redis_families.kept_after_drain(client, memory0, args.burst)
     client.close()
     return {
         "invoices": args.burst,

@@ -187,7 +187,7 @@ def burst_rows(b: dict[str, Any], sink_rows: float, cached: dict[str, Any] | Non
 
 def redis_kept_rows(b: dict[str, Any]) -> list[Row]:
     """Redis's bytes an invoice once the burst has drained and its rate windows have passed, by key family
-    (benchmarks/redis_memory.py ``kept_after_drain``; runs saved before it have none)."""
+    (benchmarks/redis_families.py ``kept_after_drain``; runs saved before it have none)."""
     kept = b.get("redis_bytes_kept")
     if kept is None:
         return []
