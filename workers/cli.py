@@ -16,7 +16,6 @@ from typing import Any
 import asyncpg
 import msgspec
 import uvloop
-from aiohttp import web
 
 from core import campaign as campaigns
 from core import keys, person_key
@@ -26,9 +25,11 @@ from core.metrics import merged_registry
 from core.outbox import NATIONAL
 from core.settings import ConfigError, Settings, from_env
 from core.stores import open_redis
-from workers import blacklist, export, national_simulator, simulator
-from workers.main import Worker, open_origin, open_sink_pool
-from workers.verify import Breaker, Pace, Verifier
+from workers import blacklist
+
+# Each command imports its own modules when it runs, not every command's: a process pays about a second of
+# imports to start, of which the simulators' aiohttp server is 0.3 s and the worker's pipeline 0.4 s
+# (benchmarks/startup.py). Every worker, simulator and relay of a deployment (and of the tests) starts so.
 
 
 @entry_point
@@ -72,17 +73,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.action}: {uvloop.run(change_blacklist(settings, args.action, entries, args.by))} entries")
         return 0
     if args.command == "simulator":
+        from aiohttp import web
+
+        from workers import simulator
+
         app = simulator.create_app(settings.simulator.median_ms, settings.simulator.p99_ms, settings.simulator.qps)
         # On uvloop, as the workers run: on one machine with them, the simulator's CPU is theirs lost.
         web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, loop=uvloop.new_event_loop())
         return 0
     if args.command == "national-simulator":
+        from aiohttp import web
+
+        from workers import national_simulator
+
         sim_settings = settings.national_simulator
         control = national_simulator.Control(**msgspec.structs.asdict(sim_settings))
         app = national_simulator.create_app(settings.export.client_id, export_secret(settings), control)
         web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, loop=uvloop.new_event_loop())
         return 0
     campaigns.load(settings.campaign_file)  # a bad campaign is one line before any store is opened
+    if args.command in ("outbox", "close-day", "export"):
+        return run_export_command(settings, args)
+    uvloop.run(run_worker(settings, args.burst))
+    return 0
+
+
+def run_export_command(settings: Settings, args: argparse.Namespace) -> int:
+    """The outbox's commands and the relay itself (workers/export.py)."""
+    from workers import export
+
     if args.command == "outbox":
         return uvloop.run(export.outbox_command(settings, args.action, args.ids, args.all, args.destination))
     if args.command == "close-day":
@@ -92,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
         if settings.worker.metrics_port:
             serve_metrics(settings.worker.metrics_port, settings.metrics_dir)
         uvloop.run(export.run_export(settings))
-        return 0
-    uvloop.run(run_worker(settings, args.burst))
     return 0
 
 
@@ -114,6 +131,9 @@ def serve_metrics(port: int, metrics_dir: str) -> None:
 
 async def run_worker(settings: Settings, burst: bool, handle_signals: bool = True) -> int:
     """The worker process's wiring: open every client, run, close every client."""
+    from workers.main import Worker, open_origin, open_sink_pool
+    from workers.verify import Breaker, Pace, Verifier
+
     redis = open_redis(settings.stores, block_ms=settings.worker.block_ms)
     pool = await open_sink_pool(settings.stores, settings.worker.in_flight)
     verify = settings.verify
