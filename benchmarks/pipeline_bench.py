@@ -94,6 +94,7 @@ class Meter:
         self.busy0 = procs.machine_busy_s()
         self.cpu0 = {name: procs.tree_cpu_s(pid) for name, pid in self.roots.items()}
         self.each0 = {pid: procs.cpu_s([pid]) for pid in self.gateways}
+        self.wait0 = procs.runnable_wait_s(self.gateways)
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -102,6 +103,8 @@ class Meter:
         self.cores["generator"] = (_children_cpu() - self.gen0) / seconds
         # The busiest gateway process: keep-alive connections need not spread evenly over the processes.
         self.busiest = max(((procs.cpu_s([p]) - c) / seconds for p, c in self.each0.items()), default=0.0)
+        # How long the gateway's processes were ready to run but waited for a core (cores' worth).
+        self.gateway_waited = (procs.runnable_wait_s(self.gateways) - self.wait0) / seconds
         # Everything else on the machine: what the stack's process trees did not use (in the limits' rows, the bare
         # app's own gunicorn, which is not the stack's; elsewhere other engineers' work, or the bench itself).
         self.cores["others"] = max(0.0, (procs.machine_busy_s() - self.busy0) / seconds - sum(self.cores.values()))
@@ -182,6 +185,7 @@ def _gateway_kind(stack: Any, args: argparse.Namespace, kind: str, n: int, inv: 
         result["limits_failed_open"] = metric(url, FAILED_OPEN) - open0
         result["cores"] = m.cores
         result["busiest_gateway_process"] = m.busiest
+        result["gateway_waited"] = m.gateway_waited
         result["redis_per_request"] = _per_request(calls0, _redis_calls(stack), result["requests"])
         result["accepted_per_s"] = result["accepted"] / (result["duration_us"] / 1e6)
         expect_rps = max(expect_rps, result["rps"])

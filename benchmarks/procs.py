@@ -45,6 +45,18 @@ def cpu_s(pids: Iterable[int], reaped: bool = False) -> float:
     return total / TICKS
 
 
+def runnable_wait_s(pids: Iterable[int]) -> float:
+    """Seconds these processes' main threads have spent runnable but waiting for a core, so far
+    (/proc/<pid>/schedstat, the scheduler's own count): on a busy machine, part of every request's latency."""
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 def tree_cpu_s(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and all its descendants so far, those that have exited included. A
     process reaped by its parent counts in the parent's times of waited-for children; one started meanwhile (a
