@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/startup.py [--runs 9]
 
-Every gateway process gunicorn starts (or restarts after a crash) imports the app before it serves; every
-``gateway-worker`` command imports its module before it does anything; the test suite starts hundreds of them.
+gunicorn's master imports the gateway's app once a start, before it forks its processes; every ``gateway-worker``
+command imports its module before it does anything; the test suite starts hundreds of them.
 Each row is the median of ``--runs`` fresh interpreters (``python -c "import ..."``), beside a bare interpreter
 (``python -c pass``) in the same run. Saves nothing: a figure to compare two revisions in one sitting.
 """
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # What each kind of process imports before it does its work (the command's module and its branch's modules).
 COMMANDS = {
     "bare interpreter": "pass",
-    "gateway process (gunicorn worker)": "import gateway.app",
+    "the gateway's app (gunicorn's master)": "import gateway.app",
     "gateway-worker run": "import workers.cli, workers.main",
     "gateway-worker simulator": "import workers.cli, workers.simulator",
     "gateway-worker export": "import workers.cli, workers.export",
