@@ -15,6 +15,9 @@ protocol with the limits it lacks (deploy/gunicorn.conf.py's worker, gateway/ser
 
 uvicorn's keep-alive timeout (gunicorn's ``keepalive``) still closes a connection idle between requests. Every
 refusal here is problem+json with a ``code`` (gateway/codes.py), like every other answer of the gateway.
+
+uvicorn writes an answer's head and its body in two system calls (and two TCP segments); what one turn of the
+event loop writes to a connection here goes out in one (``Coalescing``).
 """
 
 from __future__ import annotations
@@ -49,6 +52,42 @@ def refusal(code: Code, detail: str) -> bytes:
     return head.encode() + body
 
 
+class Coalescing:
+    """A connection's transport whose writes of one turn of the event loop go out together at the end of the turn:
+    one system call and one TCP segment for an answer's head and body, which uvicorn writes apart. Closing sends
+    what is held first; everything else is the transport's own."""
+
+    __slots__ = ("_held", "_loop", "transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._held:
+            self._loop.call_soon(self.flush)
+        self._held.append(data)
+
+    def flush(self) -> None:
+        if self._held:
+            data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
+            self._held.clear()
+            if not self.transport.is_closing():
+                self.transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def abort(self) -> None:
+        self._held.clear()
+        self.transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
 class GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header deadline and size limit, a body deadline and a connection cap
     (the module's docstring). Built per connection by uvicorn with ``guard`` bound (gateway/server.py)."""
@@ -64,6 +103,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = Coalescing(transport, self.loop)  # type: ignore[assignment]
         self._arm(self.guard.header_timeout_s, self._headers_late)
         if len(self.connections) > self.guard.max_connections:
             self._make_room()
