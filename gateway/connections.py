@@ -54,25 +54,36 @@ def refusal(code: Code, detail: str) -> bytes:
 
 class Coalescing:
     """A connection's transport whose writes of one turn of the event loop go out together at the end of the turn:
-    one system call and one TCP segment for an answer's head and body, which uvicorn writes apart. Closing sends
-    what is held first; everything else is the transport's own."""
+    one system call and one TCP segment for an answer's head and body, which uvicorn writes apart. More than
+    ``HOLD_BYTES`` held goes out at once, so that a long body streamed within one turn still meets the transport's
+    flow control (uvicorn waits before its next write while the transport's buffer is full). Closing sends what is
+    held first; everything else is the transport's own."""
 
-    __slots__ = ("_held", "_loop", "transport")
+    HOLD_BYTES = 65_536
+
+    __slots__ = ("_held", "_held_bytes", "_loop", "transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
         self._loop = loop
         self._held: list[bytes] = []
+        self._held_bytes = 0
 
     def write(self, data: bytes) -> None:
+        if not data:
+            return
         if not self._held:
             self._loop.call_soon(self.flush)
         self._held.append(data)
+        self._held_bytes += len(data)
+        if self._held_bytes > self.HOLD_BYTES:
+            self.flush()
 
     def flush(self) -> None:
         if self._held:
             data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
             self._held.clear()
+            self._held_bytes = 0
             if not self.transport.is_closing():
                 self.transport.write(data)
 
@@ -82,6 +93,7 @@ class Coalescing:
 
     def abort(self) -> None:
         self._held.clear()
+        self._held_bytes = 0
         self.transport.abort()
 
     def __getattr__(self, name: str) -> Any:

@@ -1,6 +1,6 @@
 """The connection's coalescing transport (gateway/connections.py): what one turn of the event loop writes goes out
-in one write, in order; closing sends what is held first; aborting drops it; nothing is written to a closing
-transport."""
+in one write, in order; past its limit, at once; closing sends what is held first; aborting drops it; nothing is
+written to a closing transport."""
 
 from __future__ import annotations
 
@@ -78,3 +78,17 @@ async def test_nothing_is_written_once_the_transport_is_closing_and_the_rest_is_
     await asyncio.sleep(0)
     assert raw.writes == []
     assert t.is_closing() and t.get_extra_info("peername") == "extra peername"
+
+
+async def test_more_than_the_limit_held_goes_out_at_once_so_flow_control_still_sees_it() -> None:
+    raw = Recording()
+    t = Coalescing(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+    chunk = b"x" * 40_000
+    t.write(b"")  # nothing to send: nothing held
+    t.write(chunk)
+    assert raw.writes == []
+    t.write(chunk)  # 80,000 bytes held: over the limit
+    assert raw.writes == [chunk + chunk]
+    t.write(b"tail")
+    await asyncio.sleep(0)
+    assert raw.writes == [chunk + chunk, b"tail"]
