@@ -486,7 +486,8 @@ def gateway_only(campaign: Path, args: argparse.Namespace) -> None:
                 f"- {kind}: {median_of(g['full'], 'accepted_per_s'):,.0f} invoices/s,"
                 f" {median_of(g['full'], 'rps') / get:.1%} of the bare app's GET ({get:,.0f} req/s),"
                 f" gateway {gateway_cpu_us(g):,.0f} µs of CPU a request, p99 at 70%"
-                f" {median_of(g['paced'], 'p99_us') / 1000:.1f} ms"
+                f" {median_of(g['paced'], 'p99_us') / 1000:.1f} ms, its processes meanwhile waiting for a core"
+                f" {median_of(g['paced'], 'gateway_waited'):.2f} cores (the machine's share of that tail)"
             )
         return "\n".join(rows) + "\n"
 
