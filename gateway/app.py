@@ -137,8 +137,9 @@ def create_app(settings: Settings) -> Starlette:
         ratelimiter, caps = RateLimiter(redis, campaign.limits), Caps(redis, campaign)
         together = Together(redis, ratelimiter, caps)
         # What the process has made by now lives as long as it does: the cyclic collector need not walk it again.
-        # Walked, a full collection in a loaded gateway process took 63 to 161 ms (about 80,000 objects), and
-        # held every request of the process that long (benchmarks/README.md, "The cyclic collector").
+        # Walked, a full collection in a loaded gateway process took a median of 77 to 91 ms, up to 204 (about
+        # 80,000 objects), and held every request of the process that long (benchmarks/README.md, "The cyclic
+        # collector").
         gc.freeze()
         try:
             yield {

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-_DIR = os.environ.get("GC_PROBE_DIR")
+_DIR = os.environ.get("GC_PROBE_DIR", "")
 _started: list[float] = [0.0]
 _pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
 _written: list[float] = [time.monotonic()]
@@ -21,7 +21,7 @@ def _timed(phase: str, info: dict[str, int]) -> None:
     now = time.monotonic()
     if now - _written[0] > 5:
         _written[0] = now
-        with open(os.path.join(_DIR or ".", f"gc-{os.getpid()}.json"), "w") as out:
+        with open(os.path.join(_DIR, f"gc-{os.getpid()}.json"), "w") as out:
             json.dump({"argv": " ".join(sys.argv)[:200], "tracked": len(gc.get_objects()), "pauses": _pauses}, out)
 
 
