@@ -1,7 +1,8 @@
 """What the national platform's simulator holds an invoice's records in (workers/national_simulator.py): N
 invoices' outbox rows made into the platform's records (received, verified, eligible; workers/national.py) and
-taken as the relay sends them, 200 a request; bytes a record (tracemalloc), kept as JSON text as now, against
-the same records kept as the objects they were decoded to (as before), in the same run.
+taken as the relay sends them, 200 a request; bytes a record (tracemalloc), held as now (ids as digests, texts in
+compressed blocks), against the same records kept as a JSON text each by id (before) and as the objects they were
+decoded to (before that), in the same run.
 
     .venv/bin/python benchmarks/national_memory.py [--invoices 100000]
 """
@@ -61,17 +62,30 @@ def sent(invoices: int) -> Any:
         yield msgspec.json.decode(msgspec.json.encode(batch))
 
 
-def held_bytes(invoices: int, as_objects: bool) -> tuple[int, int]:
+class TextEach(dict[str, Any]):
+    """The layout before: a JSON text each, by id."""
+
+    def add(self, rid: str, text: bytes) -> None:
+        self[rid] = text
+
+
+class ObjectEach(dict[str, Any]):
+    """The layout before that: the decoded record, by id."""
+
+    def add(self, rid: str, text: bytes) -> None:
+        self[rid] = msgspec.json.decode(text)
+
+
+def held_bytes(invoices: int, layout: type[Any] | None) -> tuple[int, int]:
+    """Bytes held and records held, the platform taking the records as it does, its ``held`` replaced by
+    ``layout`` (None: as it is)."""
     gc.collect()
     tracemalloc.start()
     platform = Platform("c", "s", Control())
-    objects: list[Any] = []
+    if layout is not None:
+        platform.held = layout()
     for records in sent(invoices):
         platform.take(records)
-        if as_objects:
-            objects.extend(records)  # what the old simulator kept beside the ids
-    if as_objects:
-        platform.held = dict.fromkeys(platform.held, b"")  # only the ids of the new layout stay
     gc.collect()
     size, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -82,11 +96,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--invoices", type=int, default=100_000)
     args = parser.parse_args()
-    texts, count = held_bytes(args.invoices, as_objects=False)
-    objects, _ = held_bytes(args.invoices, as_objects=True)
+    now, count = held_bytes(args.invoices, None)
+    texts, _ = held_bytes(args.invoices, TextEach)
+    objects, _ = held_bytes(args.invoices, ObjectEach)
     print(f"{count:,} records of {args.invoices:,} invoices held by the national platform's simulator:")
-    print(f"  as JSON text (now):      {texts / count:,.0f} B a record")
-    print(f"  as objects (before):     {objects / count:,.0f} B a record ({objects / texts:.1f}x)")
+    print(f"  id digests, texts in compressed blocks (now): {now / count:,.0f} B a record")
+    print(f"  a JSON text each, by id (before):             {texts / count:,.0f} B a record ({texts / now:.1f}x)")
+    print(f"  the decoded objects, by id (before that):     {objects / count:,.0f} B a record ({objects / now:.1f}x)")
 
 
 if __name__ == "__main__":

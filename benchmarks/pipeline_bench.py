@@ -497,14 +497,15 @@ def gateway_only(campaign: Path, args: argparse.Namespace) -> None:
 
 def burst_only(campaign: Path, args: argparse.Namespace) -> None:
     """The burst on its own, beside the sink's COPY + upsert limit measured on a stack of its own first (its
-    rows would otherwise be counted in the burst's feed)."""
-    result: dict[str, Any] = {"cores": _cores()}
+    rows would otherwise be counted in the burst's feed). The commit is the one the run started at."""
+    result: dict[str, Any] = {"cores": _cores(), "commit": commit()}
     with bench_stack(False, campaign=campaign, extra_env=NO_SHEDDING) as stack:
         result["sink"] = limits.sink_rows(stack.env["GATEWAY_DATABASE_URL"], 5000, rounds=args.rounds)
     result.update(bursts(campaign, args))
     from benchmarks.pipeline_report import burst_markdown
 
-    save(f"burst-{args.burst}", f"Burst of {args.burst:,} invoices to the sealed feed", result, burst_markdown)
+    title = f"Burst of {args.burst:,} invoices to the sealed feed, at {result['commit']}"
+    save(f"burst-{args.burst}", title, result, burst_markdown)
 
 
 def bursts(campaign: Path, args: argparse.Namespace) -> dict[str, Any]:

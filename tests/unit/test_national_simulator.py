@@ -4,8 +4,9 @@ digest of their texts in arrival order, the counts by type, the newest N), thoug
 import hashlib
 
 import msgspec
+import pytest
 
-from workers.national_simulator import Control, Platform
+from workers.national_simulator import Control, Held, Platform
 
 
 def record(n: int, kind: str) -> dict[str, object]:
@@ -31,3 +32,15 @@ def test_the_digest_counts_and_newest_records_are_those_of_every_record_held() -
     assert not platform.held and not platform.by_type and platform.last(5) == []
     platform.take([made[4]])  # forgotten: accepted again
     assert platform.digest.hexdigest() == hashlib.sha256(msgspec.json.encode(made[4])).hexdigest()
+
+
+def test_records_past_a_block_are_held_compressed_and_told_as_they_came(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Held, "BLOCK", 4)
+    platform = Platform("c", "s", Control())
+    made = [record(n, "report.daily") for n in range(11)]  # two full blocks and three open texts
+    assert [r["status"] for r in platform.take(made)] == ["accepted"] * 11
+    assert len(platform.held.blocks) == 2 and len(platform.held.open) == 3
+    assert [r["status"] for r in platform.take([made[1], made[9]])] == ["duplicate"] * 2  # in a block, and open
+    assert platform.last(6) == made[-6:] and platform.last(11) == made and platform.last(99) == made
+    texts = b"\n".join(msgspec.json.encode(r) for r in made)
+    assert platform.digest.hexdigest() == hashlib.sha256(texts).hexdigest() and len(platform.held) == 11
