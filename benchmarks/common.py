@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -40,7 +41,8 @@ def bench_stack(
     data = ROOT / ".data" / name
     shutil.rmtree(data, ignore_errors=True)
     port = devstack.free_port
-    options: dict[str, Any] = {"extra_env": extra_env, "pg_settings": PG_STATS if pg_stats else None}
+    settings = {**pg_settings_asked(), **(PG_STATS if pg_stats else {})}
+    options: dict[str, Any] = {"extra_env": extra_env, "pg_settings": settings or None}
     if campaign is not None:
         options["campaign"] = campaign
     stack = devstack.Stack(data, redis_port=port(), pg_port=port(), sim_port=port(), port=port(), **options)
@@ -58,6 +60,13 @@ def bench_stack(
 PG_STATS = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.max": "1000"}
 
 
+def pg_settings_asked() -> dict[str, str]:
+    """More PostgreSQL settings for every stack of a run, from ``BENCH_PG_SETTINGS`` (``name=value`` separated by
+    spaces; e.g. ``"max_wal_size=8GB wal_compression=lz4"``, to measure the settings deploy/postgres/README.md
+    gives for production)."""
+    return dict(item.split("=", 1) for item in os.environ.get("BENCH_PG_SETTINGS", "").split())
+
+
 async def statements_reset(dsn: str) -> None:
     """Start counting PostgreSQL's statements afresh (a stack of ``bench_stack(pg_stats=True)``)."""
     import asyncpg
@@ -67,6 +76,7 @@ async def statements_reset(dsn: str) -> None:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         await conn.execute("SELECT pg_stat_statements_reset()")
         await conn.execute("SELECT pg_stat_reset()")  # the tables' counters (``statements``' "tables")
+        await conn.execute("SELECT pg_stat_reset_shared('wal')")  # the server's WAL, full-page images included
     finally:
         await conn.close()
 
@@ -74,8 +84,9 @@ async def statements_reset(dsn: str) -> None:
 async def statements(dsn: str, per: int, top: int = 8) -> dict[str, Any]:
     """PostgreSQL's execution time since ``statements_reset``, in µs per ``per`` (e.g. invoices): the whole, and
     the ``top`` statements (their text's start, calls, µs), the dearest first; the WAL written, in bytes per
-    ``per``; and the rows each table (its partitions summed) inserted and updated per ``per``, and how many of the
-    updates were HOT (no index touched), the most written first."""
+    ``per`` (by the statements, and by the whole server with its full-page images: the first change of a page
+    after a checkpoint writes the whole page); and the rows each table (its partitions summed) inserted and updated
+    per ``per``, and how many of the updates were HOT (no index touched), the most written first."""
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
@@ -90,11 +101,17 @@ async def statements(dsn: str, per: int, top: int = 8) -> dict[str, Any]:
             " LEFT JOIN pg_inherits i ON i.inhrelid = t.relid GROUP BY 1"
             " HAVING sum(t.n_tup_ins) + sum(t.n_tup_upd) > 0 ORDER BY sum(t.n_tup_ins) + sum(t.n_tup_upd) DESC"
         )
+        wal = await conn.fetchrow("SELECT wal_bytes, wal_fpi FROM pg_stat_wal")
+        assert wal is not None  # one row, always
+        checkpoints = await conn.fetchval("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
     finally:
         await conn.close()
     return {
         "us_per": sum(r["total_exec_time"] for r in rows) * 1000 / per,
         "wal_bytes_per": sum(int(r["wal_bytes"]) for r in rows) / per,
+        "server_wal_bytes_per": int(wal["wal_bytes"]) / per,
+        "full_page_images_per": int(wal["wal_fpi"]) / per,
+        "checkpoints": checkpoints,
         "tables": [
             {"table": t["name"], **{f"{k}_per": int(t[k]) / per for k in ("ins", "upd", "hot")}} for t in tables
         ],
@@ -124,6 +141,9 @@ def save(name: str, title: str, result: dict[str, Any], markdown: Callable[[dict
     """benchmarks/results/NAME.json and NAME.md, and the table on stdout."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if asked := pg_settings_asked():  # BENCH_PG_SETTINGS: said in the title, and kept
+        result["pg_settings"] = asked
+        title += ", PostgreSQL with " + " ".join(f"{k}={v}" for k, v in asked.items())
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     table = markdown(result)
     (RESULTS / f"{name}.md").write_text(f"# {title} ({result['measured_at']})\n\n{table}")

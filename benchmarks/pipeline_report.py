@@ -312,5 +312,14 @@ def burst_markdown(r: dict[str, Any]) -> str:
                     f"{t['table']} {t['ins_per']:.2f} inserted, {t['upd_per']:.2f} updated ({t['hot_per']:.2f} HOT)"
                     for t in pg["tables"]
                 )
-                lines += ["", f"WAL {pg['wal_bytes_per']:,.0f} bytes an invoice. Rows written an invoice: {writes}."]
+                server = (
+                    f" (the whole server {pg['server_wal_bytes_per']:,.0f}, with {pg['full_page_images_per']:.2f}"
+                    f" full-page images an invoice; checkpoints since the server started: {pg['checkpoints']})"
+                    if "server_wal_bytes_per" in pg
+                    else ""
+                )
+                lines += [
+                    "",
+                    f"WAL {pg['wal_bytes_per']:,.0f} bytes an invoice{server}. Rows written an invoice: {writes}.",
+                ]
     return "\n".join([*lines, ""])
