@@ -73,13 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.action}: {uvloop.run(change_blacklist(settings, args.action, entries, args.by))} entries")
         return 0
     if args.command == "simulator":
-        from aiohttp import web
+        from workers import serve, simulator
 
-        from workers import simulator
-
-        app = simulator.create_app(settings.simulator.median_ms, settings.simulator.p99_ms, settings.simulator.qps)
-        # On uvloop, as the workers run: on one machine with them, the simulator's CPU is theirs lost.
-        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, loop=uvloop.new_event_loop())
+        sim_at = settings.simulator
+        service = simulator.Simulator(sim_at.median_ms, sim_at.p99_ms, sim_at.qps)
+        # Lean and on uvloop, as the workers run: on one machine with them, the simulator's CPU is theirs lost.
+        uvloop.run(serve.serve_until_stopped(service.routes, args.host, args.port))
         return 0
     if args.command == "national-simulator":
         from aiohttp import web

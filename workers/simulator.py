@@ -32,7 +32,6 @@ does: most answers quick, a long tail.
 
 from __future__ import annotations
 
-import asyncio
 import decimal
 import math
 import random
@@ -40,7 +39,8 @@ import time
 from collections import Counter, deque
 
 import msgspec
-from aiohttp import web
+
+from workers import serve
 
 
 class Issued(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -117,47 +117,49 @@ class Reversal(msgspec.Struct, frozen=True):
     amount: str | None = None
 
 
-RECORDS: web.AppKey[dict[str, Issued]] = web.AppKey("records", dict)
-REDS: web.AppKey[set[tuple[str, str]]] = web.AppKey("reds", set)
-REVERSED: web.AppKey[dict[str, Reversal]] = web.AppKey("reversed", dict)
-TRIES: web.AppKey[Counter[str]] = web.AppKey("tries", Counter)
-STATS: web.AppKey[Stats] = web.AppKey("stats", Stats)
+class Simulator:
+    """The service's state and its routes (served by workers/serve.py: ``gateway-worker simulator``)."""
 
+    def __init__(self, median_ms: float, p99_ms: float, qps: float = 0.0) -> None:
+        self.records: dict[str, Issued] = {}  # registered with /sandbox/invoices
+        self.reds: set[tuple[str, str]] = set()  # (invoice key, red number) registered with /sandbox/red-invoices
+        self.reversed: dict[str, Reversal] = {}  # reversed after the fact with /sandbox/reverse
+        self.tries: Counter[str] = Counter()  # calls for each invoice ending 996
+        self.stats = Stats()
+        self.latency = Latency(median_ms, p99_ms)
+        self.window = Window(qps)
+        self.routes: dict[tuple[str, str], serve.Route] = {
+            ("POST", "/verify"): self.verify,
+            ("POST", "/red-letter"): self.red_letter,
+            ("POST", "/sandbox/invoices"): self.register,
+            ("POST", "/sandbox/red-invoices"): self.register_reds,
+            ("POST", "/sandbox/reverse"): self.reverse,
+            ("GET", "/sandbox/stats"): self.stats_now,
+            ("GET", "/healthz"): self.healthz,
+        }
 
-def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Application:
-    app = web.Application()
-    app[RECORDS] = {}
-    app[REDS] = set()
-    app[REVERSED] = {}
-    app[TRIES] = Counter()
-    app[STATS] = Stats()
-    latency = Latency(median_ms, p99_ms)
-    window = Window(qps)
-
-    async def verify(request: web.Request) -> web.Response:
-        stats = app[STATS]
-        stats.calls += 1
-        if not window.take():
-            stats.refused += 1
-            return web.json_response({"error": "rate limited"}, status=429, headers={"Retry-After": "1"})
-        stats.max_per_second = window.busiest
-        delay = latency.draw()
-        if delay:
-            await asyncio.sleep(delay)
+    def verify(self, body: bytes) -> serve.Reply:
+        """The answer, sent after the simulated latency (a refusal for the rate at once)."""
+        self.stats.calls += 1
+        if not self.window.take():
+            self.stats.refused += 1
+            return serve.json(429, {"error": "rate limited"}, (("Retry-After", "1"),))
+        self.stats.max_per_second = self.window.busiest
+        delay = self.latency.draw()
         try:
-            asked = msgspec.json.decode(await request.read())
+            asked = msgspec.json.decode(body)
             number, amount = str(asked["number"]), decimal.Decimal(str(asked["amount"]))
         except (msgspec.DecodeError, ValueError, KeyError, TypeError, AttributeError, decimal.InvalidOperation):
-            return web.json_response({"error": "bad request"}, status=400)
+            return serve.json(400, {"error": "bad request"}, delay_s=delay)
         key = str(asked.get("code") or "") + number
         ending = number[-3:]
         if ending == "996":  # only these need their tries remembered: a count per key would grow without end
-            app[TRIES][key] += 1
-        if ending == "999" or (ending == "996" and app[TRIES][key] <= 2):
-            return web.json_response({"found": False}, status=404)
+            self.tries[key] += 1
+        if ending == "999" or (ending == "996" and self.tries[key] <= 2):
+            return serve.json(404, {"found": False}, delay_s=delay)
         if ending == "995":
-            return web.json_response({"error": "internal error"}, status=500)
-        found = app[RECORDS].get(key)
+            return serve.json(500, {"error": "internal error"}, delay_s=delay)
+        found = self.records.get(key)
         if found is None:
             found = Issued(
                 number=number,
@@ -166,67 +168,56 @@ def create_app(median_ms: float, p99_ms: float, qps: float = 0.0) -> web.Applica
                 amount=f"{amount + (1 if ending == '998' else 0):.2f}",
                 status="reversed" if ending == "997" else "normal",
             )
-        found = _after_the_fact(found, app[REVERSED].get(key))
-        return web.Response(
-            body=b'{"found":true,"invoice":' + msgspec.json.encode(found) + b"}", content_type="application/json"
-        )
+        found = _after_the_fact(found, self.reversed.get(key))
+        return serve.Reply(200, b'{"found":true,"invoice":' + msgspec.json.encode(found) + b"}", delay_s=delay)
 
-    async def register(request: web.Request) -> web.Response:
+    def register(self, body: bytes) -> serve.Reply:
         try:
-            issued = msgspec.json.decode(await request.read(), type=list[Issued])
+            issued = msgspec.json.decode(body, type=list[Issued])
         except msgspec.DecodeError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
+            return serve.json(400, {"error": str(exc)})
         for inv in issued:
-            app[RECORDS][inv.code + inv.number] = inv
-        return web.json_response({"registered": len(issued)})
+            self.records[inv.code + inv.number] = inv
+        return serve.json(200, {"registered": len(issued)})
 
-    async def red_letter(request: web.Request) -> web.Response:
+    def red_letter(self, body: bytes) -> serve.Reply:
         try:
-            asked = msgspec.json.decode(await request.read(), type=Red)
+            asked = msgspec.json.decode(body, type=Red)
         except msgspec.DecodeError:
-            return web.json_response({"error": "bad request"}, status=400)
+            return serve.json(400, {"error": "bad request"})
         key = asked.code + asked.number
         if asked.number.endswith("995"):
-            return web.json_response({"error": "internal error"}, status=500)
-        record = app[RECORDS].get(key)
+            return serve.json(500, {"error": "internal error"})
+        record = self.records.get(key)
         held = (
-            asked.number.endswith("997") or (record is not None and record.status == "reversed") or key in app[REVERSED]
+            asked.number.endswith("997") or (record is not None and record.status == "reversed") or key in self.reversed
         )
-        if held or (key, asked.red_number) in app[REDS]:
-            return web.json_response({"found": True, "red_number": asked.red_number})
-        return web.json_response({"found": False}, status=404)
+        if held or (key, asked.red_number) in self.reds:
+            return serve.json(200, {"found": True, "red_number": asked.red_number})
+        return serve.json(404, {"found": False})
 
-    async def register_reds(request: web.Request) -> web.Response:
+    def register_reds(self, body: bytes) -> serve.Reply:
         try:
-            reds = msgspec.json.decode(await request.read(), type=list[Red])
+            reds = msgspec.json.decode(body, type=list[Red])
         except msgspec.DecodeError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        app[REDS].update((r.code + r.number, r.red_number) for r in reds)
-        return web.json_response({"registered": len(reds)})
+            return serve.json(400, {"error": str(exc)})
+        self.reds.update((r.code + r.number, r.red_number) for r in reds)
+        return serve.json(200, {"registered": len(reds)})
 
-    async def reverse(request: web.Request) -> web.Response:
+    def reverse(self, body: bytes) -> serve.Reply:
         try:
-            reversals = msgspec.json.decode(await request.read(), type=dict[str, list[Reversal]])["invoices"]
+            reversals = msgspec.json.decode(body, type=dict[str, list[Reversal]])["invoices"]
         except (msgspec.DecodeError, KeyError) as exc:
-            return web.json_response({"error": f'{{"invoices": [{{"number", "code", "amount"}}]}}: {exc}'}, status=400)
+            return serve.json(400, {"error": f'{{"invoices": [{{"number", "code", "amount"}}]}}: {exc}'})
         for r in reversals:
-            app[REVERSED][r.code + r.number] = r
-        return web.json_response({"reversed": len(reversals)})
+            self.reversed[r.code + r.number] = r
+        return serve.json(200, {"reversed": len(reversals)})
 
-    async def stats(request: web.Request) -> web.Response:
-        return web.Response(body=msgspec.json.encode(app[STATS]), content_type="application/json")
+    def stats_now(self, body: bytes) -> serve.Reply:
+        return serve.json(200, self.stats)
 
-    async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "alive"})
-
-    app.router.add_post("/verify", verify)
-    app.router.add_post("/red-letter", red_letter)
-    app.router.add_post("/sandbox/invoices", register)
-    app.router.add_post("/sandbox/red-invoices", register_reds)
-    app.router.add_post("/sandbox/reverse", reverse)
-    app.router.add_get("/sandbox/stats", stats)
-    app.router.add_get("/healthz", healthz)
-    return app
+    def healthz(self, body: bytes) -> serve.Reply:
+        return serve.json(200, {"status": "alive"})
 
 
 def _after_the_fact(found: Issued, reversal: Reversal | None) -> Issued:

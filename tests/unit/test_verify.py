@@ -4,25 +4,22 @@ import time
 from collections.abc import AsyncIterator
 
 import msgspec
-from aiohttp import web
 
 from core.contract import Queued
+from workers import serve
 from workers.judge import Defer, Judgement, judge
+from workers.simulator import Simulator
 from workers.verify import Breaker, Pace, Verification, Verified, in_turn
 
 
 @contextlib.asynccontextmanager
-async def simulator(app: web.Application) -> AsyncIterator[str]:
-    """The simulator app served on a free loopback port: its base URL."""
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+async def simulator(service: Simulator) -> AsyncIterator[str]:
+    """The simulator served on a free loopback port: its base URL."""
+    served = await serve.start(service.routes, "127.0.0.1", 0)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{served.port}"
     finally:
-        await runner.cleanup()
+        await served.close()
 
 
 Q = Queued("k", "n", "", "2026-03-01", 12850, "", "", "", "", "p", "u", "d", "b", "c", 0)
@@ -88,11 +85,10 @@ def test_verified_facts_must_match_the_upload() -> None:
 def test_an_invoice_the_service_always_fails_on_ends_even_when_it_is_the_only_traffic() -> None:
     """Half-open trials of a 995-like invoice alone must not keep it waiting forever."""
     from workers.http1 import Origin
-    from workers.simulator import create_app
     from workers.verify import Verifier
 
     async def run() -> list[str]:
-        async with simulator(create_app(0, 0)) as url:
+        async with simulator(Simulator(0, 0)) as url:
             verifier = Verifier(
                 Origin(url, timeout_s=1.0),
                 concurrency=4,
@@ -151,11 +147,10 @@ def test_the_simulator_refuses_beyond_its_rate_in_any_second() -> None:
 
 def test_a_429_from_the_service_makes_the_invoice_wait_without_spending_a_try() -> None:
     from workers.http1 import Origin
-    from workers.simulator import create_app
     from workers.verify import Verifier
 
     async def run() -> list[str]:
-        async with simulator(create_app(0, 0, qps=1)) as url:
+        async with simulator(Simulator(0, 0, qps=1)) as url:
             verifier = Verifier(Origin(url, timeout_s=1.0), concurrency=1, attempts=2, name_ref=str)
             fine = msgspec.structs.replace(Q, number="26341000000000000120")
             return [(await verifier.verify(fine)).outcome for _ in range(2)]
@@ -169,12 +164,10 @@ def test_a_429_from_the_service_makes_the_invoice_wait_without_spending_a_try() 
 def test_the_simulator_remembers_tries_only_for_the_invoices_that_need_them() -> None:
     import aiohttp
 
-    from workers.simulator import TRIES, create_app
-
-    app = create_app(0, 0)
+    service = Simulator(0, 0)
 
     async def run() -> list[int]:
-        async with simulator(app) as url, aiohttp.ClientSession() as session:
+        async with simulator(service) as url, aiohttp.ClientSession() as session:
             statuses = []
             for number in ["26341000000000000120", "26341000000000000121"] + ["26341000000000000996"] * 3:
                 asked = {"number": number, "code": "", "issue_date": "2026-03-01", "amount": "128.50"}
@@ -183,7 +176,7 @@ def test_the_simulator_remembers_tries_only_for_the_invoices_that_need_them() ->
             return statuses
 
     assert asyncio.run(run()) == [200, 200, 404, 404, 200]  # 996: not found twice, then found
-    assert dict(app[TRIES]) == {"26341000000000000996": 3}  # a plain invoice leaves nothing behind
+    assert dict(service.tries) == {"26341000000000000996": 3}  # a plain invoice leaves nothing behind
 
 
 def test_in_turn_answers_each_item_in_order_with_at_most_its_tasks_at_once() -> None:
