@@ -28,8 +28,9 @@ from core.stores import open_redis
 from workers import blacklist
 
 # Each command imports its own modules when it runs, not every command's: a process pays about a second of
-# imports to start, of which the simulators' aiohttp server is 0.3 s and the worker's pipeline 0.4 s
-# (benchmarks/startup.py). Every worker, simulator and relay of a deployment (and of the tests) starts so.
+# imports to start, of which the national simulator's aiohttp server is 0.3 s and the worker's pipeline 0.4 s
+# (benchmarks/startup.py; the verification simulator's lean server, workers/serve.py, imports no aiohttp).
+# Every worker, simulator and relay of a deployment (and of the tests) starts so.
 
 
 @entry_point
@@ -130,6 +131,7 @@ def serve_metrics(port: int, metrics_dir: str) -> None:
 
 async def run_worker(settings: Settings, burst: bool, handle_signals: bool = True) -> int:
     """The worker process's wiring: open every client, run, close every client."""
+    from core.metrics import flush, flush_forever
     from workers.main import Worker, open_origin, open_sink_pool
     from workers.verify import Breaker, Pace, Verifier
 
@@ -160,7 +162,12 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
             serve_metrics(
                 settings.worker.metrics_port, settings.metrics_dir
             )  # once SIGTERM stops it gracefully: serving means up
-        done = await worker.run(burst=burst)
+        flushing = asyncio.create_task(flush_forever())  # the metrics kept in the process (workers/verify.py)
+        try:
+            done = await worker.run(burst=burst)
+        finally:
+            flushing.cancel()
+            flush()
         logging.getLogger("workers").info("stopped after %d entries", done)
         return done
     finally:
