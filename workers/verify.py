@@ -88,9 +88,11 @@ class Breaker:
         self.cooldown_s = cooldown_s
         self.gauge = metrics.BREAKER_OPEN if gauge is None else gauge  # 1 while open (the relay has its own)
         self.recent: deque[bool] = deque(maxlen=self.WINDOW)
+        self.failed = 0  # the failures among ``recent``
         self.open_until = 0.0
         self.is_open = False
         self.trying = False
+        self.shown: bool | None = None  # what the gauge says: it is written when that changes, not every call
 
     def allow(self) -> bool:
         if not self.is_open:
@@ -106,14 +108,20 @@ class Breaker:
             self.is_open = not ok
             if ok:
                 self.recent.clear()
+                self.failed = 0
             else:
                 self.open_until = time.monotonic() + self.cooldown_s
         else:
+            if len(self.recent) == self.WINDOW and not self.recent[0]:
+                self.failed -= 1  # the oldest, about to drop out, was a failure
             self.recent.append(ok)
-            if sum(1 for r in self.recent if not r) >= self.failures:
+            self.failed += not ok
+            if self.failed >= self.failures:
                 self.is_open = True
                 self.open_until = time.monotonic() + self.cooldown_s
-        self.gauge.set(1 if self.is_open else 0)
+        if self.shown is not self.is_open:
+            self.gauge.set(1 if self.is_open else 0)
+            self.shown = self.is_open
 
 
 class Pace:

@@ -46,6 +46,28 @@ def test_breaker_opens_on_a_share_of_failures_not_on_one_bad_invoice() -> None:
     assert not breaker.allow()
 
 
+class Shown:
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def set(self, value: float) -> None:
+        self.values.append(value)
+
+
+def test_breaker_counts_failures_over_its_window_and_shows_only_changes() -> None:
+    gauge = Shown()
+    breaker = Breaker(failures=3, cooldown_s=60, gauge=gauge)
+    for ok in [False, False] + [True] * Breaker.WINDOW:  # two failures, then successes that push them out
+        breaker.record(ok)
+    assert breaker.failed == 0 and breaker.allow()
+    for ok in [False, True, False, True]:
+        breaker.record(ok)
+    assert breaker.failed == 2 and breaker.allow()
+    breaker.record(False)
+    assert not breaker.allow()
+    assert gauge.values == [0, 1]  # written when the state changed, not on each of the 27 calls
+
+
 def test_breaker_half_open_lets_one_call_decide() -> None:
     breaker = Breaker(failures=2, cooldown_s=0.0)
     breaker.record(False)
