@@ -7,7 +7,10 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -148,3 +151,40 @@ def save(name: str, title: str, result: dict[str, Any], markdown: Callable[[dict
     table = markdown(result)
     (RESULTS / f"{name}.md").write_text(f"# {title} ({result['measured_at']})\n\n{table}")
     print(table)
+
+
+@contextlib.contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    """A temporary git worktree of ``revision`` (this environment's packages serve it), removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision], check=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=True)
+
+
+@contextlib.contextmanager
+def simulator(tree: Path = ROOT, median_ms: float = 0.0, p99_ms: float = 0.0) -> Iterator[tuple[str, int]]:
+    """The verification simulator of ``tree`` (this one, or a worktree's) as a process of its own on a free port,
+    once it answers: its URL and process id."""
+    from deploy.devstack import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    latency = {"GATEWAY_SIMULATOR_MEDIAN_MS": str(median_ms), "GATEWAY_SIMULATOR_P99_MS": str(p99_ms)}
+    env = {**os.environ, "PYTHONPATH": str(tree), **latency}
+    argv = [sys.executable, "-m", "workers.cli", "simulator", "--port", str(port)]
+    proc = subprocess.Popen(argv, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -39,7 +39,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import save  # noqa: E402
+from benchmarks.common import save, worktree  # noqa: E402
 from benchmarks.loadgen import Invoices  # noqa: E402
 from core import campaign as campaigns  # noqa: E402
 from core import contract, keys  # noqa: E402
@@ -195,18 +195,13 @@ def measure(extra_requests: int, invoices: int) -> dict[str, int]:
 
 def against(revision: str, extra_requests: int, invoices: int) -> dict[str, int]:
     """The same harness run in a worktree of ``revision`` (with this environment's packages)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision], check=True)
-        try:
-            shutil.copy(__file__, tree / "benchmarks" / "redis_scripts.py")
-            argv = [sys.executable, str(tree / "benchmarks" / "redis_scripts.py"), "--json"]
-            argv += ["--requests", str(extra_requests), "--invoices", str(invoices)]
-            out = subprocess.run(argv, check=True, capture_output=True, text=True)
-            counts: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
-            return counts
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=True)
+    with worktree(revision) as tree:
+        shutil.copy(__file__, tree / "benchmarks" / "redis_scripts.py")
+        argv = [sys.executable, str(tree / "benchmarks" / "redis_scripts.py"), "--json"]
+        argv += ["--requests", str(extra_requests), "--invoices", str(invoices)]
+        out = subprocess.run(argv, check=True, capture_output=True, text=True)
+        counts: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
+        return counts
 
 
 def markdown(r: dict[str, Any]) -> str:

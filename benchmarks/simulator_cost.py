@@ -15,45 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import commit, save  # noqa: E402
+from benchmarks.common import commit, save, simulator, worktree  # noqa: E402
 from benchmarks.procs import cpu_s  # noqa: E402
 from benchmarks.verify_client import _body  # noqa: E402
-from deploy.devstack import free_port  # noqa: E402
-
-
-@contextlib.contextmanager
-def simulator(tree: Path) -> Iterator[tuple[str, int]]:
-    """The simulator of ``tree`` on a free port, once it answers: its URL and process id."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": str(tree), "GATEWAY_SIMULATOR_MEDIAN_MS": "5", "GATEWAY_SIMULATOR_P99_MS": "40"}
-    argv = [sys.executable, "-m", "workers.cli", "simulator", "--port", str(port)]
-    proc = subprocess.Popen(argv, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 async def _calls(url: str, calls: int, concurrency: int) -> float:
@@ -81,23 +54,12 @@ async def _calls(url: str, calls: int, concurrency: int) -> float:
 def one_round(tree: Path, calls: int, concurrency: int) -> dict[str, float]:
     import uvloop
 
-    with simulator(tree) as (url, pid):
+    with simulator(tree, median_ms=5, p99_ms=40) as (url, pid):
         uvloop.run(_calls(url, 200, concurrency))  # the simulator's own start-up and warm-up, not counted
         before = cpu_s([pid])
         wall_s = uvloop.run(_calls(url, calls, concurrency))
         spent = cpu_s([pid]) - before
     return {"us_per_call": spent / calls * 1e6, "calls_per_s": calls / wall_s, "cores": spent / wall_s}
-
-
-@contextlib.contextmanager
-def worktree(revision: str) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision], check=True)
-        try:
-            yield tree
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=True)
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -124,9 +86,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--against", metavar="REV", help="also measure this git revision's simulator")
     args = parser.parse_args()
-    trees: dict[str, list[dict[str, float]]] = {f"at {commit()}": []}
+    trees: dict[str, list[dict[str, float]]] = {f"this tree, at {commit()}": []}
     with contextlib.ExitStack() as stack:
-        paths = {f"at {commit()}": ROOT}
+        paths = {f"this tree, at {commit()}": ROOT}
         if args.against:
             paths[f"at {commit(args.against)}"] = stack.enter_context(worktree(args.against))
             trees[f"at {commit(args.against)}"] = []

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import save  # noqa: E402
+from benchmarks.common import save, simulator  # noqa: E402
 
 
 async def _cpu_per_call(call: Callable[[int], Awaitable[int]], calls: int, concurrency: int) -> float:
@@ -116,24 +113,8 @@ def main() -> None:
     args = parser.parse_args()
     import uvloop
 
-    from deploy.devstack import free_port
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "GATEWAY_SIMULATOR_MEDIAN_MS": "0", "GATEWAY_SIMULATOR_P99_MS": "0"}
-    argv = [str(ROOT / ".venv" / "bin" / "gateway-worker"), "simulator", "--port", str(port)]
-    sim = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{url}/sandbox/stats", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    with simulator() as (url, _):
         rounds = [uvloop.run(_round(url, args.calls, args.concurrency)) for _ in range(args.rounds)]
-    finally:
-        sim.terminate()
-        sim.wait(10)
     keys = rounds[0].keys()
     result = {
         "calls": args.calls,
