@@ -2,20 +2,21 @@
 
 The verification simulator runs on the machine of the pipeline it stands in for, so every µs of its CPU is one
 the workers and PostgreSQL do not get (on the benchmarks' two cores it is the tax service's cost counted as
-ours). Under aiohttp's web server it spent about 150 µs of CPU a call; parsing with httptools (llhttp, the C
-parser uvicorn uses) and writing each answer with one system call, about 55 µs (benchmarks/simulator_cost.py).
+ours). Under aiohttp's web server it spent about 130 µs of CPU a call; parsing with httptools (llhttp, the C
+parser uvicorn uses) and writing each answer with one system call, about 65 µs (benchmarks/simulator_cost.py).
 
 It speaks enough HTTP for such an API and no more: requests with a body by Content-Length or chunked, over
 keep-alive connections; answers with Content-Length, in the order the requests came (a pipelining client gets
 them in order even when a later one is ready first). A route is a function of the request body that answers at
 once, or after a delay it names (the simulated latency: a timer, no task). No TLS, compression or query
-strings; an unknown path is 404, a known path with another method 405, a body over ``MAX_BODY`` 413, a request
-that does not parse 400 (and the connection closes).
+strings; an unknown path is 404, a known path with another method 405, a route that fails 500 (logged), a body
+over ``MAX_BODY`` 413, a request that does not parse 400 (and the connection closes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -26,6 +27,8 @@ import httptools
 import msgspec
 
 MAX_BODY = 8 << 20  # the sandbox's registrations are the largest bodies
+
+log = logging.getLogger("serve")
 
 
 class Reply(NamedTuple):
@@ -124,7 +127,11 @@ class _Connection(asyncio.Protocol):
             status = 405 if path in self.paths else 404
             reply = json(status, {"error": HTTPStatus(status).phrase.lower()})
         else:
-            reply = route(b"".join(self.chunks))
+            try:
+                reply = route(b"".join(self.chunks))
+            except Exception:  # a bug in a route: its caller gets a 500, the connection stays usable
+                log.exception("%s %s failed", self.parser.get_method().decode("latin-1"), path)
+                reply = json(500, {"error": "internal server error"})
         slot = _Slot(self.parser.should_keep_alive())
         self.order.append(slot)
         data = _head(reply.status, len(reply.body), reply.headers, slot.keep) + reply.body

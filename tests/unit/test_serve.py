@@ -12,7 +12,15 @@ def echo(body: bytes) -> serve.Reply:
     return serve.json(200, {"got": asked}, delay_s=float(asked.get("delay", 0)))
 
 
-ROUTES: serve.Routes = {("POST", "/echo"): echo, ("GET", "/ok"): lambda body: serve.json(200, {"ok": True})}
+def broken(body: bytes) -> serve.Reply:
+    raise RuntimeError("a bug")
+
+
+ROUTES: serve.Routes = {
+    ("POST", "/echo"): echo,
+    ("GET", "/ok"): lambda body: serve.json(200, {"ok": True}),
+    ("POST", "/broken"): broken,
+}
 
 
 @contextlib.asynccontextmanager
@@ -70,13 +78,15 @@ def test_a_connection_is_kept_alive_and_a_chunked_body_is_read_whole() -> None:
     ]
 
 
-def test_an_unknown_path_is_404_a_wrong_method_405_and_connection_close_is_honoured() -> None:
+def test_an_unknown_path_is_404_a_wrong_method_405_a_failing_route_500_and_connection_close_is_honoured() -> None:
     async def run() -> tuple[int, int, int, dict[str, str], bytes]:
         async with served() as (reader, writer):
             writer.write(post("/nowhere", b"{}"))
             missing = (await answer(reader))[0]
             writer.write(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
             wrong = (await answer(reader))[0]
+            writer.write(post("/broken", b"{}"))
+            assert (await answer(reader))[0] == 500  # and the connection goes on
             writer.write(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             status, headers, _ = await answer(reader)
             return missing, wrong, status, headers, await asyncio.wait_for(reader.read(), 5)
