@@ -118,7 +118,8 @@ class Reversal(msgspec.Struct, frozen=True):
 
 
 class Simulator:
-    """The service's state and its routes (served by workers/serve.py: ``gateway-worker simulator``)."""
+    """The service's state and its routes (served by workers/serve.py: ``gateway-worker simulator``). A call's
+    answer is decided when it arrives and sent after its latency."""
 
     def __init__(self, median_ms: float, p99_ms: float, qps: float = 0.0) -> None:
         self.records: dict[str, Issued] = {}  # registered with /sandbox/invoices
