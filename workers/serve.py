@@ -67,12 +67,8 @@ class _Slot:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(
-        self, routes: Routes, paths: frozenset[str], loop: asyncio.AbstractEventLoop, open_ones: set[_Connection]
-    ) -> None:
-        self.routes = routes
-        self.open_ones = open_ones
-        self.paths = paths
+    def __init__(self, served: Served, loop: asyncio.AbstractEventLoop) -> None:
+        self.served = served
         self.loop = loop
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -84,10 +80,10 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.open_ones.add(self)
+        self.served.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.open_ones.discard(self)
+        self.served.connections.discard(self)
         self.closing = True
         for slot in self.order:
             if slot.timer is not None:
@@ -122,18 +118,20 @@ class _Connection(asyncio.Protocol):
             self._refuse(413, f"a body of at most {MAX_BODY} bytes")
             return
         path = self.url.split(b"?", 1)[0].decode("latin-1")
-        route = self.routes.get((self.parser.get_method().decode("latin-1"), path))
+        method = self.parser.get_method().decode("latin-1")
+        route = self.served.routes.get((method, path))
         if route is None:
-            status = 405 if path in self.paths else 404
+            status = 405 if path in self.served.paths else 404
             reply = json(status, {"error": HTTPStatus(status).phrase.lower()})
         else:
             try:
                 reply = route(b"".join(self.chunks))
             except Exception:  # a bug in a route: its caller gets a 500, the connection stays usable
-                log.exception("%s %s failed", self.parser.get_method().decode("latin-1"), path)
+                log.exception("%s %s failed", method, path)
                 reply = json(500, {"error": "internal server error"})
         slot = _Slot(self.parser.should_keep_alive())
         self.order.append(slot)
+        self.closing = not slot.keep  # a request pipelined after "Connection: close" is not read
         data = _head(reply.status, len(reply.body), reply.headers, slot.keep) + reply.body
         if reply.delay_s > 0:
             slot.timer = self.loop.call_later(reply.delay_s, self._ready, slot, data)
@@ -153,7 +151,6 @@ class _Connection(asyncio.Protocol):
         if out and transport is not None and not transport.is_closing():
             transport.writelines(out)
             if last:
-                self.closing = True
                 transport.close()
 
     def _refuse(self, status: int, why: str) -> None:
@@ -180,7 +177,7 @@ class Served:
         return int(self.server.sockets[0].getsockname()[1])
 
     def connection(self) -> _Connection:
-        return _Connection(self.routes, self.paths, asyncio.get_running_loop(), self.connections)
+        return _Connection(self, asyncio.get_running_loop())
 
     async def close(self) -> None:
         if self.server is not None:
