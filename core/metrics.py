@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import glob
 import os
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
@@ -112,7 +113,19 @@ def flush() -> None:
         kept.flush()
 
 
-async def flush_forever() -> None:
+async def _flush_forever() -> None:
     while True:
         await asyncio.sleep(FLUSH_S)
         flush()
+
+
+def start_flushing() -> Callable[[], None]:
+    """Write this process's kept updates every ``FLUSH_S`` from now on; returns the stop, which writes them once
+    more (a process that keeps any metric calls it when it stops)."""
+    task = asyncio.create_task(_flush_forever())
+
+    def stop() -> None:
+        task.cancel()
+        flush()
+
+    return stop

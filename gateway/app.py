@@ -16,7 +16,7 @@ from starlette.routing import Route
 from core import campaign as campaigns
 from core import person_key
 from core.acks import Acks
-from core.metrics import flush, flush_forever, keep
+from core.metrics import keep, start_flushing
 from core.settings import ConfigError, Settings
 from core.stores import open_pool, open_redis
 from dedup import metrics as dedup_metrics
@@ -129,7 +129,7 @@ def create_app(settings: Settings) -> Starlette:
         # second (core/metrics.py), as the labelled ones of gateway/middleware.py and gateway/upload.py are.
         for hot in (gateway_metrics.READING_BODY, shed_metrics.IN_FLIGHT, dedup_metrics.CHECKED):
             keep(hot)
-        flushing = asyncio.create_task(flush_forever())
+        stop_flushing = start_flushing()
         admission.known |= {c.client_id for c in clients.all() if c.role == "channel"}
         monitor = PipelineMonitor(redis, campaign.dedup.shards, PipelineConfig.of(settings.shed), admission)
         watching = asyncio.create_task(monitor.run_forever())
@@ -163,8 +163,7 @@ def create_app(settings: Settings) -> Starlette:
             app.state.draining = True
             refresh.cancel()
             watching.cancel()
-            flushing.cancel()
-            flush()
+            stop_flushing()
             await feed_watch.stop()
             if read_pool is not pool:
                 await read_pool.close()

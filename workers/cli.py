@@ -131,7 +131,7 @@ def serve_metrics(port: int, metrics_dir: str) -> None:
 
 async def run_worker(settings: Settings, burst: bool, handle_signals: bool = True) -> int:
     """The worker process's wiring: open every client, run, close every client."""
-    from core.metrics import flush, flush_forever
+    from core.metrics import start_flushing
     from workers.main import Worker, open_origin, open_sink_pool
     from workers.verify import Breaker, Pace, Verifier
 
@@ -162,12 +162,11 @@ async def run_worker(settings: Settings, burst: bool, handle_signals: bool = Tru
             serve_metrics(
                 settings.worker.metrics_port, settings.metrics_dir
             )  # once SIGTERM stops it gracefully: serving means up
-        flushing = asyncio.create_task(flush_forever())  # the metrics kept in the process (workers/verify.py)
+        stop_flushing = start_flushing()  # the metrics kept in the process (workers/verify.py)
         try:
             done = await worker.run(burst=burst)
         finally:
-            flushing.cancel()
-            flush()
+            stop_flushing()
         logging.getLogger("workers").info("stopped after %d entries", done)
         return done
     finally:
