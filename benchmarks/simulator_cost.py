@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import commit, save, simulator, worktree  # noqa: E402
 from benchmarks.procs import cpu_s  # noqa: E402
-from benchmarks.verify_client import _body  # noqa: E402
+from benchmarks.verify_client import verify_body  # noqa: E402
 
 
 async def _calls(url: str, calls: int, concurrency: int) -> float:
@@ -38,7 +38,7 @@ async def _calls(url: str, calls: int, concurrency: int) -> float:
 
     async def one(i: int) -> int:
         async with slots:
-            return (await origin.post("/verify", _body(i)))[0]
+            return (await origin.post("/verify", verify_body(i)))[0]
 
     try:
         await asyncio.gather(*(one(i) for i in range(200)))  # connections open, code warm
@@ -86,12 +86,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--against", metavar="REV", help="also measure this git revision's simulator")
     args = parser.parse_args()
-    trees: dict[str, list[dict[str, float]]] = {f"this tree, at {commit()}": []}
     with contextlib.ExitStack() as stack:
         paths = {f"this tree, at {commit()}": ROOT}
         if args.against:
             paths[f"at {commit(args.against)}"] = stack.enter_context(worktree(args.against))
-            trees[f"at {commit(args.against)}"] = []
+        trees: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
         for _ in range(args.rounds):
             for name, tree in paths.items():
                 trees[name].append(one_round(tree, args.calls, args.concurrency))

@@ -42,7 +42,8 @@ async def _cpu_per_call(call: Callable[[int], Awaitable[int]], calls: int, concu
     return spent / calls * 1e6
 
 
-def _body(i: int) -> bytes:
+def verify_body(i: int) -> bytes:
+    """The i-th distinct verification request, as the workers send it."""
     import msgspec
 
     return msgspec.json.encode(
@@ -61,14 +62,14 @@ async def _round(url: str, calls: int, concurrency: int) -> dict[str, float]:
 
     async def with_aiohttp(i: int) -> int:
         headers = {"Content-Type": "application/json"}
-        async with session.post(f"{url}/verify", data=_body(i), headers=headers, timeout=timeout) as resp:
+        async with session.post(f"{url}/verify", data=verify_body(i), headers=headers, timeout=timeout) as resp:
             await resp.read()
             return resp.status
 
     origin = Origin(url, timeout_s=3)
 
     async def with_origin(i: int) -> int:
-        return (await origin.post("/verify", _body(i)))[0]
+        return (await origin.post("/verify", verify_body(i)))[0]
 
     verifier = Verifier(Origin(url, timeout_s=3), concurrency=concurrency, name_ref=str)
 
