@@ -370,8 +370,9 @@ class Cache:
 
 
 # A call's two metric updates, each kept in the process and written each second (core/metrics.py ``keep``; the
-# worker's wiring flushes): written through at once they were about a tenth of a worker's busy CPU with the
-# simulator (py-spy, benchmarks/results/profile-worker.txt: ``labels``, ``inc``, ``observe`` and the mmap writes).
+# worker's wiring flushes): written through at once, ``labels``, ``inc``, ``observe`` and their mmap writes were 25
+# of 452 py-spy samples of a worker with the simulator (at cc81c2c); worker_bench.py could not tell the saving from
+# its noise (benchmarks/README.md, "The verification client").
 @functools.cache
 def _call_seconds() -> Any:
     return keep(metrics.VERIFY_SECONDS)
