@@ -146,25 +146,33 @@ class Writer:
             self.file.close()
 
 
-async def stream(conn: asyncpg.Connection, e: Export, bounds: tuple[Any, Any], writer: Writer) -> None:
-    """Stream one table's rows of the window, in the archive's order, as JSON lines into ``writer``."""
-    query = f"SELECT row_to_json(t)::text FROM (SELECT * FROM {e.table} WHERE {e.where} ORDER BY {e.order}) t"
+# A table's columns as written: not those PostgreSQL derives from them (invoices' held and reversed_at, stored
+# for its indexes: migration 093), which an archive would only repeat.
+COLUMNS = """
+SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $1 AND is_generated = 'NEVER'
+ORDER BY ordinal_position
+"""
+
+
+async def stream(conn: asyncpg.Connection, e: Export, bounds: tuple[Any, Any], writer: Writer) -> dict[str, str]:
+    """Stream one table's rows of the window, in the archive's order, as JSON lines into ``writer``; returns the
+    columns written, with their types."""
+    columns = {r["column_name"]: r["data_type"] for r in await conn.fetch(COLUMNS, e.table)}
+    chosen = ", ".join(f'"{c}"' for c in columns)
+    query = f"SELECT row_to_json(t)::text FROM (SELECT {chosen} FROM {e.table} WHERE {e.where} ORDER BY {e.order}) t"
     try:
         # CSV with a quote and a delimiter that JSON text never holds raw: each line is the JSON as it is.
         await conn.copy_from_query(query, *bounds, output=writer.take, format="csv", delimiter="\x02", quote="\x01")
     finally:
         writer.close()
+    return columns
 
 
 async def export(conn: asyncpg.Connection, folder: Path, e: Export, bounds: tuple[Any, Any]) -> dict[str, Any]:
     """One table's rows of the window into ``<table>.jsonl.gz``; its manifest entry."""
     name = f"{e.table}.jsonl.gz"
     writer = Writer(folder / name)
-    await stream(conn, e, bounds, writer)
-    columns = await conn.fetch(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
-        e.table,
-    )
+    columns = await stream(conn, e, bounds, writer)
     return {
         "name": name,
         "table": e.table,
@@ -172,7 +180,7 @@ async def export(conn: asyncpg.Connection, folder: Path, e: Export, bounds: tupl
         "bytes": writer.size,
         "sha256": writer.digest.hexdigest(),
         "content_sha256": writer.content.hexdigest(),
-        "columns": {r["column_name"]: r["data_type"] for r in columns},
+        "columns": columns,
         "selected": e.where.replace("$1", "first").replace("$2", "end"),
     }
 

@@ -81,7 +81,7 @@ async def held(request: Request) -> Response:
         raise Problem(codes.BAD_PARAMETER, "after: an invoice key")
     rows = await d.pool.fetch(
         "SELECT key, channel, reason, seller_tax_id, amount_fen, accepted_at FROM invoices"
-        " WHERE status = 'held' AND key > $1 ORDER BY key LIMIT $2",
+        " WHERE held AND key > $1 ORDER BY key LIMIT $2",
         after,
         limit,
     )
@@ -148,9 +148,10 @@ async def reversals_by_seller(request: Request) -> Response:
     if not 0 < days <= 366:
         raise Problem(codes.INVALID_DAYS, "days: more than 0, at most 366")
     rows = await d.pool.fetch(
-        # Reversed however it was learnt: a red-letter reversal, or the tax service's answer (migration 006).
-        "SELECT seller_tax_id, count(*) AS reversed, max(updated_at) AS last_at FROM invoices"
-        " WHERE status = 'reversed' AND updated_at > now() - make_interval(secs => $1)"
+        # Reversed however it was learnt: a red-letter reversal, or the tax service's answer (reversed_at:
+        # migrations 006, 093).
+        "SELECT seller_tax_id, count(*) AS reversed, max(reversed_at) AS last_at FROM invoices"
+        " WHERE reversed_at > now() - make_interval(secs => $1)"
         " GROUP BY seller_tax_id ORDER BY reversed DESC, seller_tax_id LIMIT 100",
         days * 86400.0,
     )

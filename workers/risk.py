@@ -89,10 +89,10 @@ WITH c AS (
            ) AS high
     FROM batch_sellers b LEFT JOIN risk_sellers r USING (seller_tax_id)
 ), reversed AS (
-    -- Reversed however it was learnt: a red-letter reversal, or the tax service's answer (migration 006).
+    -- Reversed however it was learnt: a red-letter reversal, or the tax service's answer (reversed_at:
+    -- migrations 006, 093).
     SELECT seller_tax_id, count(*) AS n FROM invoices
-    WHERE status = 'reversed' AND seller_tax_id IN (SELECT seller_tax_id FROM c)
-      AND updated_at > now() - make_interval(secs => $8)
+    WHERE reversed_at > now() - make_interval(secs => $8) AND seller_tax_id IN (SELECT seller_tax_id FROM c)
     GROUP BY seller_tax_id
 )
 SELECT c.key, CASE

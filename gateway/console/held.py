@@ -19,12 +19,12 @@ MAX_SELECTED = 500
 
 LIST = """
 SELECT key, channel, reason, seller_tax_id, amount_fen, accepted_at FROM invoices
-WHERE status = 'held' AND ($1::text IS NULL OR reason = $1) AND ($2::text IS NULL OR channel = $2)
+WHERE held AND ($1::text IS NULL OR reason = $1) AND ($2::text IS NULL OR channel = $2)
 ORDER BY accepted_at, key LIMIT $3
 """
 # The queue's facets: held invoices are few (a review queue), and both queries read the partial index
-# invoices_held (migration 005), never the whole table.
-FACETS = "SELECT reason, channel, count(*) AS n FROM invoices WHERE status = 'held' GROUP BY reason, channel"
+# invoices_held (migrations 005, 093), never the whole table.
+FACETS = "SELECT reason, channel, count(*) AS n FROM invoices WHERE held GROUP BY reason, channel"
 
 
 @page("held")

@@ -211,9 +211,9 @@ def test_the_risk_rules_count_only_the_months_of_their_window(settings: Settings
                if "accepted_at_idx" in n}  # fmt: skip
     older = [n for n in plan.splitlines() if any(f"invoices_p{m:%Y_%m}" in n for m in months_before(window))]
     assert counted == recent, plan
-    # The reversal count goes by updated_at (an old invoice reversed today counts): its partial index of the
+    # The reversal count goes by reversed_at (an old invoice reversed today counts): its partial index of the
     # reversed invoices is probed in every month, an empty probe for all but a mass reversal's months.
-    assert older and all("seller_tax_id_updated_at_idx" in n for n in older), plan
+    assert older and all("seller_tax_id_reversed_at_idx" in n for n in older), plan
 
 
 def months_before(window: tuple[dt.date, dt.date]) -> list[dt.date]:
