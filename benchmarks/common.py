@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ def bench_stack(
     from deploy import devstack
 
     data = ROOT / ".data" / name
-    shutil.rmtree(data, ignore_errors=True)
+    devstack.remove_data(data)
     port = devstack.free_port
     settings = {**pg_settings_asked(), **(PG_STATS if pg_stats else {})}
     options: dict[str, Any] = {"extra_env": extra_env, "pg_settings": settings or None}
@@ -57,7 +56,7 @@ def bench_stack(
         yield stack
     finally:
         stack.stop()
-        shutil.rmtree(data, ignore_errors=True)
+        devstack.remove_data(data)
 
 
 PG_STATS = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.max": "1000"}

@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -45,7 +44,7 @@ import asyncpg
 import httpx
 
 from core.feed import GENESIS, batch_sha256
-from deploy.devstack import ROOT, VENV_BIN, Stack, StackError, free_port
+from deploy.devstack import ROOT, VENV_BIN, Stack, StackError, free_port, remove_data
 from loadtest import sample
 from loadtest.client import SignedClient
 
@@ -335,7 +334,7 @@ def drained(stack: Stack, accepted: list[str]) -> bool:
 
 def run(duration_s: float, data: Path, seed: int) -> int:
     """The drill; 0 when everything holds, 1 when not."""
-    shutil.rmtree(data, ignore_errors=True)
+    remove_data(data)
     port = free_port
     pg_port = port()
     relay = Cuttable(pg_port)  # every process of the stack reaches PostgreSQL through it

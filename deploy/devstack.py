@@ -94,6 +94,15 @@ def _failure(name: str, status: int, output: str, log: Path) -> StackError:
     return StackError(f"error: {name} exited with {status} (its log: {log}){tail}")
 
 
+def remove_data(data: Path) -> None:
+    """Remove a stack's data folder (stopped), with the cluster folder of its own that its ``postgres`` link names,
+    if it has one (Stack.postgres_folder): what ``make clean`` does, for one folder."""
+    link = data / "postgres"
+    if link.is_symlink() and (cluster := link.parent / os.readlink(link)).name.startswith(CLUSTER_PREFIX):
+        shutil.rmtree(cluster, ignore_errors=True)
+    shutil.rmtree(data, ignore_errors=True)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -4,11 +4,11 @@ or doubled, the chain recomputes, no answer is outside the allowed ones, and the
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from deploy import chaos
+from deploy.devstack import remove_data
 
 
 def test_a_minute_of_faults_under_load_loses_nothing_and_reconciles(tmp_path: Path, capsys: Any) -> None:
@@ -17,9 +17,7 @@ def test_a_minute_of_faults_under_load_loses_nothing_and_reconciles(tmp_path: Pa
     finally:
         # tmp_path is private, so the drill's cluster lived in a folder of its own (Stack.postgres_folder): pytest
         # removes tmp_path, not that folder (about 600 MB left in the postgres user's home by each run before).
-        link = tmp_path / "chaos" / "postgres"
-        if link.is_symlink():
-            shutil.rmtree(link.parent / link.readlink(), ignore_errors=True)
+        remove_data(tmp_path / "chaos")
     out = capsys.readouterr().out
     assert status == 0, out
     assert "chaos: OK" in out
